@@ -1,0 +1,60 @@
+//! The library's error type: every failure says what was expected, what was found, and where.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in icq's library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A model, config or model file breaks a rule; `field` is the path of the offending value
+    /// (`model.options[2].artifact_transition[4]`).
+    #[error("{field}: {message}")]
+    Invalid {
+        /// Path of the offending field.
+        field: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// A file could not be parsed (JSON or TOML syntax, a missing or unknown key).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column where known.
+        message: String,
+    },
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The model is too large for the requested analysis.
+    #[error("{0}")]
+    TooLarge(String),
+    /// An iterative computation did not reach its tolerance.
+    #[error("{0}")]
+    NotConverged(String),
+}
+
+impl Error {
+    /// An [`Error::Invalid`] for `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// Whether this error is the user's input (exit code 2) rather than a failure (exit code 1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Self::Invalid { .. } | Self::Parse { .. } | Self::TooLarge(_)
+        )
+    }
+}
+
+/// icq's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,19 @@
+//! icq simulates interface-constrained semi-Markov decision processes (IC-SMDPs), trains the
+//! decentralized IC-Q learner on many instances at once, and answers exactly what the learner
+//! should converge to.
+//!
+//! Data flows one way: builders and model files → [`model::Model`] (validated) →
+//! [`oracle`] (exact answers) and the learners → metrics → files and figures.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod io;
+pub mod learn;
+pub mod model;
+pub mod oracle;
+pub mod report;
+pub mod rng;
+
+pub use error::{Error, Result};

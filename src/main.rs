@@ -1,0 +1,158 @@
+//! The `icq` command line: clap parses, the library works, errors exit 2 (bad input) or 1.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use icq::config::load_input;
+use icq::oracle::{Oracle, OracleOptions};
+use icq::report::{oracle_table, OracleJson};
+
+#[derive(Parser)]
+#[command(
+    name = "icq",
+    version,
+    about = "IC-SMDP simulation, batched IC-Q learning and an exact oracle"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Exact analysis of a model: Q*, μ, t_mix, spectral gap, ε_φ, δ_φ, Q*_obs.
+    Oracle {
+        /// A config (TOML) or a model file (.json).
+        input: PathBuf,
+        /// Also write every figure as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Relative tolerance of value iteration.
+        #[arg(long, default_value_t = 1e-10)]
+        tolerance: f64,
+    },
+    /// Model files: export a built model, check a file.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Write the model of a config (or a model file) as an icq-model/1 file.
+    Export {
+        /// A config (TOML) or a model file (.json).
+        input: PathBuf,
+        /// The model file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Load and validate a config or model file; print its size.
+    Check {
+        /// A config (TOML) or a model file (.json).
+        input: PathBuf,
+    },
+}
+
+/// A failure and the exit code it deserves.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn bad_input(e: icq::Error) -> Failure {
+    let code = if matches!(e, icq::Error::Io { .. }) || e.is_bad_input() {
+        2
+    } else {
+        1
+    };
+    Failure {
+        code,
+        error: e.into(),
+    }
+}
+
+fn failed(e: impl Into<anyhow::Error>) -> Failure {
+    Failure {
+        code: 1,
+        error: e.into(),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Oracle {
+            input,
+            json,
+            tolerance,
+        } => {
+            if !(tolerance > 0.0 && tolerance < 1.0) {
+                return Err(Failure {
+                    code: 2,
+                    error: anyhow::anyhow!(
+                        "--tolerance: expected 0 < tolerance < 1, found {tolerance}"
+                    ),
+                });
+            }
+            let input = load_input(&input).map_err(bad_input)?;
+            let start = Instant::now();
+            let oracle = Oracle::new(&input.model).map_err(bad_input)?;
+            let options = OracleOptions {
+                tolerance,
+                sampler: input.config.learner.sampler,
+                ..OracleOptions::default()
+            };
+            let analysis = oracle.analyze(&options).map_err(failed)?;
+            let seconds = start.elapsed().as_secs_f64();
+            print!("{}", oracle_table(&input.model, &analysis, seconds));
+            if let Some(path) = json {
+                let doc = serde_json::to_vec(&OracleJson::new(&input.model, &analysis))
+                    .context("serializing the analysis")
+                    .map_err(failed)?;
+                icq::io::write_atomically(&path, &doc).map_err(failed)?;
+                println!("\nwrote {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Model { command } => match command {
+            ModelCommand::Export { input, output } => {
+                let input = load_input(&input).map_err(bad_input)?;
+                icq::model::save_model_file(&input.model, &output).map_err(failed)?;
+                println!(
+                    "wrote {} ({} joint states)",
+                    output.display(),
+                    input.model.space().states
+                );
+                Ok(())
+            }
+            ModelCommand::Check { input } => {
+                let path = input.clone();
+                let input = load_input(&input).map_err(bad_input)?;
+                let space = input.model.space();
+                println!(
+                    "{}: valid; {} agents, {} artifact states, {} options, {} joint states",
+                    path.display(),
+                    input.model.num_agents(),
+                    input.model.artifact_states,
+                    input.model.options.len(),
+                    space.states
+                );
+                Ok(())
+            }
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The `u32` draw tables of a model (DESIGN §5) and the reference option rollout that every
+//! backend mirrors draw for draw.
+//!
+//! Draw order of one option run from (x, p_e): for a Poisson duration one draw for τ first;
+//! then per primitive step t the artifact draw, the private draw, and (geometric durations
+//! only) the stop draw. Fixed durations consume no duration draw.
+
+use super::{Duration, Model};
+use crate::rng::{clamp_u32, geometric_stop_threshold, sample_cdf, CdfTable, Stream};
+
+/// Tail mass below which a Poisson duration table is truncated (the remainder goes to its
+/// last entry).
+const POISSON_TAIL: f64 = 1e-12;
+
+/// How one option's duration is drawn.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DurationTable {
+    /// Stop after a step when the clamped draw is below this threshold.
+    Geometric(u32),
+    /// Exactly this many steps.
+    Fixed(u32),
+    /// τ = 1 + k with k drawn from this table.
+    Poisson(CdfTable),
+}
+
+impl DurationTable {
+    /// The table of a duration law.
+    pub fn new(d: &Duration) -> Self {
+        match *d {
+            Duration::Geometric { mean } => Self::Geometric(geometric_stop_threshold(mean)),
+            Duration::Fixed { steps } => Self::Fixed(steps),
+            Duration::Poisson { mean } => Self::Poisson(CdfTable::new(&poisson_pmf_with_tail(
+                mean - 1.0,
+                POISSON_TAIL,
+            ))),
+        }
+    }
+}
+
+/// P(k) for k = 0, 1, … of a Poisson law with mean `lambda`, truncated once the remaining
+/// tail is below `tail` (the truncated mass is added to the last entry).
+pub fn poisson_pmf_with_tail(lambda: f64, tail: f64) -> Vec<f64> {
+    let mut p = vec![(-lambda).exp()];
+    if lambda == 0.0 {
+        return p;
+    }
+    let mut cdf = p[0];
+    let mut k = 0.0;
+    // Past the mode, stop once the remaining tail is negligible (the cap guards rounding).
+    let cap = lambda + 40.0 * lambda.sqrt() + 100.0;
+    while (1.0 - cdf > tail || k < lambda) && k < cap {
+        k += 1.0;
+        let next = p[p.len() - 1] * lambda / k;
+        p.push(next);
+        cdf += next;
+    }
+    let last = p.len() - 1;
+    p[last] += (1.0 - cdf).max(0.0);
+    p
+}
+
+/// The outcome of one option run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptionRun {
+    /// R = Σ_{t<τ} γ^t r(x_t, p_e,t).
+    pub ret: f64,
+    /// τ.
+    pub steps: u32,
+    /// γ^τ.
+    pub discount: f64,
+    /// x_τ.
+    pub artifact: usize,
+    /// p_e,τ.
+    pub private: usize,
+}
+
+/// Every categorical law of a model as `u32` cumulative rows.
+#[derive(Clone, Debug)]
+pub struct DrawTables {
+    /// S, the row length of artifact tables.
+    pub artifact_states: usize,
+    /// Per option: S×S artifact rows, row-major.
+    pub artifact: Vec<Vec<u32>>,
+    /// Per option: M_e×M_e private rows, row-major.
+    pub private: Vec<Vec<u32>>,
+    /// Per option: M_e.
+    pub private_states: Vec<usize>,
+    /// Per option: its duration table.
+    pub duration: Vec<DurationTable>,
+    /// The initial artifact law.
+    pub initial_artifact: CdfTable,
+    /// The initial private laws, one per agent.
+    pub initial_private: Vec<CdfTable>,
+}
+
+impl DrawTables {
+    /// The tables of a validated model.
+    pub fn new(model: &Model) -> Self {
+        let rows = |m: &[Vec<f64>]| -> Vec<u32> {
+            m.iter().flat_map(|r| CdfTable::new(r).thresholds).collect()
+        };
+        Self {
+            artifact_states: model.artifact_states,
+            artifact: model
+                .options
+                .iter()
+                .map(|o| rows(&o.artifact_transition))
+                .collect(),
+            private: model
+                .options
+                .iter()
+                .map(|o| rows(&o.private_transition))
+                .collect(),
+            private_states: model
+                .options
+                .iter()
+                .map(|o| model.agents[o.executor].private_states)
+                .collect(),
+            duration: model
+                .options
+                .iter()
+                .map(|o| DurationTable::new(&o.duration))
+                .collect(),
+            initial_artifact: CdfTable::new(&model.initial.artifact),
+            initial_private: model
+                .initial
+                .private
+                .iter()
+                .map(|p| CdfTable::new(p))
+                .collect(),
+        }
+    }
+
+    /// Runs option `w` from artifact `x` and executor private state `pe`, drawing from
+    /// `stream` in the pinned order; `reward(x, p)` is the step reward and `gamma` the discount.
+    pub fn rollout(
+        &self,
+        w: usize,
+        x: usize,
+        pe: usize,
+        gamma: f64,
+        reward: impl Fn(usize, usize) -> f64,
+        stream: &mut Stream,
+    ) -> OptionRun {
+        let s = self.artifact_states;
+        let m = self.private_states[w];
+        let (art, prv) = (&self.artifact[w], &self.private[w]);
+        let (mut x, mut p) = (x, pe);
+        let (mut ret, mut disc, mut steps) = (0.0, 1.0, 0u32);
+        let fixed = match &self.duration[w] {
+            DurationTable::Fixed(n) => Some(*n),
+            DurationTable::Poisson(t) => Some(1 + t.sample(stream.next_raw()) as u32),
+            DurationTable::Geometric(_) => None,
+        };
+        loop {
+            ret += disc * reward(x, p);
+            disc *= gamma;
+            steps += 1;
+            x = sample_cdf(&art[x * s..(x + 1) * s], stream.next_raw());
+            p = sample_cdf(&prv[p * m..(p + 1) * m], stream.next_raw());
+            let stop = match (fixed, &self.duration[w]) {
+                (Some(n), _) => steps >= n,
+                (None, DurationTable::Geometric(thr)) => clamp_u32(stream.next_raw()) < *thr,
+                (None, _) => unreachable!("only geometric durations are drawn per step"),
+            };
+            if stop {
+                return OptionRun {
+                    ret,
+                    steps,
+                    discount: disc,
+                    artifact: x,
+                    private: p,
+                };
+            }
+        }
+    }
+}

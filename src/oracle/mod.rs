@@ -1,0 +1,286 @@
+//! The exact oracle (DESIGN §3): for a validated model, on the CPU, the answers every learner
+//! is checked against — Q*, the behavior chain (μ, t_mix, spectral gap), the interface gap
+//! (ε_φ, δ_φ, Q*_obs, the interface term) and the exact value of any decentralized policy.
+
+mod chain;
+mod interface;
+mod kernels;
+pub mod linalg;
+mod value;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::learn::Sampler;
+use crate::model::{Model, StateSpace};
+
+pub use chain::{total_variation, Chain, SUPPORT_THRESHOLD};
+pub use interface::InterfaceGap;
+pub use kernels::OptionKernel;
+pub use value::Bellman;
+
+/// Largest joint-state count the oracle accepts.
+pub const MAX_STATES: usize = 200_000;
+
+/// What the oracle computes and how precisely.
+#[derive(Clone, Debug)]
+pub struct OracleOptions {
+    /// Relative tolerance of value iteration (Q*, Q*_obs, V^π); default 1e-10.
+    pub tolerance: f64,
+    /// The sampler whose chain's t_mix and spectral gap are reported beside the trajectory
+    /// chain's; default `trajectory`.
+    pub sampler: Sampler,
+    /// t_mix larger than this is an error; default 100 000 epochs.
+    pub max_mixing_epochs: u64,
+    /// Most steps of the stationary-law iteration; default 10⁶.
+    pub max_stationary_steps: usize,
+}
+
+impl Default for OracleOptions {
+    fn default() -> Self {
+        Self {
+            tolerance: 1e-10,
+            sampler: Sampler::Trajectory,
+            max_mixing_epochs: 100_000,
+            max_stationary_steps: 1_000_000,
+        }
+    }
+}
+
+/// Mixing figures of one sampled chain.
+#[derive(Clone, Debug, Serialize)]
+pub struct Mixing {
+    /// The sampler.
+    pub sampler: String,
+    /// t_mix(1/4) in epochs.
+    pub t_mix: u64,
+    /// 1 − |λ₂|.
+    pub spectral_gap: f64,
+}
+
+/// Everything the oracle knows about one model.
+#[derive(Clone, Debug)]
+pub struct Analysis {
+    /// Joint states n.
+    pub states: usize,
+    /// Actions A.
+    pub actions: usize,
+    /// Observations over all agents.
+    pub observations: usize,
+    /// Q*(s, a), state-major (n × A).
+    pub q_star: Vec<f64>,
+    /// V*(s).
+    pub v_star: Vec<f64>,
+    /// V*(ρ₀) = Σ ρ₀(s) V*(s).
+    pub v_star_initial: f64,
+    /// ‖Q*‖_μ = √(Σ μ(s) mean_a Q*(s,a)²).
+    pub q_star_norm: f64,
+    /// μ, the stationary law of the behavior chain (uniform behavior).
+    pub mu: Vec<f64>,
+    /// Joint states with μ(s) > 0.
+    pub support: usize,
+    /// The trajectory chain's mixing.
+    pub mixing: Mixing,
+    /// The configured sampler's mixing, when it is not `trajectory`.
+    pub sampler_mixing: Option<Mixing>,
+    /// ε_φ.
+    pub eps_phi: f64,
+    /// δ_φ.
+    pub delta_phi: f64,
+    /// Q*_obs(o, a), observation-major.
+    pub q_star_obs: Vec<f64>,
+    /// The observation of each joint state.
+    pub obs_of_state: Vec<usize>,
+    /// ‖Q*_obs∘o − Q*‖_μ.
+    pub interface_term: f64,
+    /// β = max E[γ^τ] over non-terminal options.
+    pub beta: f64,
+    /// E[γ^τ] per option.
+    pub option_discount: Vec<f64>,
+    /// E[τ] per option.
+    pub option_mean_steps: Vec<f64>,
+    /// Value-iteration sweeps for Q*.
+    pub sweeps: usize,
+}
+
+impl Analysis {
+    /// Q*(s, ·).
+    pub fn q_row(&self, s: usize) -> &[f64] {
+        &self.q_star[s * self.actions..(s + 1) * self.actions]
+    }
+
+    /// Q*_obs(o(s), ·).
+    pub fn q_obs_row(&self, s: usize) -> &[f64] {
+        let o = self.obs_of_state[s];
+        &self.q_star_obs[o * self.actions..(o + 1) * self.actions]
+    }
+}
+
+/// A model prepared for exact analysis: its state space, option kernels and initial law.
+pub struct Oracle {
+    model: Model,
+    space: StateSpace,
+    kernels: Vec<OptionKernel>,
+    rho0: Vec<f64>,
+}
+
+impl Oracle {
+    /// Prepares a validated model.
+    pub fn new(model: &Model) -> Result<Self> {
+        let space = model.space();
+        if space.states > MAX_STATES {
+            return Err(Error::TooLarge(format!(
+                "the model has {} joint states; the exact oracle handles at most {MAX_STATES}",
+                space.states
+            )));
+        }
+        let kernels = OptionKernel::all(model)?;
+        let rho0 = space.initial_law(model);
+        Ok(Self {
+            model: model.clone(),
+            space,
+            kernels,
+            rho0,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The joint-state space.
+    pub fn space(&self) -> &StateSpace {
+        &self.space
+    }
+
+    /// The per-option kernels.
+    pub fn kernels(&self) -> &[OptionKernel] {
+        &self.kernels
+    }
+
+    /// The initial law over joint states.
+    pub fn initial_law(&self) -> &[f64] {
+        &self.rho0
+    }
+
+    /// The Bellman operator.
+    pub fn bellman(&self) -> Bellman<'_> {
+        Bellman::new(&self.space, &self.kernels, &self.model.action_options)
+    }
+
+    /// The behavior chain under uniform behavior.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain::new(
+            &self.space,
+            &self.kernels,
+            &self.model.action_options,
+            &self.rho0,
+        )
+    }
+
+    /// Computes every figure of DESIGN §3.
+    pub fn analyze(&self, options: &OracleOptions) -> Result<Analysis> {
+        options.sampler.validate("learner.sampler")?;
+        let bellman = self.bellman();
+        let (v_star, sweeps) = bellman.optimal_values(options.tolerance)?;
+        let q_star = bellman.q_table(&v_star);
+        let a = bellman.actions();
+        let chain = self.chain();
+        let (mu, _) = chain.stationary(options.max_stationary_steps)?;
+        let mixing_of = |sampler: Sampler| -> Result<Mixing> {
+            Ok(Mixing {
+                sampler: sampler.label(),
+                t_mix: chain.mixing_time(sampler, &mu, options.max_mixing_epochs)?,
+                spectral_gap: 1.0 - chain.second_eigenvalue(sampler, &mu, 0),
+            })
+        };
+        let mixing = mixing_of(Sampler::Trajectory)?;
+        let sampler_mixing = match options.sampler {
+            Sampler::Trajectory => None,
+            s => Some(mixing_of(s)?),
+        };
+        let obs_of_state = self.space.observations_of_states();
+        let gap = interface::interface_gap(
+            &self.space,
+            &self.kernels,
+            &self.model.action_options,
+            &obs_of_state,
+            &mu,
+            options.tolerance,
+        )?;
+        let mut interface_sq = 0.0;
+        let mut norm_sq = 0.0;
+        for s in (0..self.space.states).filter(|&s| mu[s] > 0.0) {
+            let o = obs_of_state[s];
+            let (qs, qo) = (
+                &q_star[s * a..(s + 1) * a],
+                &gap.q_star_obs[o * a..(o + 1) * a],
+            );
+            interface_sq +=
+                mu[s] * qs.iter().zip(qo).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a as f64;
+            norm_sq += mu[s] * qs.iter().map(|x| x * x).sum::<f64>() / a as f64;
+        }
+        let v_star_initial = self.rho0.iter().zip(&v_star).map(|(p, v)| p * v).sum();
+        Ok(Analysis {
+            states: self.space.states,
+            actions: a,
+            observations: self.space.observations,
+            support: mu.iter().filter(|&&m| m > 0.0).count(),
+            q_star,
+            v_star,
+            v_star_initial,
+            q_star_norm: norm_sq.sqrt(),
+            mu,
+            mixing,
+            sampler_mixing,
+            eps_phi: gap.eps_phi,
+            delta_phi: gap.delta_phi,
+            q_star_obs: gap.q_star_obs,
+            obs_of_state,
+            interface_term: interface_sq.sqrt(),
+            beta: bellman.beta,
+            option_discount: self.kernels.iter().map(|k| k.discount).collect(),
+            option_mean_steps: self.kernels.iter().map(|k| k.mean_steps).collect(),
+            sweeps,
+        })
+    }
+
+    /// The exact value of the decentralized policy that takes `policy[o]` at observation `o`
+    /// (a global observation index; agent i's observations are its own): V^π per joint state
+    /// and V^π(ρ₀).
+    pub fn policy_value(&self, policy: &[usize], tolerance: f64) -> Result<(Vec<f64>, f64)> {
+        if policy.len() != self.space.observations {
+            return Err(Error::invalid(
+                "policy",
+                format!(
+                    "expected one action per observation ({}), found {}",
+                    self.space.observations,
+                    policy.len()
+                ),
+            ));
+        }
+        if let Some((o, &a)) = policy
+            .iter()
+            .enumerate()
+            .find(|(_, &a)| a >= self.model.actions)
+        {
+            return Err(Error::invalid(
+                format!("policy[{o}]"),
+                format!("expected an action below {}, found {a}", self.model.actions),
+            ));
+        }
+        let obs = self.space.observations_of_states();
+        let v = self
+            .bellman()
+            .policy_values(tolerance, |s| policy[obs[s]])?;
+        let initial = self.rho0.iter().zip(&v).map(|(p, v)| p * v).sum();
+        Ok((v, initial))
+    }
+
+    /// policy_gap = (V*(ρ₀) − V^π(ρ₀)) / |V*(ρ₀)| of a decentralized policy.
+    pub fn policy_gap(&self, analysis: &Analysis, policy: &[usize], tolerance: f64) -> Result<f64> {
+        let (_, v_pi) = self.policy_value(policy, tolerance)?;
+        Ok((analysis.v_star_initial - v_pi) / analysis.v_star_initial.abs().max(f64::MIN_POSITIVE))
+    }
+}
