@@ -17,8 +17,8 @@ pub struct OracleJson<'a> {
     pub q_star: Vec<&'a [f64]>,
     /// μ(s).
     pub mu: &'a [f64],
-    /// t_mix(1/4) of the trajectory chain, in epochs.
-    pub t_mix: u64,
+    /// t_mix(1/4) of the trajectory chain, in epochs (`null`: never mixes).
+    pub t_mix: Option<u64>,
     /// 1 − |λ₂| of the trajectory chain.
     pub spectral_gap: f64,
     /// The configured sampler's mixing, when it is not `trajectory`.
@@ -93,7 +93,7 @@ pub fn oracle_table(model: &Model, a: &Analysis, seconds: f64) -> String {
         ("β = max E[γ^τ]", format!("{:.6}", a.beta)),
         (
             "t_mix(1/4)",
-            format!("{} epochs (trajectory)", a.mixing.t_mix),
+            format!("{} (trajectory)", epochs(a.mixing.t_mix)),
         ),
         ("spectral gap", format!("{:.6}", a.mixing.spectral_gap)),
         ("ε_φ", format!("{:.3e}", a.eps_phi)),
@@ -112,8 +112,10 @@ pub fn oracle_table(model: &Model, a: &Analysis, seconds: f64) -> String {
             (
                 "sampler mixing",
                 format!(
-                    "t_mix {} epochs, gap {:.6} ({})",
-                    m.t_mix, m.spectral_gap, m.sampler
+                    "t_mix {}, gap {:.6} ({})",
+                    epochs(m.t_mix),
+                    m.spectral_gap,
+                    m.sampler
                 ),
             ),
         );
@@ -139,4 +141,8 @@ pub fn oracle_table(model: &Model, a: &Analysis, seconds: f64) -> String {
         );
     }
     t
+}
+
+fn epochs(t: Option<u64>) -> String {
+    t.map_or("never (|λ₂| = 1)".into(), |t| format!("{t} epochs"))
 }

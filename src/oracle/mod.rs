@@ -19,6 +19,9 @@ pub use interface::InterfaceGap;
 pub use kernels::OptionKernel;
 pub use value::Bellman;
 
+/// A spectral gap at or below this means the chain never mixes (|λ₂| = 1).
+const NEVER_MIXES: f64 = 1e-9;
+
 /// Largest joint-state count the oracle accepts.
 pub const MAX_STATES: usize = 200_000;
 
@@ -52,8 +55,9 @@ impl Default for OracleOptions {
 pub struct Mixing {
     /// The sampler.
     pub sampler: String,
-    /// t_mix(1/4) in epochs.
-    pub t_mix: u64,
+    /// t_mix(1/4) in epochs; `None` when the chain never mixes (|λ₂| = 1: periodic or
+    /// reducible on the support of μ).
+    pub t_mix: Option<u64>,
     /// 1 − |λ₂|.
     pub spectral_gap: f64,
 }
@@ -189,10 +193,16 @@ impl Oracle {
         let chain = self.chain();
         let (mu, _) = chain.stationary(options.max_stationary_steps)?;
         let mixing_of = |sampler: Sampler| -> Result<Mixing> {
+            let spectral_gap = 1.0 - chain.second_eigenvalue(sampler, &mu, 0);
+            let t_mix = if spectral_gap > NEVER_MIXES {
+                Some(chain.mixing_time(sampler, &mu, options.max_mixing_epochs)?)
+            } else {
+                None
+            };
             Ok(Mixing {
                 sampler: sampler.label(),
-                t_mix: chain.mixing_time(sampler, &mu, options.max_mixing_epochs)?,
-                spectral_gap: 1.0 - chain.second_eigenvalue(sampler, &mu, 0),
+                t_mix,
+                spectral_gap,
             })
         };
         let mixing = mixing_of(Sampler::Trajectory)?;

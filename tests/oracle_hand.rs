@@ -1,0 +1,150 @@
+//! The oracle against models solved by hand.
+
+mod common;
+
+use common::{assert_close, swap_model, two_agent_model};
+use icq::model::Duration;
+use icq::oracle::{Oracle, OracleOptions};
+
+const DURATIONS: [Duration; 3] = [
+    Duration::Geometric { mean: 3.0 },
+    Duration::Fixed { steps: 3 },
+    Duration::Poisson { mean: 2.5 },
+];
+
+fn analyze(m: &icq::model::Model) -> icq::oracle::Analysis {
+    m.validate().expect("valid model");
+    Oracle::new(m)
+        .and_then(|o| o.analyze(&OracleOptions::default()))
+        .expect("analysis")
+}
+
+/// One agent repeating one option forever collects Σ_t γ^t r(x_t) whatever the option
+/// durations: Q*(0) = 1/(1−γ²), Q*(1) = γ/(1−γ²) for the swap chain with r = (1, 0).
+#[test]
+fn single_option_value_does_not_depend_on_duration_law() {
+    let g: f64 = 0.8;
+    for d in DURATIONS {
+        let a = analyze(&swap_model(g, d, false));
+        assert_close(&format!("{d:?} Q*(0)"), a.q_star[0], 1.0 / (1.0 - g * g), 1e-9, 0.0);
+        assert_close(&format!("{d:?} Q*(1)"), a.q_star[1], g / (1.0 - g * g), 1e-9, 0.0);
+    }
+}
+
+/// E[γ^τ] in closed form: geometric qγ/(1 − γ(1−q)), fixed γ^d, Poisson γ·exp(λ(γ−1)).
+#[test]
+fn expected_discount_per_duration_law() {
+    let g: f64 = 0.8;
+    let want = [
+        (1.0 / 3.0) * g / (1.0 - g * (2.0 / 3.0)),
+        g.powi(3),
+        g * (1.5 * (g - 1.0)).exp(),
+    ];
+    for (d, w) in DURATIONS.into_iter().zip(want) {
+        let a = analyze(&swap_model(g, d, false));
+        assert_close(&format!("{d:?} E[γ^τ]"), a.option_discount[0], w, 1e-12, 0.0);
+    }
+}
+
+/// A terminal option bootstraps nothing: Q* = R̄, the expected return of one option run.
+#[test]
+fn terminal_option_value_is_its_expected_return() {
+    let g: f64 = 0.8;
+    // Fixed 3 steps from x = 0 visit 0, 1, 0: 1 + γ². From x = 1: γ.
+    let a = analyze(&swap_model(g, Duration::Fixed { steps: 3 }, true));
+    assert_close("fixed Q*(0)", a.q_star[0], 1.0 + g * g, 1e-12, 0.0);
+    assert_close("fixed Q*(1)", a.q_star[1], g, 1e-12, 0.0);
+    // Geometric with q = 1/3: R̄ = (I − cT)⁻¹ r with c = γ(1−q) and T the swap, whose inverse
+    // is [[1, c], [c, 1]] / (1 − c²).
+    let c = g * (2.0 / 3.0);
+    let a = analyze(&swap_model(g, Duration::Geometric { mean: 3.0 }, true));
+    assert_close("geometric Q*(0)", a.q_star[0], 1.0 / (1.0 - c * c), 1e-12, 0.0);
+    assert_close("geometric Q*(1)", a.q_star[1], c / (1.0 - c * c), 1e-12, 0.0);
+    // Poisson: τ = 1 + K, K ~ Poisson(λ = 1.5); R̄(0) = Σ_{t even} γ^t P(K ≥ t),
+    // R̄(1) = Σ_{t odd} γ^t P(K ≥ t).
+    let lambda: f64 = 1.5;
+    let mut pk = (-lambda).exp();
+    let mut tail = 1.0; // P(K ≥ t)
+    let (mut r0, mut r1) = (0.0, 0.0);
+    for t in 0..200 {
+        let term = g.powi(t) * tail;
+        if t % 2 == 0 {
+            r0 += term;
+        } else {
+            r1 += term;
+        }
+        tail -= pk;
+        pk *= lambda / f64::from(t + 1);
+    }
+    let a = analyze(&swap_model(g, Duration::Poisson { mean: 2.5 }, true));
+    assert_close("poisson Q*(0)", a.q_star[0], r0, 1e-12, 0.0);
+    assert_close("poisson Q*(1)", a.q_star[1], r1, 1e-12, 0.0);
+}
+
+/// The two-agent model of `common`, solved by hand. The optimal policy: agent 0 hands over
+/// when p_1 = 0 and keeps control when p_1 = 1; agent 1 always hands back. Then
+/// V(0,1) = 0.5/(1−γ) = 5, V(1,1) = γ·5 = 4.5, V(0,0) = 1 + γ·4.5 = 5.05,
+/// V(1,0) = γ·5.05 = 4.545, and every Q follows in one step.
+#[test]
+fn two_agent_model_with_private_states() {
+    let a = analyze(&two_agent_model());
+    // Joint index = h·2 + p_1 (S = 1, M_0 = 1).
+    let want = [
+        [5.05, 0.5 + 0.9 * 5.05],
+        [0.9 * 4.545, 5.0],
+        [0.9 * 5.05, 0.2 + 0.9 * 4.545],
+        [0.9 * 5.0, 0.2 + 0.9 * 4.5],
+    ];
+    for (s, row) in want.iter().enumerate() {
+        for (act, &w) in row.iter().enumerate() {
+            assert_close(&format!("Q*(s={s}, a={act})"), a.q_row(s)[act], w, 1e-9, 0.0);
+        }
+    }
+    // V*(ρ₀) with ρ₀ = agent 0, p_1 uniform.
+    assert_close("V*(ρ₀)", a.v_star_initial, 0.5 * (5.05 + 5.0), 1e-9, 0.0);
+}
+
+/// V^π of "always action 0": V(0,p) = r(p) + γ V(1,1−p), V(1,p) = γ V(0,p), so
+/// V(0,0) = 1/(1 − γ⁴) and V(0,1) = γ² V(0,0).
+#[test]
+fn policy_value_of_a_fixed_policy() {
+    let m = two_agent_model();
+    let oracle = Oracle::new(&m).expect("oracle");
+    // Observations: agent 0 has one (K = 1, M = 1), agent 1 has two (K = 1, M = 2).
+    let (v, initial) = oracle.policy_value(&[0, 0, 0], 1e-12).expect("policy value");
+    let v00 = 1.0 / (1.0 - 0.9f64.powi(4));
+    assert_close("V^π(0,0)", v[0], v00, 1e-10, 0.0);
+    assert_close("V^π(0,1)", v[1], 0.81 * v00, 1e-10, 0.0);
+    assert_close("V^π(1,0)", v[2], 0.9 * v00, 1e-10, 0.0);
+    assert_close("V^π(ρ₀)", initial, 0.5 * (1.0 + 0.81) * v00, 1e-10, 0.0);
+    // The optimal decentralized policy cannot see p_1 at agent 0's observation, so its gap is
+    // positive; the bad policy's gap is (V* − V^π)/|V*|.
+    let analysis = oracle.analyze(&OracleOptions::default()).expect("analysis");
+    let gap = oracle.policy_gap(&analysis, &[0, 0, 0], 1e-12).expect("gap");
+    let want = (analysis.v_star_initial - initial) / analysis.v_star_initial;
+    assert_close("policy gap", gap, want, 1e-12, 0.0);
+    assert!(oracle.policy_value(&[0, 0], 1e-12).is_err(), "short policy accepted");
+    assert!(oracle.policy_value(&[0, 0, 2], 1e-12).is_err(), "bad action accepted");
+}
+
+/// The swap chain is periodic under one option of fixed even length: the chain from x = 0
+/// stays at 0 — μ is the point mass of the initial law and t_mix is 0.
+#[test]
+fn stationary_law_follows_the_initial_law() {
+    let a = analyze(&swap_model(0.8, Duration::Fixed { steps: 2 }, false));
+    assert_eq!(a.mu, vec![1.0, 0.0]);
+    assert_eq!(a.mixing.t_mix, Some(0));
+    // Odd length: the epoch chain swaps deterministically; μ = (1/2, 1/2) is the lazy limit,
+    // the chain is periodic (λ₂ = −1) and never mixes.
+    let a = analyze(&swap_model(0.8, Duration::Fixed { steps: 3 }, false));
+    assert_close("μ(0)", a.mu[0], 0.5, 1e-12, 0.0);
+    assert_close("spectral gap", a.mixing.spectral_gap, 0.0, 0.0, 1e-12);
+    assert_eq!(a.mixing.t_mix, None);
+    // Geometric of mean 2 from the swap: the epoch kernel is [[1/3, 2/3], [2/3, 1/3]]
+    // (odd τ swaps, P(τ odd) = 2/3), so λ₂ = −1/3, the gap is 2/3, and from a point mass
+    // TV(t) = ½·(1/3)^t: t_mix(1/4) = 1.
+    let a = analyze(&swap_model(0.8, Duration::Geometric { mean: 2.0 }, false));
+    assert_close("μ(0)", a.mu[0], 0.5, 1e-12, 0.0);
+    assert_close("spectral gap", a.mixing.spectral_gap, 2.0 / 3.0, 1e-9, 0.0);
+    assert_eq!(a.mixing.t_mix, Some(1));
+}

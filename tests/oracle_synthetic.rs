@@ -1,0 +1,203 @@
+//! The oracle on the synthetic family: each knob moves its own term.
+
+mod common;
+
+use common::assert_close;
+use icq::learn::Sampler;
+use icq::model::synthetic::Synthetic;
+use icq::model::Duration;
+use icq::oracle::{Analysis, Oracle, OracleOptions};
+
+fn analyze(knobs: &Synthetic, sampler: Sampler) -> Analysis {
+    let model = knobs.build().expect("valid knobs");
+    let options = OracleOptions {
+        sampler,
+        ..OracleOptions::default()
+    };
+    Oracle::new(&model)
+        .and_then(|o| o.analyze(&options))
+        .expect("analysis")
+}
+
+fn base() -> Synthetic {
+    Synthetic {
+        agents: 3,
+        artifact_states: 16,
+        interface_states: 4,
+        private_states: 2,
+        model_seed: 11,
+        ..Synthetic::default()
+    }
+}
+
+/// At η = β = 0 the observation (h, B(x), p_h) is an exact information state: no gap, and the
+/// aggregated model's Q*_obs∘o equals Q* on the support of μ.
+#[test]
+fn zero_noise_has_zero_interface_gap() {
+    for duration in [
+        Duration::Geometric { mean: 3.0 },
+        Duration::Fixed { steps: 2 },
+        Duration::Poisson { mean: 2.0 },
+    ] {
+        let a = analyze(
+            &Synthetic {
+                duration,
+                laziness: 0.6,
+                ..base()
+            },
+            Sampler::Trajectory,
+        );
+        assert!(a.eps_phi <= 1e-9, "{duration:?}: ε_φ = {}", a.eps_phi);
+        assert!(a.delta_phi <= 1e-9, "{duration:?}: δ_φ = {}", a.delta_phi);
+        for s in (0..a.states).filter(|&s| a.mu[s] > 0.0) {
+            for (act, (q, qo)) in a.q_row(s).iter().zip(a.q_obs_row(s)).enumerate() {
+                assert_close(&format!("{duration:?} s={s} a={act}"), *qo, *q, 0.0, 1e-9);
+            }
+        }
+        assert!(a.interface_term <= 1e-9, "interface term {}", a.interface_term);
+        assert!(a.q_star_norm > 0.1, "a degenerate model: ‖Q*‖_μ = {}", a.q_star_norm);
+    }
+}
+
+/// ε_φ, δ_φ and the interface term grow with η.
+#[test]
+fn interface_gap_grows_with_noise() {
+    let etas = [0.0, 0.1, 0.3, 0.6];
+    let gaps: Vec<Analysis> = etas
+        .iter()
+        .map(|&eta| {
+            analyze(
+                &Synthetic {
+                    interface_noise: eta,
+                    ..base()
+                },
+                Sampler::Trajectory,
+            )
+        })
+        .collect();
+    for w in gaps.windows(2) {
+        assert!(w[1].eps_phi > w[0].eps_phi, "ε_φ: {} then {}", w[0].eps_phi, w[1].eps_phi);
+        assert!(
+            w[1].delta_phi > w[0].delta_phi,
+            "δ_φ: {} then {}",
+            w[0].delta_phi,
+            w[1].delta_phi
+        );
+        assert!(
+            w[1].interface_term > w[0].interface_term,
+            "interface term: {} then {}",
+            w[0].interface_term,
+            w[1].interface_term
+        );
+    }
+}
+
+/// The executor's private state in the reward (β > 0) is hidden from the decider: a gap in ε_φ
+/// alone, since identical private rows add nothing to δ_φ.
+#[test]
+fn private_weight_opens_reward_gap_only() {
+    let a = analyze(
+        &Synthetic {
+            private_weight: 0.5,
+            ..base()
+        },
+        Sampler::Trajectory,
+    );
+    assert!(a.eps_phi > 1e-3, "ε_φ = {}", a.eps_phi);
+    assert!(a.delta_phi <= 1e-9, "δ_φ = {}", a.delta_phi);
+}
+
+/// t_mix grows as laziness falls; the lazy sampler mixes slower and the reset sampler faster
+/// than the trajectory chain of the same model. (One private state: with M > 1 the frozen
+/// private states of idle agents put a floor under t_mix that laziness does not move.)
+#[test]
+fn mixing_time_follows_laziness_and_samplers() {
+    let t: Vec<u64> = [1.0, 0.5, 0.2, 0.05]
+        .iter()
+        .map(|&alpha| {
+            let a = analyze(
+                &Synthetic {
+                    laziness: alpha,
+                    private_states: 1,
+                    ..base()
+                },
+                Sampler::Trajectory,
+            );
+            a.mixing.t_mix.expect("the synthetic chain mixes")
+        })
+        .collect();
+    for w in t.windows(2) {
+        assert!(w[1] >= w[0], "t_mix fell as laziness fell: {t:?}");
+    }
+    assert!(t[3] > 2 * t[0], "t_mix barely moved: {t:?}");
+
+    let lazy = analyze(&base(), Sampler::Lazy { rho: 0.8 });
+    let reset = analyze(&base(), Sampler::Reset { rho: 0.3 });
+    let plain = lazy.mixing.t_mix.unwrap();
+    let slow = lazy.sampler_mixing.as_ref().unwrap();
+    let fast = reset.sampler_mixing.as_ref().unwrap();
+    assert!(slow.t_mix.unwrap() > plain, "lazy {:?} vs {plain}", slow.t_mix);
+    assert!(fast.t_mix.unwrap() <= plain, "reset {:?} vs {plain}", fast.t_mix);
+    // Spectra move exactly: lazy λ ↦ ρ + (1−ρ)λ keeps the gap times (1−ρ) when λ₂ is real
+    // and positive, reset λ ↦ ρλ.
+    assert!(slow.spectral_gap < lazy.mixing.spectral_gap);
+    assert_close(
+        "reset |λ₂|",
+        1.0 - fast.spectral_gap,
+        0.3 * (1.0 - reset.mixing.spectral_gap),
+        1e-6,
+        1e-9,
+    );
+}
+
+/// Analyses are deterministic in the model seed, and different seeds give different models.
+#[test]
+fn analyses_are_deterministic() {
+    let a = analyze(&base(), Sampler::Trajectory);
+    let b = analyze(&base(), Sampler::Trajectory);
+    assert_eq!(a.q_star, b.q_star);
+    assert_eq!(a.mu, b.mu);
+    let c = analyze(
+        &Synthetic {
+            model_seed: 12,
+            ..base()
+        },
+        Sampler::Trajectory,
+    );
+    assert_ne!(a.q_star, c.q_star);
+}
+
+/// μ is a probability law, stationary for K_b, and Q* satisfies the Bellman equation.
+#[test]
+fn stationary_law_and_bellman_residual() {
+    let model = Synthetic {
+        interface_noise: 0.2,
+        private_weight: 0.3,
+        ..base()
+    }
+    .build()
+    .unwrap();
+    let oracle = Oracle::new(&model).unwrap();
+    let a = oracle.analyze(&OracleOptions::default()).unwrap();
+    assert_close("Σμ", a.mu.iter().sum(), 1.0, 1e-12, 0.0);
+    let mut next = vec![0.0; a.states];
+    let mut scratch = Default::default();
+    oracle.chain().step(&a.mu, &mut next, 1, &mut scratch);
+    let tv = icq::oracle::total_variation(&next, &a.mu);
+    assert!(tv < 1e-11, "μK_b differs from μ by {tv}");
+    let q = oracle.bellman().q_table(&a.v_star);
+    let scale = a.v_star.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for s in 0..a.states {
+        let best = a.q_row(s).iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+        assert_close(&format!("V*({s})"), a.v_star[s], best, 0.0, 1e-9 * scale);
+        for act in 0..a.actions {
+            assert_close(
+                &format!("Q*({s},{act})"),
+                q[s * a.actions + act],
+                a.q_row(s)[act],
+                0.0,
+                1e-9 * scale,
+            );
+        }
+    }
+}
