@@ -39,7 +39,7 @@ pub struct OracleJson<'a> {
     pub beta: f64,
     /// E[γ^τ] per option.
     pub option_discount: &'a [f64],
-    /// E[τ] per option.
+    /// E\[τ\] per option.
     pub option_mean_steps: &'a [f64],
 }
 
@@ -127,14 +127,14 @@ pub fn oracle_table(model: &Model, a: &Analysis, seconds: f64) -> String {
     let _ = writeln!(t);
     let _ = writeln!(
         t,
-        "  option  executor  duration               E[τ]     E[γ^τ]  terminal"
+        "  option  executor  duration      E[τ]     E[γ^τ]  terminal"
     );
     for (w, o) in model.options.iter().enumerate() {
         let _ = writeln!(
             t,
-            "  {w:<6}  {:<8}  {:<21}  {:<7.3}  {:<6.4}  {}",
+            "  {w:<6}  {:<8}  {:<12}  {:<7.3}  {:<6.4}  {}",
             o.executor,
-            format!("{:?}", o.duration).to_lowercase(),
+            o.duration.label(),
             a.option_mean_steps[w],
             a.option_discount[w],
             o.terminal

@@ -26,8 +26,20 @@ fn single_option_value_does_not_depend_on_duration_law() {
     let g: f64 = 0.8;
     for d in DURATIONS {
         let a = analyze(&swap_model(g, d, false));
-        assert_close(&format!("{d:?} Q*(0)"), a.q_star[0], 1.0 / (1.0 - g * g), 1e-9, 0.0);
-        assert_close(&format!("{d:?} Q*(1)"), a.q_star[1], g / (1.0 - g * g), 1e-9, 0.0);
+        assert_close(
+            &format!("{d:?} Q*(0)"),
+            a.q_star[0],
+            1.0 / (1.0 - g * g),
+            1e-9,
+            0.0,
+        );
+        assert_close(
+            &format!("{d:?} Q*(1)"),
+            a.q_star[1],
+            g / (1.0 - g * g),
+            1e-9,
+            0.0,
+        );
     }
 }
 
@@ -42,7 +54,13 @@ fn expected_discount_per_duration_law() {
     ];
     for (d, w) in DURATIONS.into_iter().zip(want) {
         let a = analyze(&swap_model(g, d, false));
-        assert_close(&format!("{d:?} E[γ^τ]"), a.option_discount[0], w, 1e-12, 0.0);
+        assert_close(
+            &format!("{d:?} E[γ^τ]"),
+            a.option_discount[0],
+            w,
+            1e-12,
+            0.0,
+        );
     }
 }
 
@@ -58,8 +76,20 @@ fn terminal_option_value_is_its_expected_return() {
     // is [[1, c], [c, 1]] / (1 − c²).
     let c = g * (2.0 / 3.0);
     let a = analyze(&swap_model(g, Duration::Geometric { mean: 3.0 }, true));
-    assert_close("geometric Q*(0)", a.q_star[0], 1.0 / (1.0 - c * c), 1e-12, 0.0);
-    assert_close("geometric Q*(1)", a.q_star[1], c / (1.0 - c * c), 1e-12, 0.0);
+    assert_close(
+        "geometric Q*(0)",
+        a.q_star[0],
+        1.0 / (1.0 - c * c),
+        1e-12,
+        0.0,
+    );
+    assert_close(
+        "geometric Q*(1)",
+        a.q_star[1],
+        c / (1.0 - c * c),
+        1e-12,
+        0.0,
+    );
     // Poisson: τ = 1 + K, K ~ Poisson(λ = 1.5); R̄(0) = Σ_{t even} γ^t P(K ≥ t),
     // R̄(1) = Σ_{t odd} γ^t P(K ≥ t).
     let lambda: f64 = 1.5;
@@ -97,7 +127,13 @@ fn two_agent_model_with_private_states() {
     ];
     for (s, row) in want.iter().enumerate() {
         for (act, &w) in row.iter().enumerate() {
-            assert_close(&format!("Q*(s={s}, a={act})"), a.q_row(s)[act], w, 1e-9, 0.0);
+            assert_close(
+                &format!("Q*(s={s}, a={act})"),
+                a.q_row(s)[act],
+                w,
+                1e-9,
+                0.0,
+            );
         }
     }
     // V*(ρ₀) with ρ₀ = agent 0, p_1 uniform.
@@ -111,7 +147,9 @@ fn policy_value_of_a_fixed_policy() {
     let m = two_agent_model();
     let oracle = Oracle::new(&m).expect("oracle");
     // Observations: agent 0 has one (K = 1, M = 1), agent 1 has two (K = 1, M = 2).
-    let (v, initial) = oracle.policy_value(&[0, 0, 0], 1e-12).expect("policy value");
+    let (v, initial) = oracle
+        .policy_value(&[0, 0, 0], 1e-12)
+        .expect("policy value");
     let v00 = 1.0 / (1.0 - 0.9f64.powi(4));
     assert_close("V^π(0,0)", v[0], v00, 1e-10, 0.0);
     assert_close("V^π(0,1)", v[1], 0.81 * v00, 1e-10, 0.0);
@@ -120,11 +158,19 @@ fn policy_value_of_a_fixed_policy() {
     // The optimal decentralized policy cannot see p_1 at agent 0's observation, so its gap is
     // positive; the bad policy's gap is (V* − V^π)/|V*|.
     let analysis = oracle.analyze(&OracleOptions::default()).expect("analysis");
-    let gap = oracle.policy_gap(&analysis, &[0, 0, 0], 1e-12).expect("gap");
+    let gap = oracle
+        .policy_gap(&analysis, &[0, 0, 0], 1e-12)
+        .expect("gap");
     let want = (analysis.v_star_initial - initial) / analysis.v_star_initial;
     assert_close("policy gap", gap, want, 1e-12, 0.0);
-    assert!(oracle.policy_value(&[0, 0], 1e-12).is_err(), "short policy accepted");
-    assert!(oracle.policy_value(&[0, 0, 2], 1e-12).is_err(), "bad action accepted");
+    assert!(
+        oracle.policy_value(&[0, 0], 1e-12).is_err(),
+        "short policy accepted"
+    );
+    assert!(
+        oracle.policy_value(&[0, 0, 2], 1e-12).is_err(),
+        "bad action accepted"
+    );
 }
 
 /// The swap chain is periodic under one option of fixed even length: the chain from x = 0

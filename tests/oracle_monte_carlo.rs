@@ -1,7 +1,7 @@
 //! Q* against Monte-Carlo returns on a random model that mixes all three duration laws and a
 //! terminal option, simulated with the reference rollout (the draws every backend makes).
 
-use icq::model::{Agent, Duration, DrawTables, Initial, Model, OptionSpec};
+use icq::model::{Agent, DrawTables, Duration, Initial, Model, OptionSpec};
 use icq::oracle::{Oracle, OracleOptions};
 use icq::rng::{HostRng, Stream, TAG_EPOCH};
 use rand::RngExt;

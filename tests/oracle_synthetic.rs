@@ -54,8 +54,16 @@ fn zero_noise_has_zero_interface_gap() {
                 assert_close(&format!("{duration:?} s={s} a={act}"), *qo, *q, 0.0, 1e-9);
             }
         }
-        assert!(a.interface_term <= 1e-9, "interface term {}", a.interface_term);
-        assert!(a.q_star_norm > 0.1, "a degenerate model: ‖Q*‖_μ = {}", a.q_star_norm);
+        assert!(
+            a.interface_term <= 1e-9,
+            "interface term {}",
+            a.interface_term
+        );
+        assert!(
+            a.q_star_norm > 0.1,
+            "a degenerate model: ‖Q*‖_μ = {}",
+            a.q_star_norm
+        );
     }
 }
 
@@ -76,7 +84,12 @@ fn interface_gap_grows_with_noise() {
         })
         .collect();
     for w in gaps.windows(2) {
-        assert!(w[1].eps_phi > w[0].eps_phi, "ε_φ: {} then {}", w[0].eps_phi, w[1].eps_phi);
+        assert!(
+            w[1].eps_phi > w[0].eps_phi,
+            "ε_φ: {} then {}",
+            w[0].eps_phi,
+            w[1].eps_phi
+        );
         assert!(
             w[1].delta_phi > w[0].delta_phi,
             "δ_φ: {} then {}",
@@ -136,8 +149,16 @@ fn mixing_time_follows_laziness_and_samplers() {
     let plain = lazy.mixing.t_mix.unwrap();
     let slow = lazy.sampler_mixing.as_ref().unwrap();
     let fast = reset.sampler_mixing.as_ref().unwrap();
-    assert!(slow.t_mix.unwrap() > plain, "lazy {:?} vs {plain}", slow.t_mix);
-    assert!(fast.t_mix.unwrap() <= plain, "reset {:?} vs {plain}", fast.t_mix);
+    assert!(
+        slow.t_mix.unwrap() > plain,
+        "lazy {:?} vs {plain}",
+        slow.t_mix
+    );
+    assert!(
+        fast.t_mix.unwrap() <= plain,
+        "reset {:?} vs {plain}",
+        fast.t_mix
+    );
     // Spectra move exactly: lazy λ ↦ ρ + (1−ρ)λ keeps the gap times (1−ρ) when λ₂ is real
     // and positive, reset λ ↦ ρλ.
     assert!(slow.spectral_gap < lazy.mixing.spectral_gap);

@@ -56,6 +56,15 @@ impl Duration {
         }
     }
 
+    /// A short label: `geometric(4)`, `fixed(3)`, `poisson(2.5)`.
+    pub fn label(&self) -> String {
+        match *self {
+            Self::Geometric { mean } => format!("geometric({mean})"),
+            Self::Fixed { steps } => format!("fixed({steps})"),
+            Self::Poisson { mean } => format!("poisson({mean})"),
+        }
+    }
+
     fn validate(&self, field: &str) -> Result<()> {
         match *self {
             Self::Geometric { mean } | Self::Poisson { mean } => {
@@ -85,7 +94,7 @@ impl Duration {
     }
 }
 
-/// One agent: its private states and its interface map φ_i : [S] → [K_i].
+/// One agent: its private states and its interface map φ_i : {0..S} → {0..K_i}.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Agent {

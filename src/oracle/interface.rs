@@ -73,8 +73,8 @@ pub fn interface_gap(
     // Aggregated R̂ (n_obs × A) and Ĝ (per (o, a): a row over the executor's observations).
     let mut r_hat = vec![0.0; n_obs * a_count];
     let mut g_hat: Vec<Vec<f64>> = vec![Vec::new(); n_obs * a_count];
-    for s in 0..space.states {
-        let (o, h, wgt) = (obs_of_state[s], space.decider(s), weight(s));
+    for (s, &o) in obs_of_state.iter().enumerate() {
+        let (h, wgt) = (space.decider(s), weight(s));
         if wgt == 0.0 {
             continue;
         }

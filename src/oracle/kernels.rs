@@ -1,6 +1,6 @@
 //! Per-option exact quantities over the executor-local space c = (x, p_e): the expected
 //! discounted return R̄, the discounted kernel G = E[γ^τ T^τ], the undiscounted epoch kernel
-//! K̄ = E[T^τ], E[γ^τ] and E[τ], for every duration law.
+//! K̄ = E[T^τ], E[γ^τ] and E\[τ\], for every duration law.
 //!
 //! T = P ⊗ Π is the step matrix. Geometric durations (q = 1/mean) are closed forms:
 //! R̄ = (I − γ(1−q)T)⁻¹ r and G = qγ T (I − γ(1−q)T)⁻¹. Fixed and Poisson durations are
@@ -30,7 +30,7 @@ pub struct OptionKernel {
     pub kbar: Mat,
     /// E[γ^τ].
     pub discount: f64,
-    /// E[τ].
+    /// E\[τ\].
     pub mean_steps: f64,
 }
 

@@ -101,7 +101,7 @@ pub struct Analysis {
     pub beta: f64,
     /// E[γ^τ] per option.
     pub option_discount: Vec<f64>,
-    /// E[τ] per option.
+    /// E\[τ\] per option.
     pub option_mean_steps: Vec<f64>,
     /// Value-iteration sweeps for Q*.
     pub sweeps: usize,

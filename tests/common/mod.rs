@@ -71,10 +71,24 @@ pub fn two_agent_model() -> Model {
         artifact_states: 1,
         actions: 2,
         options: vec![
-            option(1, d, one(), vec![vec![0.0, 1.0], vec![1.0, 0.0]], vec![vec![1.0, 0.0]], false),
+            option(
+                1,
+                d,
+                one(),
+                vec![vec![0.0, 1.0], vec![1.0, 0.0]],
+                vec![vec![1.0, 0.0]],
+                false,
+            ),
             option(0, d, one(), one(), vec![vec![0.5]], false),
             option(0, d, one(), one(), vec![vec![0.0]], false),
-            option(1, d, one(), vec![vec![1.0, 0.0], vec![0.0, 1.0]], vec![vec![0.2, 0.2]], false),
+            option(
+                1,
+                d,
+                one(),
+                vec![vec![1.0, 0.0], vec![0.0, 1.0]],
+                vec![vec![0.2, 0.2]],
+                false,
+            ),
         ],
         action_options: vec![vec![0, 1], vec![2, 3]],
         initial: Initial {

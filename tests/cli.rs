@@ -1,0 +1,339 @@
+//! The command line: model export round trips, the oracle's JSON, and bad input — each kind
+//! of mistake gets its own message naming the field, exit code 2, and never a panic.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use icq::model::{load_model_file, ModelFile};
+use serde_json::{json, Value};
+
+fn icq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_icq"))
+        .args(args)
+        .output()
+        .expect("the icq binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("icq-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A valid model file as JSON (the two-agent model of `common`).
+fn valid_json() -> Value {
+    serde_json::to_value(ModelFile::from(common::two_agent_model())).unwrap()
+}
+
+#[test]
+fn export_then_load_round_trips() {
+    let dir = scratch("export");
+    let cfg = dir.join("m.toml");
+    std::fs::write(
+        &cfg,
+        "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\nprivate_states = 2\n\
+         interface_noise = 0.2\nduration = { poisson = { mean = 2.5 } }\nmodel_seed = 3\n",
+    )
+    .unwrap();
+    let out = dir.join("model.json");
+    let o = icq(&[
+        "model",
+        "export",
+        cfg.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let loaded = load_model_file(&out).unwrap();
+    let built = icq::config::load_input(&cfg).unwrap().model;
+    assert_eq!(loaded, built);
+    // The model file is itself accepted wherever a config is.
+    let o = icq(&["model", "check", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("64 joint states"));
+}
+
+#[test]
+fn oracle_writes_json_in_canonical_order() {
+    let dir = scratch("json");
+    let model = dir.join("model.json");
+    std::fs::write(&model, valid_json().to_string()).unwrap();
+    let out = dir.join("oracle.json");
+    let o = icq(&[
+        "oracle",
+        model.to_str().unwrap(),
+        "--json",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("t_mix(1/4)") && stdout.contains("ε_φ"),
+        "{stdout}"
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let states: Vec<Vec<u64>> = serde_json::from_value(doc["states"].clone()).unwrap();
+    // h major, then x, then p_0, p_1 (the last fastest); S = 1, M = (1, 2).
+    assert_eq!(
+        states,
+        vec![
+            vec![0, 0, 0, 0],
+            vec![0, 0, 0, 1],
+            vec![1, 0, 0, 0],
+            vec![1, 0, 0, 1]
+        ]
+    );
+    let q: Vec<Vec<f64>> = serde_json::from_value(doc["q_star"].clone()).unwrap();
+    assert!((q[0][0] - 5.05).abs() < 1e-9, "Q*(0,0) = {}", q[0][0]);
+    for key in [
+        "mu",
+        "t_mix",
+        "spectral_gap",
+        "eps_phi",
+        "delta_phi",
+        "q_star_obs",
+        "interface_term",
+    ] {
+        assert!(!doc[key].is_null(), "missing {key}");
+    }
+    assert_eq!(doc["q_star_obs"].as_array().unwrap().len(), 4);
+}
+
+/// Writes `doc` as a model file, runs `icq oracle` and `icq model check` on it, and checks
+/// both fail with exit code 2 and a message containing `want`.
+fn rejects(name: &str, doc: &str, want: &str) {
+    let dir = scratch("bad");
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, doc).unwrap();
+    for cmd in [["oracle"], ["model"]] {
+        let args: Vec<&str> = if cmd[0] == "model" {
+            vec!["model", "check", path.to_str().unwrap()]
+        } else {
+            vec!["oracle", path.to_str().unwrap()]
+        };
+        let o = icq(&args);
+        let err = stderr(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{name}: exit code {:?}, stderr {err}",
+            o.status
+        );
+        assert!(err.contains(want), "{name}: expected {want:?} in {err:?}");
+        assert!(!err.contains("panicked"), "{name}: panic: {err}");
+    }
+}
+
+fn mutated(f: impl FnOnce(&mut Value)) -> String {
+    let mut v = valid_json();
+    f(&mut v);
+    v.to_string()
+}
+
+#[test]
+fn bad_model_files_name_their_field() {
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("not-json", "{ this is not json".into(), "line 1"),
+        (
+            "format",
+            mutated(|v| v["format"] = json!("icq-model/0")),
+            "model.format",
+        ),
+        (
+            "unknown-key",
+            mutated(|v| v["colour"] = json!(1)),
+            "unknown field `colour`",
+        ),
+        (
+            "missing-key",
+            mutated(|v| {
+                v.as_object_mut().unwrap().remove("gamma");
+            }),
+            "missing field `gamma`",
+        ),
+        (
+            "gamma",
+            mutated(|v| v["gamma"] = json!(1.0)),
+            "model.gamma: expected 0 < gamma < 1",
+        ),
+        (
+            "row-sum",
+            mutated(|v| v["options"][0]["private_transition"][1] = json!([0.9, 0.07])),
+            "model.options[0].private_transition[1]: row sums to 0.97",
+        ),
+        (
+            "negative",
+            mutated(|v| v["options"][0]["private_transition"][0] = json!([-0.5, 1.5])),
+            "model.options[0].private_transition[0][0]",
+        ),
+        (
+            "executor",
+            mutated(|v| v["options"][2]["executor"] = json!(5)),
+            "model.options[2].executor",
+        ),
+        (
+            "shape",
+            mutated(|v| v["options"][1]["reward"] = json!([[0.5, 0.1]])),
+            "model.options[1].reward[0]: expected 1 entries, found 2",
+        ),
+        (
+            "duration-mean",
+            mutated(|v| v["options"][0]["duration"] = json!({"geometric": {"mean": 0.5}})),
+            "model.options[0].duration.mean",
+        ),
+        (
+            "duration-steps",
+            mutated(|v| v["options"][3]["duration"] = json!({"fixed": {"steps": 0}})),
+            "model.options[3].duration.steps",
+        ),
+        (
+            "duration-kind",
+            mutated(|v| v["options"][0]["duration"] = json!({"uniform": {"mean": 2}})),
+            "unknown variant `uniform`",
+        ),
+        (
+            "action-options-row",
+            mutated(|v| v["action_options"][1] = json!([0])),
+            "model.action_options[1]: expected 2 entries",
+        ),
+        (
+            "action-options-index",
+            mutated(|v| v["action_options"][0][1] = json!(9)),
+            "model.action_options[0][1]: expected an option index below 4",
+        ),
+        (
+            "interface-length",
+            mutated(|v| v["agents"][1]["interface"] = json!([0, 0])),
+            "model.agents[1].interface: expected 1 entries",
+        ),
+        (
+            "interface-gap",
+            mutated(|v| {
+                v["artifact_states"] = json!(1);
+                v["agents"][0]["interface"] = json!([1]);
+            }),
+            "model.agents[0].interface",
+        ),
+        (
+            "initial-agent",
+            mutated(|v| v["initial"]["agent"] = json!(2)),
+            "model.initial.agent",
+        ),
+        (
+            "initial-private",
+            mutated(|v| v["initial"]["private"] = json!([[1.0]])),
+            "model.initial.private: expected 2 laws",
+        ),
+        (
+            "initial-artifact",
+            mutated(|v| v["initial"]["artifact"] = json!([0.5])),
+            "model.initial.artifact: row sums to 0.5",
+        ),
+        (
+            "private-states",
+            mutated(|v| v["agents"][0]["private_states"] = json!(0)),
+            "model.agents[0].private_states",
+        ),
+    ];
+    assert!(cases.len() >= 10);
+    for (name, doc, want) in cases {
+        rejects(name, &doc, want);
+    }
+}
+
+#[test]
+fn bad_configs_name_their_key() {
+    let dir = scratch("cfg");
+    let cases = [
+        (
+            "unknown",
+            "[model]\nlazyness = 0.5\n",
+            "unknown field `lazyness`",
+        ),
+        ("table", "[modle]\nagents = 2\n", "unknown field `modle`"),
+        (
+            "divisor",
+            "[model]\nartifact_states = 10\ninterface_states = 4\n",
+            "model.interface_states",
+        ),
+        ("laziness", "[model]\nlaziness = 0.0\n", "model.laziness"),
+        (
+            "noise",
+            "[model]\ninterface_noise = 1.5\n",
+            "model.interface_noise",
+        ),
+        ("type", "[model]\nagents = \"three\"\n", "invalid type"),
+        ("builder", "[model]\nbuilder = \"maze\"\n", "model.builder"),
+        (
+            "sampler",
+            "[learner]\nsampler = { lazy = { rho = 1.5 } }\n",
+            "learner.sampler.lazy.rho",
+        ),
+        (
+            "file-and-knobs",
+            "[model]\nfile = \"m.json\"\nagents = 2\n",
+            "model.file",
+        ),
+        (
+            "missing-file",
+            "[model]\nfile = \"nowhere.json\"\n",
+            "nowhere.json",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let o = icq(&["oracle", path.to_str().unwrap()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(want), "{name}: expected {want:?} in {err:?}");
+    }
+    let o = icq(&[
+        "oracle",
+        Path::new("/nonexistent/config.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = icq(&["oracle"]);
+    assert_eq!(o.status.code(), Some(2), "a missing argument is bad input");
+}
+
+#[test]
+fn failed_export_leaves_nothing_behind() {
+    let dir = scratch("atomic");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[model]\ngamma = 2.0\n").unwrap();
+    let out = dir.join("never.json");
+    let o = icq(&[
+        "model",
+        "export",
+        bad.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!out.exists(), "a failed export wrote {}", out.display());
+}
+
+/// Every config and model file under `examples/` loads and validates.
+#[test]
+fn examples_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("toml" | "json")
+        ) {
+            icq::config::load_input(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "only {seen} examples");
+}
