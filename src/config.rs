@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::learn::Sampler;
+use crate::learn::LearnerConfig;
 use crate::model::synthetic::Synthetic;
 use crate::model::{load_model_file, Duration, Model};
 
@@ -94,12 +94,108 @@ impl ModelSection {
     }
 }
 
-/// The `[learner]` table.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// When metrics are taken: a count of evenly spaced checkpoints, or a list of epochs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Checkpoints {
+    /// This many checkpoints at epochs E·j/count, j = 1..count.
+    Count(u32),
+    /// Exactly these epochs (increasing, each ≤ E).
+    At(Vec<u32>),
+}
+
+impl Default for Checkpoints {
+    fn default() -> Self {
+        Self::Count(10)
+    }
+}
+
+/// The `[run]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LearnerSection {
-    /// How epochs follow each other (default `trajectory`).
-    pub sampler: Sampler,
+pub struct RunSection {
+    /// Instances B (default 256).
+    pub instances: u32,
+    /// Epochs E per instance (default 10 000).
+    pub epochs: u32,
+    /// Checkpoints (default 10, evenly spaced).
+    pub checkpoints: Checkpoints,
+    /// Seed of every instance's streams (default 0).
+    pub seed: u64,
+    /// `auto` (default) or `cpu`.
+    pub backend: String,
+    /// Instances whose greedy policy is evaluated exactly at each checkpoint (default 64).
+    pub policy_gap_instances: u32,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        Self {
+            instances: 256,
+            epochs: 10_000,
+            checkpoints: Checkpoints::default(),
+            seed: 0,
+            backend: "auto".into(),
+            policy_gap_instances: 64,
+        }
+    }
+}
+
+impl RunSection {
+    /// The checkpoint epochs, validated.
+    pub fn checkpoint_epochs(&self) -> Result<Vec<u32>> {
+        if self.epochs == 0 {
+            return Err(Error::invalid(
+                "run.epochs",
+                "expected at least 1 epoch, found 0",
+            ));
+        }
+        if self.instances == 0 {
+            return Err(Error::invalid(
+                "run.instances",
+                "expected at least 1 instance, found 0",
+            ));
+        }
+        let e = u64::from(self.epochs);
+        let at: Vec<u32> = match &self.checkpoints {
+            Checkpoints::Count(0) => {
+                return Err(Error::invalid(
+                    "run.checkpoints",
+                    "expected at least 1 checkpoint, found 0",
+                ))
+            }
+            Checkpoints::Count(c) => {
+                let c = u64::from(*c).min(e);
+                let mut v: Vec<u32> = (1..=c).map(|j| (e * j / c) as u32).collect();
+                v.dedup();
+                v
+            }
+            Checkpoints::At(v) => v.clone(),
+        };
+        for (j, w) in at.windows(2).enumerate() {
+            if w[1] <= w[0] {
+                return Err(Error::invalid(
+                    format!("run.checkpoints[{}]", j + 1),
+                    format!("expected increasing epochs, found {} after {}", w[1], w[0]),
+                ));
+            }
+        }
+        match at.last() {
+            None => Err(Error::invalid(
+                "run.checkpoints",
+                "expected at least one checkpoint",
+            )),
+            Some(&last) if last > self.epochs => Err(Error::invalid(
+                "run.checkpoints",
+                format!("checkpoint {last} is past run.epochs = {}", self.epochs),
+            )),
+            Some(_) if at[0] == 0 => Err(Error::invalid(
+                "run.checkpoints[0]",
+                "expected epochs ≥ 1, found 0",
+            )),
+            Some(_) => Ok(at),
+        }
+    }
 }
 
 /// A whole configuration file.
@@ -109,7 +205,9 @@ pub struct Config {
     /// `[model]`.
     pub model: ModelSection,
     /// `[learner]`.
-    pub learner: LearnerSection,
+    pub learner: LearnerConfig,
+    /// `[run]`.
+    pub run: RunSection,
 }
 
 impl Config {
@@ -119,7 +217,8 @@ impl Config {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        config.learner.sampler.validate("learner.sampler")?;
+        config.learner.validate()?;
+        config.run.checkpoint_epochs()?;
         Ok(config)
     }
 }

@@ -7,13 +7,17 @@
 
 #![warn(missing_docs)]
 
+pub mod backend;
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod io;
 pub mod learn;
 pub mod model;
 pub mod oracle;
+pub mod records;
 pub mod report;
 pub mod rng;
+pub mod run;
 
 pub use error::{Error, Result};

@@ -34,6 +34,37 @@ enum Command {
         #[arg(long, default_value_t = 1e-10)]
         tolerance: f64,
     },
+    /// Train B instances of the configured learner and measure them against the oracle.
+    Run {
+        /// A config (TOML).
+        input: PathBuf,
+        /// Write DIR/checkpoints.csv and DIR/checkpoints.jsonl (one row per instance and checkpoint).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Backend: auto or cpu (overrides [run] backend).
+        #[arg(long)]
+        backend: Option<String>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Handoff updates per second of one backend on a config.
+    Bench {
+        /// A config (TOML) or a model file.
+        input: PathBuf,
+        /// Backend: auto or cpu (overrides [run] backend).
+        #[arg(long)]
+        backend: Option<String>,
+        /// Instances (default: [run] instances).
+        #[arg(long)]
+        instances: Option<u32>,
+        /// Epochs timed (default: [run] epochs).
+        #[arg(long)]
+        epochs: Option<u32>,
+        /// Print one JSON object instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
     /// Model files: export a built model, check a file.
     Model {
         #[command(subcommand)]
@@ -70,6 +101,14 @@ fn bad_input(e: icq::Error) -> Failure {
     } else {
         1
     };
+    Failure {
+        code,
+        error: e.into(),
+    }
+}
+
+fn bad_input_or_failure(e: icq::Error) -> Failure {
+    let code = if e.is_bad_input() { 2 } else { 1 };
     Failure {
         code,
         error: e.into(),
@@ -115,6 +154,84 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .map_err(failed)?;
                 icq::io::write_atomically(&path, &doc).map_err(failed)?;
                 println!("\nwrote {}", path.display());
+            }
+            Ok(())
+        }
+        Command::Run {
+            input,
+            out,
+            backend,
+            quiet,
+        } => {
+            let mut input = load_input(&input).map_err(bad_input)?;
+            if let Some(b) = backend {
+                input.config.run.backend = b;
+            }
+            let report = icq::run::run(&input, !quiet).map_err(bad_input_or_failure)?;
+            println!("backend    {}", report.backend);
+            println!(
+                "trained    {} instances × {} epochs in {:.2} s ({:.3e} handoff updates/s)",
+                input.config.run.instances,
+                input
+                    .config
+                    .run
+                    .checkpoint_epochs()
+                    .map_err(bad_input)?
+                    .last()
+                    .copied()
+                    .unwrap_or(0),
+                report.train_seconds,
+                report.updates_per_second
+            );
+            let a = &report.analysis;
+            println!(
+                "oracle     ‖Q*‖_μ = {:.4}, interface term {:.3e}, ε_φ = {:.3e}, δ_φ = {:.3e}, t_mix = {}",
+                a.q_star_norm,
+                a.interface_term,
+                a.eps_phi,
+                a.delta_phi,
+                a.sampler_mixing
+                    .as_ref()
+                    .unwrap_or(&a.mixing)
+                    .t_mix
+                    .map_or("never".into(), |t| t.to_string())
+            );
+            println!();
+            print!("{}", icq::run::summary_table(&report));
+            if let Some(dir) = out {
+                icq::records::write_rows(&dir, "checkpoints", &report.rows).map_err(failed)?;
+                println!(
+                    "\nwrote {0}/checkpoints.csv and {0}/checkpoints.jsonl ({1} rows)",
+                    dir.display(),
+                    report.rows.len()
+                );
+            }
+            Ok(())
+        }
+        Command::Bench {
+            input,
+            backend,
+            instances,
+            epochs,
+            json,
+        } => {
+            let input = load_input(&input).map_err(bad_input)?;
+            let run = &input.config.run;
+            let backend = backend.unwrap_or_else(|| run.backend.clone());
+            let r = icq::bench::bench(
+                &input,
+                &backend,
+                instances.unwrap_or(run.instances),
+                epochs.unwrap_or(run.epochs),
+            )
+            .map_err(bad_input_or_failure)?;
+            if json {
+                println!("{}", serde_json::to_string(&r).map_err(failed)?);
+            } else {
+                println!(
+                    "{} on {}: {} instances × {} epochs in {:.3} s: {:.3e} handoff updates/s, {:.3e} primitive steps/s",
+                    r.backend, r.device, r.instances, r.epochs, r.seconds, r.handoff_updates_per_s, r.primitive_steps_per_s
+                );
             }
             Ok(())
         }

@@ -270,20 +270,43 @@ impl Oracle {
                 ),
             ));
         }
-        if let Some((o, &a)) = policy
+        let obs = self.space.observations_of_states();
+        let by_state: Vec<usize> = obs.iter().map(|&o| policy[o]).collect();
+        self.policy_value_by_state(&by_state, tolerance)
+            .map_err(|e| match e {
+                Error::Invalid { message, .. } => Error::invalid("policy", message),
+                e => e,
+            })
+    }
+
+    /// The exact value of the policy that takes `policy[s]` in joint state `s` (a centralized
+    /// policy): V^π per joint state and V^π(ρ₀).
+    pub fn policy_value_by_state(
+        &self,
+        policy: &[usize],
+        tolerance: f64,
+    ) -> Result<(Vec<f64>, f64)> {
+        if policy.len() != self.space.states {
+            return Err(Error::invalid(
+                "policy",
+                format!(
+                    "expected one action per joint state ({}), found {}",
+                    self.space.states,
+                    policy.len()
+                ),
+            ));
+        }
+        if let Some((s, &a)) = policy
             .iter()
             .enumerate()
             .find(|(_, &a)| a >= self.model.actions)
         {
             return Err(Error::invalid(
-                format!("policy[{o}]"),
+                format!("policy[{s}]"),
                 format!("expected an action below {}, found {a}", self.model.actions),
             ));
         }
-        let obs = self.space.observations_of_states();
-        let v = self
-            .bellman()
-            .policy_values(tolerance, |s| policy[obs[s]])?;
+        let v = self.bellman().policy_values(tolerance, |s| policy[s])?;
         let initial = self.rho0.iter().zip(&v).map(|(p, v)| p * v).sum();
         Ok((v, initial))
     }

@@ -1,0 +1,182 @@
+//! The CPU backend: the reference epoch over every instance in parallel with rayon. Instances
+//! are laid out instance-major (each instance's parameters contiguous); nothing is allocated
+//! inside the epoch loop.
+
+use rayon::prelude::*;
+
+use super::{Backend, Counters, QTables};
+use crate::error::Result;
+use crate::learn::epoch::{run_epoch, EpochTrace, InstanceMut, InstanceState, Pending, Workspace};
+use crate::learn::net::Acts;
+use crate::learn::plan::Plan;
+
+/// The CPU backend.
+#[derive(Clone, Debug, Default)]
+pub struct Cpu;
+
+impl Cpu {
+    /// The backend (rayon's global pool: `RAYON_NUM_THREADS` sets its size).
+    pub fn new() -> Self {
+        Self
+    }
+}
+
+/// A batch on the CPU.
+pub struct CpuBatch {
+    plan: Plan,
+    states: Vec<InstanceState>,
+    params: Vec<f32>,
+    updates: Vec<u32>,
+    pending: Vec<Pending>,
+}
+
+impl CpuBatch {
+    fn parts(&mut self) -> impl IndexedParallelIterator<Item = (usize, InstanceMut<'_>)> {
+        let (p, u) = (self.plan.layout.params, self.plan.units());
+        let n = if self.pending.is_empty() {
+            0
+        } else {
+            self.plan.space.agents
+        };
+        let pending_chunks: Vec<&mut [Pending]> = if n == 0 {
+            (0..self.states.len())
+                .map(|_| <&mut [Pending]>::default())
+                .collect()
+        } else {
+            self.pending.chunks_mut(n).collect()
+        };
+        self.states
+            .par_iter_mut()
+            .zip(self.params.par_chunks_mut(p.max(1)))
+            .zip(self.updates.par_chunks_mut(u))
+            .zip(pending_chunks.into_par_iter())
+            .enumerate()
+            .map(|(b, (((state, params), updates), pending))| {
+                (
+                    b,
+                    InstanceMut {
+                        state,
+                        params,
+                        updates,
+                        pending,
+                    },
+                )
+            })
+    }
+
+    /// The plan of this batch.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    /// Runs `epochs` epochs of instance `b` alone and returns what each did (parity tests).
+    pub fn trace(&mut self, b: usize, epochs: u32) -> Vec<EpochTrace> {
+        let plan = self.plan.clone();
+        let mut ws = Workspace::default();
+        let mut out = Vec::with_capacity(epochs as usize);
+        let part = self.parts().find_any(|(i, _)| *i == b).map(|(_, m)| m);
+        let mut inst = part.expect("instance in range");
+        for _ in 0..epochs {
+            out.push(run_epoch(&plan, b as u32, &mut inst, &mut ws));
+        }
+        out
+    }
+}
+
+impl Backend for Cpu {
+    type Batch = CpuBatch;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn device(&self) -> String {
+        format!("{} CPU threads", rayon::current_num_threads())
+    }
+
+    fn upload(&self, plan: &Plan) -> Result<CpuBatch> {
+        let b = plan.instances as usize;
+        let p = plan.layout.params;
+        let mut params = vec![0.0f32; b * p];
+        params
+            .par_chunks_mut(p.max(1))
+            .enumerate()
+            .for_each(|(i, chunk)| plan.layout.init(plan.seed, i as u32, chunk));
+        let states = (0..b)
+            .into_par_iter()
+            .map(|i| InstanceState {
+                state: plan.initial_state(i as u32) as u32,
+                ..InstanceState::default()
+            })
+            .collect();
+        let pending = if plan.learner.mode == crate::learn::Mode::Independent {
+            vec![Pending::default(); b * plan.space.agents]
+        } else {
+            Vec::new()
+        };
+        Ok(CpuBatch {
+            plan: plan.clone(),
+            states,
+            params,
+            updates: vec![0; b * plan.units()],
+            pending,
+        })
+    }
+
+    fn advance(&self, batch: &mut CpuBatch, epochs: u32) -> Result<()> {
+        let plan = batch.plan.clone();
+        batch
+            .parts()
+            .for_each_init(Workspace::default, |ws, (b, mut inst)| {
+                for _ in 0..epochs {
+                    run_epoch(&plan, b as u32, &mut inst, ws);
+                }
+            });
+        Ok(())
+    }
+
+    fn read_q(&self, batch: &CpuBatch) -> Result<QTables> {
+        let layout = &batch.plan.layout;
+        let a = layout.actions;
+        let mut unit_offset = Vec::with_capacity(layout.units.len());
+        let mut inputs = 0;
+        for u in &layout.units {
+            unit_offset.push(inputs);
+            inputs += u.inputs;
+        }
+        let p = layout.params;
+        let mut values = vec![0.0f32; batch.states.len() * inputs * a];
+        values
+            .par_chunks_mut((inputs * a).max(1))
+            .enumerate()
+            .for_each_init(Acts::default, |acts, (b, out)| {
+                let params = &batch.params[b * p..(b + 1) * p];
+                for (unit, u) in layout.units.iter().enumerate() {
+                    for input in 0..u.inputs {
+                        layout.forward(unit, input, params, acts);
+                        let at = (unit_offset[unit] + input) * a;
+                        out[at..at + a].copy_from_slice(&acts.q);
+                    }
+                }
+            });
+        Ok(QTables {
+            actions: a,
+            unit_offset,
+            inputs,
+            values,
+        })
+    }
+
+    fn counters(&self, batch: &CpuBatch) -> Result<Counters> {
+        Ok(Counters {
+            epochs: batch.states.iter().map(|s| s.epoch).collect(),
+            steps: batch.states.iter().map(|s| s.steps).collect(),
+            abs_target: batch.states.iter().map(|s| s.abs_target).collect(),
+            updates: batch.updates.clone(),
+        })
+    }
+
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+}

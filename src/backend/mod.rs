@@ -1,0 +1,85 @@
+//! Backends: where a batch of instances lives and how it advances. One trait, implemented
+//! once per backend with static dispatch inside; the command line picks one at run time
+//! through [`Chosen`].
+
+pub mod cpu;
+
+use crate::error::{Error, Result};
+use crate::learn::plan::Plan;
+
+/// Every instance's Q-values over every input of every unit, read back at a checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QTables {
+    /// A.
+    pub actions: usize,
+    /// Offset of each unit's table inside one instance's block (in inputs).
+    pub unit_offset: Vec<usize>,
+    /// Inputs per instance over all units.
+    pub inputs: usize,
+    /// Values, instance-major: `[instance][unit input][action]`.
+    pub values: Vec<f32>,
+}
+
+impl QTables {
+    /// Q(unit, input, ·) of `instance`.
+    pub fn row(&self, instance: usize, unit: usize, input: usize) -> &[f32] {
+        let at = (instance * self.inputs + self.unit_offset[unit] + input) * self.actions;
+        &self.values[at..at + self.actions]
+    }
+}
+
+/// Per-instance counters, read back at a checkpoint.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Counters {
+    /// Epochs run per instance.
+    pub epochs: Vec<u32>,
+    /// Primitive steps per instance.
+    pub steps: Vec<u64>,
+    /// Σ |y| per instance.
+    pub abs_target: Vec<f64>,
+    /// Updates per instance and unit, instance-major.
+    pub updates: Vec<u32>,
+}
+
+/// A place where batches of instances live and learn.
+pub trait Backend {
+    /// Device-resident instances.
+    type Batch;
+    /// The backend's name (`cpu`, `wgpu`, `cuda`).
+    fn name(&self) -> &'static str;
+    /// What the backend runs on, in words.
+    fn device(&self) -> String;
+    /// Creates the batch of a plan: initial states and parameters.
+    fn upload(&self, plan: &Plan) -> Result<Self::Batch>;
+    /// Runs `epochs` more epochs on every instance.
+    fn advance(&self, batch: &mut Self::Batch, epochs: u32) -> Result<()>;
+    /// Reads every instance's Q-values back.
+    fn read_q(&self, batch: &Self::Batch) -> Result<QTables>;
+    /// Reads every instance's counters back.
+    fn counters(&self, batch: &Self::Batch) -> Result<Counters>;
+    /// Waits until submitted work is done (benches call it before reading the clock).
+    fn sync(&self) -> Result<()>;
+}
+
+/// The backend a command runs on, chosen at run time.
+pub enum Chosen {
+    /// The CPU reference.
+    Cpu(cpu::Cpu),
+}
+
+impl Chosen {
+    /// The backend named `name` (`cpu`, or `auto`), and a sentence on why it was chosen.
+    pub fn pick(name: &str) -> Result<(Self, String)> {
+        match name {
+            "cpu" => Ok((Self::Cpu(cpu::Cpu::new()), "cpu (requested)".into())),
+            "auto" => Ok((
+                Self::Cpu(cpu::Cpu::new()),
+                "cpu (auto: no GPU backend is built into this version)".into(),
+            )),
+            other => Err(Error::invalid(
+                "run.backend",
+                format!("expected one of [auto, cpu], found \"{other}\""),
+            )),
+        }
+    }
+}

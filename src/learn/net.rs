@@ -1,0 +1,371 @@
+//! Q-networks: which learners ("units") a batch holds, where each unit's parameters sit in an
+//! instance's parameter block, how inputs are encoded, and the f32 forward pass and SGD step.
+//!
+//! Units are the agents (IC-Q, independent, myopic) or one joint-state learner (centralized).
+//! A unit's inputs are its observations (z·M_i + p) or the joint states. Encodings are stored
+//! once per batch as sparse feature lists: one-hot inputs touch two (or 2 + N) columns of the
+//! first layer, scalar ones two (or 2 + N), embeddings d.
+//!
+//! MLP parameter layout of one unit (f32): W1 as `in_dim` columns of `width` (column j
+//! contiguous), b1, then for depth 2 W2 (`width` rows of `width`) and b2, then the output
+//! layer as A rows of `width`, then its A biases. A table is `inputs × A`, row-major.
+
+use super::{Encoding, Mode, Network};
+use crate::model::StateSpace;
+use crate::rng::{uniform_f32, Stream};
+
+/// Stream tag of parameter initialisation.
+pub const TAG_PARAMS: u32 = 2;
+
+/// One learner inside an instance.
+#[derive(Clone, Debug)]
+pub struct Unit {
+    /// Distinct inputs (observations or joint states).
+    pub inputs: usize,
+    /// Encoded input dimension (MLP only).
+    pub in_dim: usize,
+    /// Offset of this unit's parameters in an instance's block.
+    pub offset: usize,
+    /// Number of parameters.
+    pub size: usize,
+}
+
+/// The parameter layout of every instance of a batch, and its input features.
+#[derive(Clone, Debug)]
+pub struct NetLayout {
+    /// The network kind.
+    pub network: Network,
+    /// A.
+    pub actions: usize,
+    /// The units.
+    pub units: Vec<Unit>,
+    /// Parameters per instance.
+    pub params: usize,
+    /// Per unit: start of each input's features in `feat_idx`/`feat_val` (inputs + 1 entries).
+    pub feat_start: Vec<Vec<u32>>,
+    /// Feature column indices.
+    pub feat_idx: Vec<u32>,
+    /// Feature values.
+    pub feat_val: Vec<f32>,
+}
+
+/// Per-thread buffers of the forward and backward passes.
+#[derive(Clone, Debug, Default)]
+pub struct Acts {
+    /// First hidden layer (post-ReLU).
+    pub h1: Vec<f32>,
+    /// Second hidden layer (post-ReLU).
+    pub h2: Vec<f32>,
+    /// Q-values of the last forward pass.
+    pub q: Vec<f32>,
+    g1: Vec<f32>,
+    g2: Vec<f32>,
+}
+
+impl NetLayout {
+    /// The layout of a batch of learners of `mode` with `network` and `encoding`.
+    pub fn new(
+        space: &StateSpace,
+        actions: usize,
+        mode: Mode,
+        network: Network,
+        encoding: Encoding,
+    ) -> Self {
+        // Per unit: input count and, per input, its components (value, range) to encode.
+        let unit_inputs: Vec<Vec<Vec<(usize, usize)>>> = match mode {
+            Mode::Centralized => vec![(0..space.states)
+                .map(|s| {
+                    let mut c = vec![
+                        (space.decider(s), space.agents),
+                        (space.artifact(s), space.artifact_states),
+                    ];
+                    c.extend(
+                        (0..space.agents).map(|i| (space.private(s, i), space.private_states[i])),
+                    );
+                    c
+                })
+                .collect()],
+            _ => (0..space.agents)
+                .map(|i| {
+                    let (k, m) = (space.interface_states[i], space.private_states[i]);
+                    (0..k * m).map(|o| vec![(o / m, k), (o % m, m)]).collect()
+                })
+                .collect(),
+        };
+        let mut feat_start = Vec::new();
+        let (mut feat_idx, mut feat_val) = (Vec::new(), Vec::new());
+        let mut units = Vec::new();
+        let mut offset = 0;
+        for (u, inputs) in unit_inputs.iter().enumerate() {
+            let in_dim = match encoding {
+                Encoding::Onehot => inputs[0].iter().map(|&(_, r)| r).sum(),
+                Encoding::Scalar => inputs[0].len(),
+                Encoding::Embed { d, .. } => d,
+            };
+            let mut starts = vec![feat_idx.len() as u32];
+            for (i, comps) in inputs.iter().enumerate() {
+                match encoding {
+                    Encoding::Onehot => {
+                        let mut base = 0;
+                        for &(v, r) in comps {
+                            feat_idx.push((base + v) as u32);
+                            feat_val.push(1.0);
+                            base += r;
+                        }
+                    }
+                    Encoding::Scalar => {
+                        for (j, &(v, r)) in comps.iter().enumerate() {
+                            feat_idx.push(j as u32);
+                            feat_val.push(v as f32 / r as f32);
+                        }
+                    }
+                    Encoding::Embed { d, seed } => {
+                        let mut stream = Stream::new(seed, u as u32, i as u32, TAG_PARAMS);
+                        for j in 0..d {
+                            feat_idx.push(j as u32);
+                            let unit = uniform_f32(stream.next_raw()) * 2.0 - 1.0;
+                            feat_val.push(unit * 3f32.sqrt());
+                        }
+                    }
+                }
+                starts.push(feat_idx.len() as u32);
+            }
+            feat_start.push(starts);
+            let size = match network {
+                Network::Tabular => inputs.len() * actions,
+                Network::Mlp { width, depth } => {
+                    in_dim * width
+                        + width
+                        + (depth - 1) * (width * width + width)
+                        + actions * width
+                        + actions
+                }
+            };
+            units.push(Unit {
+                inputs: inputs.len(),
+                in_dim,
+                offset,
+                size,
+            });
+            offset += size;
+        }
+        Self {
+            network,
+            actions,
+            units,
+            params: offset,
+            feat_start,
+            feat_idx,
+            feat_val,
+        }
+    }
+
+    /// Initial parameters of one instance: tables at zero, MLP weights U(±1/√fan_in) from the
+    /// instance's `TAG_PARAMS` stream in layout order, biases zero.
+    pub fn init(&self, seed: u64, instance: u32, out: &mut [f32]) {
+        out.fill(0.0);
+        let Network::Mlp { width, depth } = self.network else {
+            return;
+        };
+        let mut stream = Stream::new(seed, instance, 0, TAG_PARAMS);
+        let mut fill = |w: &mut [f32], fan_in: usize| {
+            let bound = 1.0 / (fan_in as f32).sqrt();
+            for x in w {
+                *x = (uniform_f32(stream.next_raw()) * 2.0 - 1.0) * bound;
+            }
+        };
+        for u in &self.units {
+            let p = &mut out[u.offset..u.offset + u.size];
+            let mut at = 0;
+            fill(&mut p[at..at + u.in_dim * width], u.in_dim);
+            at += u.in_dim * width + width;
+            if depth == 2 {
+                fill(&mut p[at..at + width * width], width);
+                at += width * width + width;
+            }
+            fill(&mut p[at..at + self.actions * width], width);
+        }
+    }
+
+    #[inline]
+    fn features(&self, unit: usize, input: usize) -> (&[u32], &[f32]) {
+        let s = &self.feat_start[unit];
+        let (a, b) = (s[input] as usize, s[input + 1] as usize);
+        (&self.feat_idx[a..b], &self.feat_val[a..b])
+    }
+
+    /// Q(input, ·) of `unit` with the instance parameters `p`, into `acts.q` (the hidden
+    /// activations stay in `acts` for [`Self::sgd`]).
+    pub fn forward(&self, unit: usize, input: usize, p: &[f32], acts: &mut Acts) {
+        let u = &self.units[unit];
+        let p = &p[u.offset..u.offset + u.size];
+        let a_count = self.actions;
+        acts.q.resize(a_count, 0.0);
+        match self.network {
+            Network::Tabular => acts
+                .q
+                .copy_from_slice(&p[input * a_count..(input + 1) * a_count]),
+            Network::Mlp { width, depth } => {
+                let (idx, val) = self.features(unit, input);
+                let w1 = &p[..u.in_dim * width];
+                let b1 = &p[u.in_dim * width..u.in_dim * width + width];
+                acts.h1.clear();
+                acts.h1.extend_from_slice(b1);
+                for (&j, &v) in idx.iter().zip(val) {
+                    let col = &w1[j as usize * width..(j as usize + 1) * width];
+                    for (h, &w) in acts.h1.iter_mut().zip(col) {
+                        *h += v * w;
+                    }
+                }
+                acts.h1.iter_mut().for_each(|h| *h = h.max(0.0));
+                let mut at = u.in_dim * width + width;
+                let last = if depth == 2 {
+                    let w2 = &p[at..at + width * width];
+                    let b2 = &p[at + width * width..at + width * width + width];
+                    acts.h2.resize(width, 0.0);
+                    for (k, h) in acts.h2.iter_mut().enumerate() {
+                        let row = &w2[k * width..(k + 1) * width];
+                        *h = (b2[k] + dot(row, &acts.h1)).max(0.0);
+                    }
+                    at += width * width + width;
+                    &acts.h2
+                } else {
+                    &acts.h1
+                };
+                let wo = &p[at..at + a_count * width];
+                let bo = &p[at + a_count * width..at + a_count * width + a_count];
+                for (a, q) in acts.q.iter_mut().enumerate() {
+                    *q = bo[a] + dot(&wo[a * width..(a + 1) * width], last);
+                }
+            }
+        }
+    }
+
+    /// One SGD step on ½(Q(input, a) − y)² for `unit`, where `delta` = Q(input, a) − y and
+    /// `acts` holds the forward pass at `input`; the gradient's norm is clipped to `clip`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sgd(
+        &self,
+        unit: usize,
+        input: usize,
+        action: usize,
+        delta: f32,
+        lr: f32,
+        clip: Option<f32>,
+        p: &mut [f32],
+        acts: &mut Acts,
+    ) {
+        let u = &self.units[unit];
+        let p = &mut p[u.offset..u.offset + u.size];
+        let a_count = self.actions;
+        match self.network {
+            Network::Tabular => {
+                let g = match clip {
+                    Some(c) => delta.clamp(-c, c),
+                    None => delta,
+                };
+                p[input * a_count + action] -= lr * g;
+            }
+            Network::Mlp { width, depth } => {
+                let (idx, val) = self.features(unit, input);
+                let out_at = u.in_dim * width + width + (depth - 1) * (width * width + width);
+                let last: &[f32] = if depth == 2 { &acts.h2 } else { &acts.h1 };
+                // Back through the output row of `action` into the last hidden layer.
+                let wo_row = &p[out_at + action * width..out_at + (action + 1) * width];
+                acts.g1.clear();
+                acts.g1.extend(
+                    wo_row
+                        .iter()
+                        .zip(last)
+                        .map(|(&w, &h)| if h > 0.0 { delta * w } else { 0.0 }),
+                );
+                let mut norm_sq = delta * delta * (dot(last, last) + 1.0);
+                if depth == 2 {
+                    // g1 is the gradient at layer 2's pre-activation; take it to layer 1.
+                    let w2_at = u.in_dim * width + width;
+                    norm_sq += dot(&acts.g1, &acts.g1) * (dot(&acts.h1, &acts.h1) + 1.0);
+                    acts.g2.clear();
+                    acts.g2.resize(width, 0.0);
+                    for (k, &g) in acts.g1.iter().enumerate() {
+                        if g != 0.0 {
+                            let row = &p[w2_at + k * width..w2_at + (k + 1) * width];
+                            for (o, &w) in acts.g2.iter_mut().zip(row) {
+                                *o += g * w;
+                            }
+                        }
+                    }
+                    for (o, &h) in acts.g2.iter_mut().zip(&acts.h1) {
+                        if h <= 0.0 {
+                            *o = 0.0;
+                        }
+                    }
+                    std::mem::swap(&mut acts.g1, &mut acts.g2);
+                    // Now g1 = gradient at layer 1's pre-activation, g2 = at layer 2's.
+                }
+                let x_sq: f32 = val.iter().map(|v| v * v).sum();
+                norm_sq += dot(&acts.g1, &acts.g1) * (x_sq + 1.0);
+                let scale = match clip {
+                    Some(c) if norm_sq.sqrt() > c => c / norm_sq.sqrt(),
+                    _ => 1.0,
+                };
+                let step = lr * scale;
+                // Output layer.
+                for (w, &h) in p[out_at + action * width..out_at + (action + 1) * width]
+                    .iter_mut()
+                    .zip(last)
+                {
+                    *w -= step * delta * h;
+                }
+                p[out_at + a_count * width + action] -= step * delta;
+                if depth == 2 {
+                    let w2_at = u.in_dim * width + width;
+                    for (k, &g) in acts.g2.iter().enumerate() {
+                        if g != 0.0 {
+                            for (w, &h) in p[w2_at + k * width..w2_at + (k + 1) * width]
+                                .iter_mut()
+                                .zip(&acts.h1)
+                            {
+                                *w -= step * g * h;
+                            }
+                            p[w2_at + width * width + k] -= step * g;
+                        }
+                    }
+                }
+                // First layer: only the active input columns.
+                for (&j, &v) in idx.iter().zip(val) {
+                    let col = &mut p[j as usize * width..(j as usize + 1) * width];
+                    for (w, &g) in col.iter_mut().zip(&acts.g1) {
+                        *w -= step * g * v;
+                    }
+                }
+                let b1 = u.in_dim * width;
+                for (b, &g) in p[b1..b1 + width].iter_mut().zip(&acts.g1) {
+                    *b -= step * g;
+                }
+            }
+        }
+    }
+}
+
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// The index of the largest value (the first on ties).
+#[inline]
+pub fn argmax(q: &[f32]) -> usize {
+    let mut best = 0;
+    for (a, &v) in q.iter().enumerate().skip(1) {
+        if v > q[best] {
+            best = a;
+        }
+    }
+    best
+}
+
+/// The largest value.
+#[inline]
+pub fn max(q: &[f32]) -> f32 {
+    q.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}

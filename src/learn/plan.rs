@@ -1,0 +1,137 @@
+//! A batch plan: everything the host computes once for a batch of instances — the model's draw
+//! tables, the network layout and features, each joint state's decider input, the sampler's
+//! thresholds — shared read-only by every instance and uploaded as-is by device backends.
+
+use super::net::NetLayout;
+use super::{LearnerConfig, Mode, Sampler};
+use crate::error::{Error, Result};
+use crate::model::{DrawTables, Model, StateSpace};
+use crate::rng::{probability_threshold, sample_cdf, CdfTable, Stream, TAG_INIT};
+
+/// A batch of instances of one model and one learner configuration.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The model.
+    pub model: Model,
+    /// Its joint-state space.
+    pub space: StateSpace,
+    /// Its `u32` draw tables.
+    pub tables: DrawTables,
+    /// The learner.
+    pub learner: LearnerConfig,
+    /// Parameter layout and input features.
+    pub layout: NetLayout,
+    /// Instances B.
+    pub instances: u32,
+    /// The run seed.
+    pub seed: u64,
+    /// Per joint state: the input index of its decider's unit (observation or joint state).
+    pub state_input: Vec<u32>,
+    /// μ as a cumulative table over joint states (the `reset` sampler only).
+    pub mu_table: Option<CdfTable>,
+    /// The sampler's threshold: `lazy` ⌊ρ·2³²⌋, `reset` ⌊(1−ρ)·2³²⌋, else 0.
+    pub sampler_threshold: u32,
+    /// ⌊ε·2³²⌋ of ε-greedy behavior (0 for uniform).
+    pub explore_threshold: u32,
+}
+
+impl Plan {
+    /// The plan of `instances` instances; `mu` (the oracle's stationary law) is needed by the
+    /// `reset` sampler only.
+    pub fn new(
+        model: &Model,
+        learner: &LearnerConfig,
+        instances: u32,
+        seed: u64,
+        mu: Option<&[f64]>,
+    ) -> Result<Self> {
+        learner.validate()?;
+        if instances == 0 {
+            return Err(Error::invalid(
+                "run.instances",
+                "expected at least 1 instance, found 0",
+            ));
+        }
+        let space = model.space();
+        if space.states > u32::MAX as usize / 2 {
+            return Err(Error::TooLarge(format!(
+                "{} joint states do not fit in u32",
+                space.states
+            )));
+        }
+        let layout = NetLayout::new(
+            &space,
+            model.actions,
+            learner.mode,
+            learner.network,
+            learner.encoding,
+        );
+        let state_input = (0..space.states)
+            .map(|s| match learner.mode {
+                Mode::Centralized => s as u32,
+                _ => (space.observation(s) - space.obs_offset[space.decider(s)]) as u32,
+            })
+            .collect();
+        let (mu_table, sampler_threshold) = match learner.sampler {
+            Sampler::Trajectory => (None, 0),
+            Sampler::Lazy { rho } => (None, probability_threshold(rho)),
+            Sampler::Reset { rho } => {
+                let mu = mu.ok_or_else(|| {
+                    Error::invalid(
+                        "learner.sampler",
+                        "the reset sampler needs the stationary law μ",
+                    )
+                })?;
+                (Some(CdfTable::new(mu)), probability_threshold(1.0 - rho))
+            }
+        };
+        let explore_threshold = match learner.behavior {
+            super::Behavior::Uniform => 0,
+            super::Behavior::EpsilonGreedy { epsilon } => probability_threshold(epsilon),
+        };
+        Ok(Self {
+            tables: DrawTables::new(model),
+            model: model.clone(),
+            space,
+            learner: learner.clone(),
+            layout,
+            instances,
+            seed,
+            state_input,
+            mu_table,
+            sampler_threshold,
+            explore_threshold,
+        })
+    }
+
+    /// The learning unit that decides in joint state `s`.
+    #[inline]
+    pub fn unit_of(&self, s: usize) -> usize {
+        match self.learner.mode {
+            Mode::Centralized => 0,
+            _ => self.space.decider(s),
+        }
+    }
+
+    /// Number of learning units per instance.
+    pub fn units(&self) -> usize {
+        self.layout.units.len()
+    }
+
+    /// A draw of the initial law from the raw words of `stream`: artifact, then each agent's
+    /// private state.
+    pub fn draw_initial(&self, stream: &mut Stream) -> usize {
+        let (t, sp) = (&self.tables, &self.space);
+        let x = t.initial_artifact.sample(stream.next_raw());
+        let mut s = self.model.initial.agent * sp.stride_h + x * sp.stride_x;
+        for (law, stride) in t.initial_private.iter().zip(&sp.stride_p) {
+            s += sample_cdf(&law.thresholds, stream.next_raw()) * stride;
+        }
+        s
+    }
+
+    /// Instance `b`'s initial joint state (its `TAG_INIT` stream).
+    pub fn initial_state(&self, instance: u32) -> usize {
+        self.draw_initial(&mut Stream::new(self.seed, instance, 0, TAG_INIT))
+    }
+}

@@ -1,0 +1,272 @@
+//! `icq run`: one model, one learner, B instances on one backend, metrics at checkpoints
+//! against the oracle, a summary table, and every checkpoint of every instance as a record.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backend::{Backend, Chosen};
+use crate::config::Input;
+use crate::error::Result;
+use crate::learn::metrics::{checkpoint_metrics, Metrics};
+use crate::learn::plan::Plan;
+use crate::learn::{Network, StepSize};
+use crate::oracle::{Analysis, Oracle, OracleOptions};
+use crate::records::{num, Record};
+
+/// What a run produced.
+pub struct RunReport {
+    /// Every (checkpoint, instance) record.
+    pub rows: Vec<Record>,
+    /// Per checkpoint: every instance's metrics.
+    pub checkpoints: Vec<Vec<Metrics>>,
+    /// The oracle's analysis.
+    pub analysis: Analysis,
+    /// Backend name and why it was chosen.
+    pub backend: String,
+    /// Training wall time (seconds, excluding the oracle and metrics).
+    pub train_seconds: f64,
+    /// Handoff updates per second over training.
+    pub updates_per_second: f64,
+}
+
+/// Relative tolerance of the exact policy evaluations behind `policy_gap`.
+const POLICY_TOLERANCE: f64 = 1e-10;
+
+/// The knobs and exact figures every record of this run carries.
+pub fn context(input: &Input, analysis: &Analysis, backend: &str) -> Record {
+    let mut r = Record::default();
+    let m = &input.config.model;
+    match &m.file {
+        Some(f) => r.push("model_file", f.display().to_string()),
+        None => {
+            let k = m.synthetic();
+            r.push(
+                "builder",
+                m.builder.clone().unwrap_or_else(|| "synthetic".into()),
+            );
+            r.push("agents", k.agents);
+            r.push("artifact_states", k.artifact_states);
+            r.push("interface_states", k.interface_states);
+            r.push("private_states", k.private_states);
+            r.push("gamma", num(k.gamma));
+            r.push("duration", k.duration.label());
+            r.push("mean_duration", num(k.duration.mean()));
+            r.push("laziness", num(k.laziness));
+            r.push("interface_noise", num(k.interface_noise));
+            r.push("private_weight", num(k.private_weight));
+            r.push("reward_scale", num(k.reward_scale));
+            r.push("model_seed", k.model_seed);
+        }
+    }
+    let l = &input.config.learner;
+    r.push("mode", l.mode.label());
+    r.push("encoding", l.encoding.label());
+    r.push("network", l.network.label());
+    let (width, depth) = match l.network {
+        Network::Tabular => (0, 0),
+        Network::Mlp { width, depth } => (width, depth),
+    };
+    r.push("width", width);
+    r.push("depth", depth);
+    r.push("step_size", l.step_size.label());
+    let alpha = match l.step_size {
+        StepSize::Constant { alpha }
+        | StepSize::InverseSqrt { alpha }
+        | StepSize::Inverse { alpha, .. } => alpha,
+    };
+    r.push("alpha", num(alpha));
+    r.push("clip", l.clip.map_or(serde_json::Value::Null, num));
+    r.push("behavior", l.behavior.label());
+    r.push("sampler", l.sampler.label());
+    r.push("instances", input.config.run.instances);
+    r.push("seed", input.config.run.seed);
+    r.push("backend", backend);
+    r.push("eps_phi", num(analysis.eps_phi));
+    r.push("delta_phi", num(analysis.delta_phi));
+    let mixing = analysis.sampler_mixing.as_ref().unwrap_or(&analysis.mixing);
+    r.push(
+        "t_mix",
+        mixing.t_mix.map_or(serde_json::Value::Null, Into::into),
+    );
+    r.push("spectral_gap", num(mixing.spectral_gap));
+    r.push(
+        "t_mix_trajectory",
+        analysis
+            .mixing
+            .t_mix
+            .map_or(serde_json::Value::Null, Into::into),
+    );
+    r.push("interface_term", num(analysis.interface_term));
+    r.push("q_star_norm", num(analysis.q_star_norm));
+    r.push("beta", num(analysis.beta));
+    let mean_discount =
+        analysis.option_discount.iter().sum::<f64>() / analysis.option_discount.len() as f64;
+    r.push("mean_discount", num(mean_discount));
+    r.push("v_star", num(analysis.v_star_initial));
+    r
+}
+
+/// The record of one instance at one checkpoint.
+pub fn metrics_record(checkpoint: usize, m: &Metrics) -> Record {
+    let mut r = Record::default();
+    r.push("checkpoint", checkpoint);
+    r.push("epoch", m.epoch);
+    r.push("instance", m.instance);
+    r.push("q_err", num(m.q_err));
+    r.push("q_err_obs", num(m.q_err_obs));
+    r.push("q_err_sup", num(m.q_err_sup));
+    r.push(
+        "policy_gap",
+        m.policy_gap.map_or(serde_json::Value::Null, num),
+    );
+    r.push("mean_tau", num(m.mean_tau));
+    r.push("mean_abs_y", num(m.mean_abs_target));
+    for (u, &n) in m.updates.iter().enumerate() {
+        r.push(&format!("updates_{u}"), n);
+    }
+    r
+}
+
+/// Runs the config of `input`; `progress` shows a bar on stderr.
+pub fn run(input: &Input, progress: bool) -> Result<RunReport> {
+    let cfg = &input.config;
+    let checkpoints = cfg.run.checkpoint_epochs()?;
+    let (chosen, why) = Chosen::pick(&cfg.run.backend)?;
+    let oracle = Oracle::new(&input.model)?;
+    let analysis = oracle.analyze(&OracleOptions {
+        sampler: cfg.learner.sampler,
+        ..OracleOptions::default()
+    })?;
+    let plan = Plan::new(
+        &input.model,
+        &cfg.learner,
+        cfg.run.instances,
+        cfg.run.seed,
+        Some(&analysis.mu),
+    )?;
+    let Chosen::Cpu(backend) = chosen;
+    run_on(
+        &backend,
+        input,
+        &plan,
+        &oracle,
+        analysis,
+        &checkpoints,
+        why,
+        progress,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_on<B: Backend>(
+    backend: &B,
+    input: &Input,
+    plan: &Plan,
+    oracle: &Oracle,
+    analysis: Analysis,
+    checkpoints: &[u32],
+    why: String,
+    progress: bool,
+) -> Result<RunReport> {
+    let b = u64::from(plan.instances);
+    let total = u64::from(*checkpoints.last().expect("at least one checkpoint")) * b;
+    let bar = if progress {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} eta {eta}",
+            )
+            .expect("a valid template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut batch = backend.upload(plan)?;
+    let ctx = context(input, &analysis, backend.name());
+    let (mut rows, mut all) = (Vec::new(), Vec::new());
+    let (mut done, mut train_seconds) = (0u32, 0.0);
+    let slice = (checkpoints.last().copied().unwrap_or(1) / 200).max(1);
+    for (c, &at) in checkpoints.iter().enumerate() {
+        while done < at {
+            let step = slice.min(at - done);
+            let t = Instant::now();
+            backend.advance(&mut batch, step)?;
+            backend.sync()?;
+            train_seconds += t.elapsed().as_secs_f64();
+            done += step;
+            bar.set_position(u64::from(done) * b);
+            bar.set_message(format!("epoch {done}"));
+        }
+        let q = backend.read_q(&batch)?;
+        let counters = backend.counters(&batch)?;
+        let metrics = checkpoint_metrics(
+            plan,
+            oracle,
+            &analysis,
+            &q,
+            &counters,
+            input.config.run.policy_gap_instances as usize,
+            POLICY_TOLERANCE,
+        )?;
+        for m in &metrics {
+            let mut r = ctx.clone();
+            r.extend(&metrics_record(c, m));
+            rows.push(r);
+        }
+        all.push(metrics);
+    }
+    bar.finish_and_clear();
+    Ok(RunReport {
+        rows,
+        checkpoints: all,
+        analysis,
+        backend: why,
+        updates_per_second: total as f64 / train_seconds.max(1e-12),
+        train_seconds,
+    })
+}
+
+/// Mean and standard deviation of a metric over instances.
+pub fn mean_sd(values: impl Iterator<Item = f64>) -> (f64, f64, usize) {
+    let v: Vec<f64> = values.collect();
+    let n = v.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN, 0);
+    }
+    let mean = v.iter().sum::<f64>() / n as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
+    (mean, var.sqrt(), n)
+}
+
+/// The summary table: per checkpoint, the mean ± sd over instances of each metric.
+pub fn summary_table(report: &RunReport) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "{:>9}  {:>21}  {:>21}  {:>21}  {:>21}",
+        "epoch", "q_err", "q_err_obs", "q_err_sup", "policy_gap"
+    );
+    let cell = |(m, s, n): (f64, f64, usize)| {
+        if n == 0 {
+            "-".to_string()
+        } else {
+            format!("{m:.4e} ± {s:.1e}")
+        }
+    };
+    for metrics in &report.checkpoints {
+        let epoch = metrics.first().map_or(0, |m| m.epoch);
+        let _ = writeln!(
+            t,
+            "{:>9}  {:>21}  {:>21}  {:>21}  {:>21}",
+            epoch,
+            cell(mean_sd(metrics.iter().map(|m| m.q_err))),
+            cell(mean_sd(metrics.iter().map(|m| m.q_err_obs))),
+            cell(mean_sd(metrics.iter().map(|m| m.q_err_sup))),
+            cell(mean_sd(metrics.iter().filter_map(|m| m.policy_gap))),
+        );
+    }
+    t
+}
