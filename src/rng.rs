@@ -161,7 +161,7 @@ impl Stream {
     }
 
     /// The next raw `u32`.
-    #[inline]
+    #[inline(always)]
     pub fn next_raw(&mut self) -> u32 {
         if self.lane == 4 {
             self.block = philox4x32_10(self.ctr, self.key);

@@ -337,3 +337,155 @@ fn examples_load() {
     }
     assert!(seen >= 2, "only {seen} examples");
 }
+
+#[test]
+fn run_writes_one_row_per_instance_and_checkpoint() {
+    let dir = scratch("run");
+    let cfg = dir.join("run.toml");
+    std::fs::write(
+        &cfg,
+        "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\ninterface_noise = 0.1\n\
+         [learner]\nnetwork = { mlp = { width = 8, depth = 1 } }\nstep_size = { constant = { alpha = 0.05 } }\n\
+         [run]\ninstances = 5\nepochs = 300\ncheckpoints = [100, 300]\nseed = 3\nbackend = \"cpu\"\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = icq(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        stdout.contains("q_err_obs") && stdout.contains("backend    cpu"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(out.join("checkpoints.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    for col in [
+        "interface_noise",
+        "mode",
+        "width",
+        "eps_phi",
+        "delta_phi",
+        "t_mix",
+        "interface_term",
+        "q_star_norm",
+        "checkpoint",
+        "epoch",
+        "instance",
+        "q_err",
+        "q_err_obs",
+        "q_err_sup",
+        "policy_gap",
+        "mean_tau",
+        "mean_abs_y",
+        "updates_0",
+        "updates_1",
+    ] {
+        assert!(header.contains(&col), "missing column {col}");
+    }
+    assert_eq!(lines.count(), 10, "5 instances × 2 checkpoints");
+    let jsonl = std::fs::read_to_string(out.join("checkpoints.jsonl")).unwrap();
+    let rows: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 10);
+    assert_eq!(rows[9]["epoch"], 300);
+    assert_eq!(rows[9]["instance"], 4);
+    let updates = rows[9]["updates_0"].as_u64().unwrap() + rows[9]["updates_1"].as_u64().unwrap();
+    assert_eq!(updates, 300, "one update per epoch");
+}
+
+#[test]
+fn bench_reports_json() {
+    let dir = scratch("bench");
+    let cfg = dir.join("b.toml");
+    std::fs::write(
+        &cfg,
+        "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\n",
+    )
+    .unwrap();
+    let o = icq(&[
+        "bench",
+        cfg.to_str().unwrap(),
+        "--instances",
+        "33",
+        "--epochs",
+        "20",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["instances"], 33);
+    assert_eq!(v["backend"], "cpu");
+    assert!(v["handoff_updates_per_s"].as_f64().unwrap() > 0.0);
+    assert!(v["primitive_steps_per_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bad_learner_and_run_keys_name_their_key() {
+    let dir = scratch("learner");
+    let cases = [
+        (
+            "mode",
+            "[learner]\nmode = \"telepathic\"\n",
+            "unknown variant `telepathic`",
+        ),
+        (
+            "width",
+            "[learner]\nnetwork = { mlp = { width = 0, depth = 1 } }\n",
+            "learner.network.mlp.width",
+        ),
+        (
+            "depth",
+            "[learner]\nnetwork = { mlp = { width = 8, depth = 3 } }\n",
+            "learner.network.mlp.depth",
+        ),
+        (
+            "alpha",
+            "[learner]\nstep_size = { constant = { alpha = -1.0 } }\n",
+            "learner.step_size.constant.alpha",
+        ),
+        (
+            "epsilon",
+            "[learner]\nbehavior = { epsilon_greedy = { epsilon = 2.0 } }\n",
+            "learner.behavior.epsilon_greedy.epsilon",
+        ),
+        (
+            "independent",
+            "[learner]\nmode = \"independent\"\nsampler = { lazy = { rho = 0.5 } }\n",
+            "learner.sampler",
+        ),
+        (
+            "checkpoints",
+            "[run]\nepochs = 10\ncheckpoints = [5, 3]\n",
+            "run.checkpoints[1]",
+        ),
+        (
+            "past",
+            "[run]\nepochs = 10\ncheckpoints = [20]\n",
+            "run.checkpoints",
+        ),
+        ("backend", "[run]\nbackend = \"abacus\"\n", "run.backend"),
+        ("typo", "[run]\ninstance = 4\n", "unknown field `instance`"),
+    ];
+    for (name, text, want) in cases {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!("[model]\nagents = 2\nartifact_states = 4\ninterface_states = 2\n{text}"),
+        )
+        .unwrap();
+        let o = icq(&["run", path.to_str().unwrap(), "--quiet"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(want), "{name}: expected {want:?} in {err:?}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+}

@@ -35,7 +35,7 @@ from icq_model import FIXED, GEOMETRIC, POISSON, Model  # noqa: E402
 
 
 def make_fns(model, width, alpha, tabular):
-    """The pure per-instance functions of one model: init, epoch and mean-Q read-out."""
+    """The pure per-instance functions of one model: init, epoch, Q read-out, SGD update."""
     m = model
     N, S, A, Mmax, D = m.N, m.S, m.A, m.Mmax, m.D
     f32, i32 = jnp.float32, jnp.int32
@@ -89,9 +89,9 @@ def make_fns(model, width, alpha, tabular):
         q = stop_prob[w]
 
         def body(c):
-            key, x, pe, R, disc, t, _ = c
-            key, ku = jax.random.split(key)
-            u = jax.random.uniform(ku, (n_u,))
+            x, pe, R, disc, t, _ = c
+            # The uniforms of step t come from the rollout key folded with t.
+            u = jax.random.uniform(jax.random.fold_in(key, t), (n_u,))
             R = R + disc * reward[w, x, pe]
             disc = disc * gamma
             t = t + 1
@@ -104,10 +104,10 @@ def make_fns(model, width, alpha, tabular):
                     stop = stop | (t >= tau)
             else:
                 stop = t >= tau
-            return key, x, pe, R, disc, t, stop
+            return x, pe, R, disc, t, stop
 
-        c0 = (key, x, pe, f32(0), f32(1), i32(0), jnp.bool_(False))
-        _, x, pe, R, disc, t, _ = jax.lax.while_loop(lambda c: ~c[-1], body, c0)
+        c0 = (x, pe, f32(0), f32(1), i32(0), jnp.bool_(False))
+        x, pe, R, disc, t, _ = jax.lax.while_loop(lambda c: ~c[-1], body, c0)
         return R, disc, x, pe, t
 
     # -- Q-functions -----------------------------------------------------------------------
@@ -202,7 +202,7 @@ def make_fns(model, width, alpha, tabular):
         return {"params": params, "state": nxt, "key": key, "last_y": y,
                 "steps": c["steps"] + tau}
 
-    def mean_q(params):
+    def all_q(params):
         """Q_i(z, p, .) for every (i, z, p) of one instance, shape (N, Kmax, Mmax, A)."""
         ii, zz, pp = jnp.meshgrid(jnp.arange(N), jnp.arange(m.Kmax), jnp.arange(Mmax),
                                   indexing="ij")
@@ -210,7 +210,7 @@ def make_fns(model, width, alpha, tabular):
             ii.ravel(), zz.ravel(), pp.ravel())
         return q.reshape(N, m.Kmax, Mmax, A)
 
-    return init, epoch, mean_q
+    return init, epoch, all_q, update
 
 
 def make_train(epoch, num_epochs):
@@ -241,7 +241,7 @@ def main(argv=None):
 
     model = Model(args.model)
     B, E = args.instances, args.epochs
-    init, epoch, mean_q = make_fns(model, args.width, args.alpha, args.tabular)
+    init, epoch, all_q, _ = make_fns(model, args.width, args.alpha, args.tabular)
     keys = jax.random.split(jax.random.key(args.seed), B)
     init_batch = jax.jit(jax.vmap(init))
 
@@ -259,13 +259,14 @@ def main(argv=None):
     seconds = time.perf_counter() - t0
 
     if args.dump_q:
-        q = np.asarray(jax.jit(jax.vmap(mean_q))(carry["params"]), dtype=np.float64).mean(0)
+        qs = np.asarray(jax.jit(jax.vmap(all_q))(carry["params"]), dtype=np.float64)
+        q, sem = qs.mean(0), qs.std(0) / np.sqrt(B)
         K, M = model.K, model.M
         for i in range(model.N):  # padding observations do not exist
-            q[i, K[i]:] = np.nan
-            q[i, :, M[i]:] = np.nan
+            q[i, K[i]:] = sem[i, K[i]:] = np.nan
+            q[i, :, M[i]:] = sem[i, :, M[i]:] = np.nan
         with open(args.dump_q, "w") as f:
-            json.dump({"peer": "jax", "q_mean": q.tolist()}, f)
+            json.dump({"peer": "jax", "q_mean": q.tolist(), "q_sem": sem.tolist()}, f)
     total_steps = int(np.asarray(carry["steps"], dtype=np.int64).sum())
     print(json.dumps({
         "peer": "jax",

@@ -233,10 +233,11 @@ class NumpyICQ:
         self.last_targets = y
 
     def mean_q(self):
-        """Q_i(z, p, .) averaged over instances, shape (N, Kmax, Mmax, A); NaN where z >= K_i
-        or p >= M_i."""
+        """Q_i(z, p, .) averaged over instances and its standard error, each of shape
+        (N, Kmax, Mmax, A); NaN where z >= K_i or p >= M_i."""
         m = self.m
         out = np.full((m.N, m.Kmax, m.Mmax, m.A), np.nan)
+        sem = np.full((m.N, m.Kmax, m.Mmax, m.A), np.nan)
         for i in range(m.N):
             g = self.arN + i
             for z in range(m.K[i]):
@@ -247,8 +248,10 @@ class NumpyICQ:
                         q = self.Q[self._qrow(g, zz, pv)]
                     else:
                         q = self._forward(g, zz, m.K[i] + pv)[-1]
-                    out[i, z, pp] = q.astype(np.float64).mean(axis=0)
-        return out
+                    q = q.astype(np.float64)
+                    out[i, z, pp] = q.mean(axis=0)
+                    sem[i, z, pp] = q.std(axis=0) / np.sqrt(self.B)
+        return out, sem
 
 
 def main(argv=None):
@@ -280,7 +283,8 @@ def main(argv=None):
 
     if args.dump_q:
         with open(args.dump_q, "w") as f:
-            json.dump({"peer": "numpy", "q_mean": learner.mean_q().tolist()}, f)
+            q, sem = learner.mean_q()
+            json.dump({"peer": "numpy", "q_mean": q.tolist(), "q_sem": sem.tolist()}, f)
     B, E = args.instances, args.epochs
     mean_abs = float(np.abs(learner.last_targets).mean()) if E > 0 else float("nan")
     print(json.dumps({

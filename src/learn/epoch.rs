@@ -96,7 +96,8 @@ pub fn run_epoch(
     let k = inst.state.epoch;
     let mut stream = Stream::new(plan.seed, b, k, TAG_EPOCH);
     let s = inst.state.state as usize;
-    let h = space.decider(s);
+    let parts = plan.decode(s);
+    let (h, x) = (parts[0] as usize, parts[1] as usize);
     let unit = plan.unit_of(s);
     let input = plan.state_input[s] as usize;
     let a_count = model.actions as u64;
@@ -128,14 +129,12 @@ pub fn run_epoch(
     let w = model.action_options[h][action];
     let opt = &model.options[w];
     let e = opt.executor;
-    let run = plan.tables.rollout(
-        w,
-        space.artifact(s),
-        space.private(s, e),
-        model.gamma,
-        |x, p| opt.reward[x][p],
-        &mut stream,
-    );
+    let pe = parts[2 + e] as usize;
+    let m = space.private_states[e];
+    let reward = &plan.rewards[w];
+    let run = plan
+        .tables
+        .rollout(w, x, pe, model.gamma, |x, p| reward[x * m + p], &mut stream);
     inst.state.steps += u64::from(run.steps);
     let ret = run.ret as f32;
     let discount = run.discount as f32;
@@ -144,7 +143,8 @@ pub fn run_epoch(
     let end = if opt.terminal {
         plan.draw_initial(&mut stream)
     } else {
-        space.with_local(s, e, run.artifact * space.private_states[e] + run.private)
+        let rest = s - h * space.stride_h - x * space.stride_x - pe * space.stride_p[e];
+        rest + e * space.stride_h + run.artifact * space.stride_x + run.private * space.stride_p[e]
     };
 
     // 4. The sampler.

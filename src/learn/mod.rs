@@ -147,7 +147,6 @@ impl Mode {
     }
 }
 
-
 /// The step-size schedule; t is the updating learner's own update count (from 0).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]

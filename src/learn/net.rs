@@ -279,11 +279,18 @@ impl NetLayout {
                         .zip(last)
                         .map(|(&w, &h)| if h > 0.0 { delta * w } else { 0.0 }),
                 );
-                let mut norm_sq = delta * delta * (dot(last, last) + 1.0);
+                let clipping = clip.is_some();
+                let mut norm_sq = if clipping {
+                    delta * delta * (dot(last, last) + 1.0)
+                } else {
+                    0.0
+                };
                 if depth == 2 {
                     // g1 is the gradient at layer 2's pre-activation; take it to layer 1.
                     let w2_at = u.in_dim * width + width;
-                    norm_sq += dot(&acts.g1, &acts.g1) * (dot(&acts.h1, &acts.h1) + 1.0);
+                    if clipping {
+                        norm_sq += dot(&acts.g1, &acts.g1) * (dot(&acts.h1, &acts.h1) + 1.0);
+                    }
                     acts.g2.clear();
                     acts.g2.resize(width, 0.0);
                     for (k, &g) in acts.g1.iter().enumerate() {
@@ -302,11 +309,17 @@ impl NetLayout {
                     std::mem::swap(&mut acts.g1, &mut acts.g2);
                     // Now g1 = gradient at layer 1's pre-activation, g2 = at layer 2's.
                 }
-                let x_sq: f32 = val.iter().map(|v| v * v).sum();
-                norm_sq += dot(&acts.g1, &acts.g1) * (x_sq + 1.0);
                 let scale = match clip {
-                    Some(c) if norm_sq.sqrt() > c => c / norm_sq.sqrt(),
-                    _ => 1.0,
+                    Some(c) => {
+                        let x_sq: f32 = val.iter().map(|v| v * v).sum();
+                        norm_sq += dot(&acts.g1, &acts.g1) * (x_sq + 1.0);
+                        if norm_sq.sqrt() > c {
+                            c / norm_sq.sqrt()
+                        } else {
+                            1.0
+                        }
+                    }
+                    None => 1.0,
                 };
                 let step = lr * scale;
                 // Output layer.
@@ -347,9 +360,23 @@ impl NetLayout {
     }
 }
 
+/// Σ a·b in eight interleaved partial sums (lane j sums the products at i ≡ j mod 8), added
+/// pairwise at the end: a fixed order that vectorizes.
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let mut acc = [0.0f32; 8];
+    let (ca, cb) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    for (j, (x, y)) in ra.iter().zip(rb).enumerate() {
+        acc[j] += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
 /// The index of the largest value (the first on ties).

@@ -33,6 +33,10 @@ pub struct Plan {
     pub sampler_threshold: u32,
     /// ⌊ε·2³²⌋ of ε-greedy behavior (0 for uniform).
     pub explore_threshold: u32,
+    /// Per joint state, `2 + N` words: h, x, p_0 … p_{N−1} (no divisions in the epoch loop).
+    pub decoded: Vec<u32>,
+    /// Per option: the step reward r(x, p_e), flat S×M_e.
+    pub rewards: Vec<Vec<f64>>,
 }
 
 impl Plan {
@@ -89,7 +93,17 @@ impl Plan {
             super::Behavior::Uniform => 0,
             super::Behavior::EpsilonGreedy { epsilon } => probability_threshold(epsilon),
         };
+        let decoded = (0..space.states)
+            .flat_map(|s| space.decode(s).into_iter().map(|v| v as u32))
+            .collect();
+        let rewards = model
+            .options
+            .iter()
+            .map(|o| o.reward.iter().flatten().copied().collect())
+            .collect();
         Ok(Self {
+            decoded,
+            rewards,
             tables: DrawTables::new(model),
             model: model.clone(),
             space,
@@ -111,6 +125,13 @@ impl Plan {
             Mode::Centralized => 0,
             _ => self.space.decider(s),
         }
+    }
+
+    /// (h, x, p_0 … p_{N−1}) of joint state `s`.
+    #[inline]
+    pub fn decode(&self, s: usize) -> &[u32] {
+        let w = 2 + self.space.agents;
+        &self.decoded[s * w..(s + 1) * w]
     }
 
     /// Number of learning units per instance.
