@@ -35,7 +35,7 @@ fn mulhilo(a: u32, b: u32) -> (u32, u32) {
 }
 
 /// One Philox4x32-10 block: 4 counter words and 2 key words in, 4 random words out.
-#[inline]
+#[inline(always)]
 pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     let mut c = ctr;
     let mut k = key;

@@ -229,6 +229,14 @@ fn results_do_not_depend_on_thread_count() {
     let (one, two, three) = (q(1), q(2), q(3));
     assert_eq!(one, two);
     assert_eq!(one, three);
+    // The portable build of the epoch loop gives the same bits as the vector build.
+    let cpu = Cpu::portable();
+    let mut batch = cpu.upload(&plan).unwrap();
+    cpu.advance(&mut batch, 500).unwrap();
+    assert_eq!(
+        one,
+        (cpu.read_q(&batch).unwrap(), cpu.counters(&batch).unwrap())
+    );
     assert!(
         one.0.values.iter().any(|&v| v != 0.0),
         "nothing was learned"

@@ -10,14 +10,58 @@ use crate::learn::epoch::{run_epoch, EpochTrace, InstanceMut, InstanceState, Pen
 use crate::learn::net::Acts;
 use crate::learn::plan::Plan;
 
+/// Whether this CPU runs the AVX2 build of the epoch loop.
+///
+/// Both builds compute the same thing in the same order (Rust never fuses multiply-adds and
+/// every reduction's order is fixed in the source), so results do not depend on which runs.
+fn wide_vectors() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+fn epochs_portable(
+    plan: &Plan,
+    b: u32,
+    inst: &mut InstanceMut<'_>,
+    ws: &mut Workspace,
+    epochs: u32,
+) {
+    for _ in 0..epochs {
+        run_epoch(plan, b, inst, ws);
+    }
+}
+
+/// The epoch loop compiled for AVX2 (the epoch and everything it calls are inlined into it).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn epochs_avx2(plan: &Plan, b: u32, inst: &mut InstanceMut<'_>, ws: &mut Workspace, epochs: u32) {
+    for _ in 0..epochs {
+        run_epoch(plan, b, inst, ws);
+    }
+}
+
 /// The CPU backend.
 #[derive(Clone, Debug, Default)]
-pub struct Cpu;
+pub struct Cpu {
+    portable: bool,
+}
 
 impl Cpu {
     /// The backend (rayon's global pool: `RAYON_NUM_THREADS` sets its size).
     pub fn new() -> Self {
-        Self
+        Self { portable: false }
+    }
+
+    /// The backend that never takes the AVX2 build of the epoch loop (to test that both builds
+    /// agree bit for bit).
+    pub fn portable() -> Self {
+        Self { portable: true }
     }
 }
 
@@ -125,12 +169,17 @@ impl Backend for Cpu {
 
     fn advance(&self, batch: &mut CpuBatch, epochs: u32) -> Result<()> {
         let plan = batch.plan.clone();
+        let wide = !self.portable && wide_vectors();
         batch
             .parts()
             .for_each_init(Workspace::default, |ws, (b, mut inst)| {
-                for _ in 0..epochs {
-                    run_epoch(&plan, b as u32, &mut inst, ws);
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    // SAFETY: `wide_vectors` checked at run time that this CPU has AVX2.
+                    unsafe { epochs_avx2(&plan, b as u32, &mut inst, ws, epochs) };
+                    return;
                 }
+                epochs_portable(&plan, b as u32, &mut inst, ws, epochs);
             });
         Ok(())
     }

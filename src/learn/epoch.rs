@@ -85,6 +85,7 @@ pub struct Workspace {
 }
 
 /// Runs one epoch of instance `b`.
+#[inline(always)]
 pub fn run_epoch(
     plan: &Plan,
     b: u32,

@@ -196,6 +196,7 @@ impl NetLayout {
 
     /// Q(input, ·) of `unit` with the instance parameters `p`, into `acts.q` (the hidden
     /// activations stay in `acts` for [`Self::sgd`]).
+    #[inline(always)]
     pub fn forward(&self, unit: usize, input: usize, p: &[f32], acts: &mut Acts) {
         let u = &self.units[unit];
         let p = &p[u.offset..u.offset + u.size];
@@ -244,6 +245,7 @@ impl NetLayout {
     /// One SGD step on ½(Q(input, a) − y)² for `unit`, where `delta` = Q(input, a) − y and
     /// `acts` holds the forward pass at `input`; the gradient's norm is clipped to `clip`.
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     pub fn sgd(
         &self,
         unit: usize,

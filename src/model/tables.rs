@@ -133,6 +133,7 @@ impl DrawTables {
 
     /// Runs option `w` from artifact `x` and executor private state `pe`, drawing from
     /// `stream` in the pinned order; `reward(x, p)` is the step reward and `gamma` the discount.
+    #[inline(always)]
     pub fn rollout(
         &self,
         w: usize,
