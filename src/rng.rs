@@ -124,12 +124,20 @@ impl CdfTable {
 #[inline(always)]
 pub fn sample_cdf(row: &[u32], u: u32) -> usize {
     let u = clamp_u32(u);
-    let n = row.len();
-    let mut idx = 0;
-    for &t in &row[..n.saturating_sub(1)] {
-        idx += usize::from(u >= t);
+    let head = &row[..row.len().saturating_sub(1)];
+    let whole = head.len() / 8 * 8;
+    let mut count = [0u32; 8];
+    for chunk in head[..whole].chunks_exact(8) {
+        let chunk: &[u32; 8] = chunk.try_into().expect("chunks of eight");
+        for j in 0..8 {
+            count[j] += u32::from(u >= chunk[j]);
+        }
     }
-    idx
+    let mut idx: u32 = count.iter().sum();
+    for &t in &head[whole..] {
+        idx += u32::from(u >= t);
+    }
+    idx as usize
 }
 
 /// The per-step stop threshold `⌊q·2³²⌋` of a geometric duration of mean `1/q`.

@@ -364,18 +364,20 @@ impl NetLayout {
 
 /// Σ a·b in eight interleaved partial sums (lane j sums the products at i ≡ j mod 8), added
 /// pairwise at the end: a fixed order that vectorizes.
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a[..n].chunks_exact(8), b[..n].chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
+    let whole = n / 8 * 8;
+    for (x, y) in a[..whole].chunks_exact(8).zip(b[..whole].chunks_exact(8)) {
+        let x: &[f32; 8] = x.try_into().expect("chunks of eight");
+        let y: &[f32; 8] = y.try_into().expect("chunks of eight");
         for j in 0..8 {
             acc[j] += x[j] * y[j];
         }
     }
-    for (j, (x, y)) in ra.iter().zip(rb).enumerate() {
+    for (j, (x, y)) in a[whole..].iter().zip(&b[whole..]).enumerate() {
         acc[j] += x * y;
     }
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
