@@ -59,20 +59,8 @@ def main():
         W1=L.W1.reshape(B, m.N, D, width).copy(), b1=L.b1.reshape(B, m.N, width).copy(),
         W2=L.W2.reshape(B, m.N, A, width).copy(), b2=L.b2.reshape(B, m.N, A).copy())
 
-    # NumPy step (the update half of NumpyICQ.epoch).
-    ar = np.arange(B)
-    g = ar * m.N + h
-    pcol = m.K[h] + p
-    r1, r2, b1, pre, hid, W2g, q = L._forward(g, z, pcol)
-    ad = np.float32(alpha) * (q[ar, a] - y)
-    w2a = W2g[ar, a]
-    ga = g * A + a
-    L.W2[ga] = w2a - ad[:, None] * hid
-    L.b2[ga] -= ad
-    step = ad[:, None] * w2a * (pre > 0)
-    L.W1[g * D + z] = r1 - step
-    L.W1[g * D + pcol] = r2 - step
-    L.b1[g] = b1 - step
+    # NumPy step.
+    L._update(h, z, p, a, y)
     np_after = dict(
         W1=L.W1.reshape(B, m.N, D, width), b1=L.b1.reshape(B, m.N, width),
         W2=L.W2.reshape(B, m.N, A, width), b2=L.b2.reshape(B, m.N, A))

@@ -31,13 +31,13 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from icq_model import FIXED, GEOMETRIC, POISSON, Model  # noqa: E402
+from icq_model import FIXED, POISSON, Model  # noqa: E402
 
 
 def make_fns(model, width, alpha, tabular):
     """The pure per-instance functions of one model: init, epoch, Q read-out, SGD update."""
     m = model
-    N, S, A, Mmax, D = m.N, m.S, m.A, m.Mmax, m.D
+    N, A, Mmax, D = m.N, m.A, m.Mmax, m.D
     f32, i32 = jnp.float32, jnp.int32
     gamma = f32(m.gamma)
     alpha = f32(alpha)

@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from icq_model import FIXED, GEOMETRIC, POISSON, Model
+from icq_model import FIXED, POISSON, Model
 
 
 class NumpyICQ:
@@ -172,10 +172,32 @@ class NumpyICQ:
         m = self.m
         return ((g * m.Kmax + z) * m.Mmax + p)
 
+    def _update(self, h, z, ph, a, y):
+        """One SGD step of agent h[b] of every instance b on 1/2 (Q_h(o, a) - y)^2."""
+        A, ar, alpha = self.m.A, self.ar, self.alpha
+        g = self.arN + h
+        if self.tabular:
+            cell = self._qrow(g, z, ph) * A + a
+            Qf = self.Q.reshape(-1)
+            Qf[cell] -= alpha * (Qf[cell] - y)
+            return
+        D = self.m.D
+        pcol = self.K[h] + ph
+        r1, r2, b1, pre, hid, W2g, q = self._forward(g, z, pcol)
+        ad = alpha * (q[ar, a] - y)  # alpha * delta
+        w2a = W2g[ar, a]  # W2[a, :] before the update
+        ga = g * A + a
+        self.W2[ga] = w2a - ad[:, None] * hid
+        self.b2[ga] -= ad
+        step = ad[:, None] * w2a * (pre > 0)  # alpha * dhidden
+        # Only the two hot input rows of W1 have a nonzero gradient.
+        self.W1[g * D + z] = r1 - step
+        self.W1[g * D + pcol] = r2 - step
+        self.b1[g] = b1 - step
+
     def epoch(self):
         m, rng, ar = self.m, self.rng, self.ar
-        N, A, S = m.N, m.A, m.S
-        alpha = self.alpha
+        A, S = m.A, m.S
         h, x, p = self.h, self.x, self.p
 
         # 1. The decider's observation and a uniform action.
@@ -184,7 +206,6 @@ class NumpyICQ:
         e = self.exe[w]
         z = self.phi_flat[h * S + x]
         ph = p[ar, h]
-        g = self.arN + h
 
         # 2. The option rollout.
         R, disc, xT, peT, steps = self._rollout(w, x, p[ar, e])
@@ -208,23 +229,7 @@ class NumpyICQ:
         y = (R + boot).astype(np.float32)
 
         # 5. One step of the decider h on 1/2 (Q_h(o, a) - y)^2.
-        if self.tabular:
-            cell = self._qrow(g, z, ph) * A + a
-            Qf = self.Q.reshape(-1)
-            Qf[cell] -= alpha * (Qf[cell] - y)
-        else:
-            D = m.D
-            pcol = self.K[h] + ph
-            r1, r2, b1, pre, hid, W2g, q = self._forward(g, z, pcol)
-            ad = alpha * (q[ar, a] - y)  # alpha * delta
-            w2a = W2g[ar, a]  # W2[a, :] before the update
-            ga = g * A + a
-            self.W2[ga] = w2a - ad[:, None] * hid
-            self.b2[ga] -= ad
-            step = ad[:, None] * w2a * (pre > 0)  # alpha * dhidden
-            self.W1[g * D + z] = r1 - step
-            self.W1[g * D + pcol] = r2 - step
-            self.b1[g] = b1 - step
+        self._update(h, z, ph, a, y)
 
         if self.any_terminal:
             t = np.flatnonzero(self.term[w])
