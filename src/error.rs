@@ -33,6 +33,20 @@ pub enum Error {
     /// The model is too large for the requested analysis.
     #[error("{0}")]
     TooLarge(String),
+    /// No GPU adapter (of the kind asked for) was found.
+    #[error("no GPU adapter found (for tests: install a Vulkan driver such as Mesa's lavapipe)")]
+    NoAdapter,
+    /// The GPU device failed.
+    #[error("GPU: {0}")]
+    Gpu(String),
+    /// A shader or pipeline did not compile.
+    #[error("shader {name}: {message}")]
+    Shader {
+        /// The module or pipeline.
+        name: String,
+        /// The compiler's message.
+        message: String,
+    },
     /// An iterative computation did not reach its tolerance.
     #[error("{0}")]
     NotConverged(String),

@@ -3,6 +3,8 @@
 //! through [`Chosen`].
 
 pub mod cpu;
+pub mod gpu;
+pub mod sources;
 
 use crate::error::{Error, Result};
 use crate::learn::plan::Plan;
