@@ -7,7 +7,6 @@ use rayon::prelude::*;
 use super::{Backend, Counters, QTables};
 use crate::error::Result;
 use crate::learn::epoch::{run_epoch, EpochTrace, InstanceMut, InstanceState, Pending, Workspace};
-use crate::learn::net::Acts;
 use crate::learn::plan::Plan;
 
 /// Whether this CPU runs the AVX2 build of the epoch loop.
@@ -108,6 +107,11 @@ impl CpuBatch {
             })
     }
 
+    /// Every instance's joint state (the start of its next epoch).
+    pub fn states(&self) -> Vec<u32> {
+        self.states.iter().map(|s| s.state).collect()
+    }
+
     /// The plan of this batch.
     pub fn plan(&self) -> &Plan {
         &self.plan
@@ -185,35 +189,7 @@ impl Backend for Cpu {
     }
 
     fn read_q(&self, batch: &CpuBatch) -> Result<QTables> {
-        let layout = &batch.plan.layout;
-        let a = layout.actions;
-        let mut unit_offset = Vec::with_capacity(layout.units.len());
-        let mut inputs = 0;
-        for u in &layout.units {
-            unit_offset.push(inputs);
-            inputs += u.inputs;
-        }
-        let p = layout.params;
-        let mut values = vec![0.0f32; batch.states.len() * inputs * a];
-        values
-            .par_chunks_mut((inputs * a).max(1))
-            .enumerate()
-            .for_each_init(Acts::default, |acts, (b, out)| {
-                let params = &batch.params[b * p..(b + 1) * p];
-                for (unit, u) in layout.units.iter().enumerate() {
-                    for input in 0..u.inputs {
-                        layout.forward(unit, input, params, acts);
-                        let at = (unit_offset[unit] + input) * a;
-                        out[at..at + a].copy_from_slice(&acts.q);
-                    }
-                }
-            });
-        Ok(QTables {
-            actions: a,
-            unit_offset,
-            inputs,
-            values,
-        })
+        Ok(QTables::from_params(&batch.plan.layout, &batch.params))
     }
 
     fn counters(&self, batch: &CpuBatch) -> Result<Counters> {

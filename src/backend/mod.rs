@@ -5,8 +5,12 @@
 pub mod cpu;
 pub mod gpu;
 pub mod sources;
+pub mod wgpu;
+
+use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::learn::net::{Acts, NetLayout};
 use crate::learn::plan::Plan;
 
 /// Every instance's Q-values over every input of every unit, read back at a checkpoint.
@@ -23,6 +27,40 @@ pub struct QTables {
 }
 
 impl QTables {
+    /// Every instance's Q-values from its parameters (instance-major, the plan's layout), by
+    /// the CPU forward pass: the one way back to the oracle for every backend.
+    pub fn from_params(layout: &NetLayout, params: &[f32]) -> Self {
+        let a = layout.actions;
+        let mut unit_offset = Vec::with_capacity(layout.units.len());
+        let mut inputs = 0;
+        for u in &layout.units {
+            unit_offset.push(inputs);
+            inputs += u.inputs;
+        }
+        let p = layout.params;
+        let instances = params.len() / p.max(1);
+        let mut values = vec![0.0f32; instances * inputs * a];
+        values
+            .par_chunks_mut((inputs * a).max(1))
+            .enumerate()
+            .for_each_init(Acts::default, |acts, (b, out)| {
+                let params = &params[b * p..(b + 1) * p];
+                for (unit, u) in layout.units.iter().enumerate() {
+                    for input in 0..u.inputs {
+                        layout.forward(unit, input, params, acts);
+                        let at = (unit_offset[unit] + input) * a;
+                        out[at..at + a].copy_from_slice(&acts.q);
+                    }
+                }
+            });
+        Self {
+            actions: a,
+            unit_offset,
+            inputs,
+            values,
+        }
+    }
+
     /// Q(unit, input, ·) of `instance`.
     pub fn row(&self, instance: usize, unit: usize, input: usize) -> &[f32] {
         let at = (instance * self.inputs + self.unit_offset[unit] + input) * self.actions;

@@ -10,3 +10,14 @@ pub fn philox_check_wgsl() -> String {
         include_str!("../../shaders/philox_check.wgsl")
     )
 }
+
+/// The fused epoch kernel (`epochs`) for hidden width `width` and `actions` actions, with
+/// `workgroup` invocations per workgroup, Philox included.
+pub fn epoch_wgsl(workgroup: u32, width: u32, actions: u32) -> String {
+    format!(
+        "const WORKGROUP: u32 = {workgroup}u;\nconst WIDTH: u32 = {}u;\nconst ACTIONS: u32 = {}u;\n{PHILOX_WGSL}\n{}",
+        width.max(1),
+        actions.max(1),
+        include_str!("../../shaders/epoch.wgsl")
+    )
+}
