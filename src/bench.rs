@@ -53,6 +53,7 @@ pub fn bench(input: &Input, backend: &str, instances: u32, epochs: u32) -> Resul
     let (chosen, _) = Chosen::pick(backend)?;
     match chosen {
         Chosen::Cpu(b) => time(&b, &plan, epochs),
+        Chosen::Wgpu(b) => time(&*b, &plan, epochs),
     }
 }
 

@@ -41,7 +41,7 @@ enum Command {
         /// Write DIR/checkpoints.csv and DIR/checkpoints.jsonl (one row per instance and checkpoint).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Backend: auto or cpu (overrides [run] backend).
+        /// Backend: auto, cpu or wgpu (overrides [run] backend).
         #[arg(long)]
         backend: Option<String>,
         /// No progress bar.
@@ -52,7 +52,7 @@ enum Command {
     Bench {
         /// A config (TOML) or a model file.
         input: PathBuf,
-        /// Backend: auto or cpu (overrides [run] backend).
+        /// Backend: auto, cpu or wgpu (overrides [run] backend).
         #[arg(long)]
         backend: Option<String>,
         /// Instances (default: [run] instances).

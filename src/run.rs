@@ -145,17 +145,28 @@ pub fn run(input: &Input, progress: bool) -> Result<RunReport> {
         cfg.run.seed,
         Some(&analysis.mu),
     )?;
-    let Chosen::Cpu(backend) = chosen;
-    run_on(
-        &backend,
-        input,
-        &plan,
-        &oracle,
-        analysis,
-        &checkpoints,
-        why,
-        progress,
-    )
+    match chosen {
+        Chosen::Cpu(b) => run_on(
+            &b,
+            input,
+            &plan,
+            &oracle,
+            analysis,
+            &checkpoints,
+            why,
+            progress,
+        ),
+        Chosen::Wgpu(b) => run_on(
+            &*b,
+            input,
+            &plan,
+            &oracle,
+            analysis,
+            &checkpoints,
+            why,
+            progress,
+        ),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -137,3 +137,88 @@ parity_tests! {
     parity_lazy_sampler: SYNTH, "[learner]\nnetwork = \"tabular\"\nsampler = { lazy = { rho = 0.4 } }\n";
     parity_reset_sampler: SYNTH, "[learner]\nnetwork = \"tabular\"\nsampler = { reset = { rho = 0.6 } }\n";
 }
+
+/// A batch split into chunks (here 10 instances each; on hardware, by the adapter's storage
+/// limits) runs the same instances as one unsplit batch: each chunk keys its Philox streams by
+/// global instance index.
+#[test]
+fn parity_split_batches() {
+    let Some(gpu) = backend() else { return };
+    let gpu = gpu.with_chunk_limit(10);
+    let model = model_of(SYNTH);
+    let config = Config::parse(
+        "[learner]\nnetwork = { mlp = { width = 8, depth = 1 } }\nstep_size = { constant = { alpha = 0.05 } }\n",
+        Path::new("learner.toml"),
+    )
+    .unwrap();
+    let plan = Plan::new(&model, &config.learner, INSTANCES, 99, None).unwrap();
+    let cpu = Cpu::new();
+    let mut c = cpu.upload(&plan).unwrap();
+    let mut g = gpu.upload(&plan).unwrap();
+    cpu.advance(&mut c, 150).unwrap();
+    gpu.advance(&mut g, 150).unwrap();
+    assert_eq!(c.states(), g.states(&gpu).unwrap());
+    assert_eq!(
+        cpu.counters(&c).unwrap().steps,
+        gpu.counters(&g).unwrap().steps
+    );
+    let (cq, gq) = (cpu.read_q(&c).unwrap(), gpu.read_q(&g).unwrap());
+    for (&x, &y) in gq.values.iter().zip(&cq.values) {
+        assert!(
+            (x - y).abs() <= (1e-4 * y.abs()).max(1e-5),
+            "gpu {x} cpu {y}"
+        );
+    }
+}
+
+/// `EpochParams` in `shaders/epoch.wgsl` declares the Rust struct's fields in the same order,
+/// all 4-byte scalars, so the uniform's layout is the same on both sides.
+#[test]
+fn epoch_params_mirror_the_rust_struct() {
+    let wgsl = include_str!("../shaders/epoch.wgsl");
+    let body = wgsl
+        .split("struct EpochParams {")
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .expect("the WGSL struct");
+    let fields: Vec<(&str, &str)> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (name, ty) = l.trim_end_matches(',').split_once(':').expect("name: type");
+            (name.trim(), ty.trim())
+        })
+        .collect();
+    assert!(
+        fields.iter().all(|(_, ty)| *ty == "u32" || *ty == "f32"),
+        "{fields:?}"
+    );
+    let rust =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/backend/wgpu.rs"))
+            .unwrap();
+    let rust_body = rust
+        .split("pub struct EpochParams {")
+        .nth(1)
+        .and_then(|rest| rest.split("\n}").next())
+        .expect("the Rust struct");
+    let rust_fields: Vec<(&str, &str)> = rust_body
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("pub "))
+        .map(|l| {
+            let (name, ty) = l
+                .trim_start_matches("pub ")
+                .trim_end_matches(',')
+                .split_once(':')
+                .unwrap();
+            (name.trim(), ty.trim())
+        })
+        .collect();
+    assert_eq!(fields, rust_fields);
+    assert_eq!(
+        std::mem::size_of::<icq::backend::wgpu::EpochParams>(),
+        4 * fields.len(),
+        "the Rust struct has padding"
+    );
+}

@@ -105,20 +105,38 @@ pub trait Backend {
 pub enum Chosen {
     /// The CPU reference.
     Cpu(cpu::Cpu),
+    /// WGSL compute shaders through wgpu.
+    Wgpu(Box<wgpu::Wgpu>),
 }
 
 impl Chosen {
-    /// The backend named `name` (`cpu`, or `auto`), and a sentence on why it was chosen.
+    /// The backend named `name` (`auto`, `cpu` or `wgpu`), and a sentence on what was chosen
+    /// and why. `auto` takes a hardware GPU adapter when there is one, else the CPU; `wgpu`
+    /// takes any adapter, software ones (lavapipe) included.
     pub fn pick(name: &str) -> Result<(Self, String)> {
         match name {
             "cpu" => Ok((Self::Cpu(cpu::Cpu::new()), "cpu (requested)".into())),
-            "auto" => Ok((
-                Self::Cpu(cpu::Cpu::new()),
-                "cpu (auto: no GPU backend is built into this version)".into(),
-            )),
+            "wgpu" => {
+                let b = wgpu::Wgpu::new(gpu::AdapterChoice::Any)?;
+                let why = format!("wgpu on {} (requested)", b.device());
+                Ok((Self::Wgpu(Box::new(b)), why))
+            }
+            "auto" => match wgpu::Wgpu::new(gpu::AdapterChoice::Hardware) {
+                Ok(b) => {
+                    let why = format!(
+                        "wgpu on {} (auto: a hardware GPU adapter was found)",
+                        b.device()
+                    );
+                    Ok((Self::Wgpu(Box::new(b)), why))
+                }
+                Err(e) => Ok((
+                    Self::Cpu(cpu::Cpu::new()),
+                    format!("cpu ({} threads; auto: {e})", rayon::current_num_threads()),
+                )),
+            },
             other => Err(Error::invalid(
                 "run.backend",
-                format!("expected one of [auto, cpu], found \"{other}\""),
+                format!("expected one of [auto, cpu, wgpu], found \"{other}\""),
             )),
         }
     }

@@ -300,6 +300,7 @@ fn inst_fields(plan: &Plan) -> usize {
 /// The WGSL backend on one adapter.
 pub struct Wgpu {
     ctx: GpuContext,
+    max_chunk: u32,
     pipelines: Mutex<HashMap<(u32, u32), std::sync::Arc<wgpu::ComputePipeline>>>,
 }
 
@@ -328,8 +329,16 @@ impl Wgpu {
     pub fn new(choice: AdapterChoice) -> Result<Self> {
         Ok(Self {
             ctx: GpuContext::new(choice)?,
+            max_chunk: u32::MAX,
             pipelines: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The same backend with at most `instances` instances per chunk (to exercise the
+    /// splitting of large batches on small test batches).
+    pub fn with_chunk_limit(mut self, instances: u32) -> Self {
+        self.max_chunk = instances.max(1);
+        self
     }
 
     /// The device context.
@@ -361,7 +370,7 @@ impl Wgpu {
         let by_memory = (limit / per_instance.max(1)).max(1);
         let by_dispatch =
             u64::from(self.ctx.limits.max_compute_workgroups_per_dimension) * u64::from(WORKGROUP);
-        by_memory.min(by_dispatch).min(u64::from(u32::MAX)) as u32
+        by_memory.min(by_dispatch).min(u64::from(self.max_chunk)) as u32
     }
 
     /// The adapter and the limits the backend works within, in words.
