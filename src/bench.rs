@@ -31,6 +31,33 @@ pub struct BenchResult {
     pub primitive_steps_per_s: f64,
     /// f32 parameters per instance.
     pub params_per_instance: usize,
+    /// Bytes of per-instance state one update reads and writes (modeled: the parameters the
+    /// two forward passes and the SGD step touch, and the instance record; the shared model
+    /// tables, which caches serve, are not counted).
+    pub bytes_per_update: u64,
+}
+
+/// The modeled per-update traffic of a plan (see [`BenchResult::bytes_per_update`]).
+pub fn bytes_per_update(plan: &Plan) -> u64 {
+    let l = &plan.layout;
+    let a = l.actions as u64;
+    let active = if l.feat_start.is_empty() || l.feat_idx.is_empty() {
+        0
+    } else {
+        let s = &l.feat_start[0];
+        u64::from(s[1] - s[0])
+    };
+    let touched = match l.network {
+        crate::learn::Network::Tabular => a + 1,
+        crate::learn::Network::Mlp { width, depth } => {
+            let w = width as u64;
+            let hidden = (active + 1) * w + (depth as u64 - 1) * (w * w + w);
+            hidden + a * w + a
+        }
+    };
+    let record = (5 + plan.units() + 5 * plan.space.agents) as u64;
+    // Two forward passes read `touched`; the SGD step reads and writes it once more.
+    4 * (2 * touched + 2 * touched + 2 * record)
 }
 
 /// Times `epochs` epochs of `instances` instances (after one untimed warm-up epoch).
@@ -77,5 +104,6 @@ fn time<B: Backend>(backend: &B, plan: &Plan, epochs: u32) -> Result<BenchResult
         handoff_updates_per_s: updates / seconds,
         primitive_steps_per_s: (after - before) as f64 / seconds,
         params_per_instance: plan.layout.params,
+        bytes_per_update: bytes_per_update(plan),
     })
 }

@@ -229,8 +229,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 println!("{}", serde_json::to_string(&r).map_err(failed)?);
             } else {
                 println!(
-                    "{} on {}: {} instances × {} epochs in {:.3} s: {:.3e} handoff updates/s, {:.3e} primitive steps/s",
-                    r.backend, r.device, r.instances, r.epochs, r.seconds, r.handoff_updates_per_s, r.primitive_steps_per_s
+                    "{} on {}: {} instances × {} epochs in {:.3} s: {:.3e} handoff updates/s, {:.3e} primitive steps/s, {} bytes of instance state per update (modeled)",
+                    r.backend, r.device, r.instances, r.epochs, r.seconds, r.handoff_updates_per_s, r.primitive_steps_per_s, r.bytes_per_update
                 );
             }
             Ok(())

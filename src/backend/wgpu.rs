@@ -372,16 +372,6 @@ impl Wgpu {
             u64::from(self.ctx.limits.max_compute_workgroups_per_dimension) * u64::from(WORKGROUP);
         by_memory.min(by_dispatch).min(u64::from(self.max_chunk)) as u32
     }
-
-    /// The adapter and the limits the backend works within, in words.
-    pub fn limits_report(&self, plan: &Plan) -> String {
-        format!(
-            "{}; storage binding ≤ {} MiB, {} instances per chunk",
-            self.ctx.describe(),
-            self.ctx.limits.max_storage_buffer_binding_size >> 20,
-            self.chunk_size(plan)
-        )
-    }
 }
 
 impl Backend for Wgpu {
@@ -392,7 +382,11 @@ impl Backend for Wgpu {
     }
 
     fn device(&self) -> String {
-        self.ctx.describe()
+        format!(
+            "{}; storage bindings up to {} MiB",
+            self.ctx.describe(),
+            self.ctx.limits.max_storage_buffer_binding_size >> 20
+        )
     }
 
     fn upload(&self, plan: &Plan) -> Result<WgpuBatch> {
