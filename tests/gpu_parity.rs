@@ -1,4 +1,5 @@
-//! The WGSL backend against the CPU reference on every run of the suite (lavapipe in CI):
+//! The device kernels against the CPU reference on every run of the suite — the WGSL kernel
+//! on lavapipe in CI, the CUDA kernel's host build everywhere:
 //! with uniform behavior the joint-state sequence, durations and update counts are identical
 //! for every instance, and Q-values agree within a stated tolerance, for every network kind,
 //! encoding, baseline and sampler. Batches have an odd size (37) so the last workgroup is
@@ -13,6 +14,7 @@
 use std::path::Path;
 
 use icq::backend::cpu::Cpu;
+use icq::backend::cuda_host::CudaHost;
 use icq::backend::gpu::{adapter_required, AdapterChoice};
 use icq::backend::wgpu::Wgpu;
 use icq::backend::Backend;
@@ -23,7 +25,7 @@ use icq::oracle::Oracle;
 
 const INSTANCES: u32 = 37;
 
-fn backend() -> Option<Wgpu> {
+fn wgpu() -> Option<Wgpu> {
     match Wgpu::new(AdapterChoice::Any) {
         Ok(b) => Some(b),
         Err(e) if !adapter_required() => {
@@ -44,9 +46,17 @@ fn model_of(model_toml: &str) -> Model {
     config.model.build(Path::new(".")).unwrap()
 }
 
-/// Runs `rounds` × `per_round` epochs on both backends, comparing states after every round.
-fn parity(name: &str, model_toml: &str, learner_toml: &str, rounds: u32, per_round: u32) {
-    let Some(gpu) = backend() else { return };
+/// Runs `rounds` × `per_round` epochs on the CPU and on `gpu`, comparing states after every
+/// round.
+fn parity<B: Backend>(
+    gpu: Option<B>,
+    name: &str,
+    model_toml: &str,
+    learner_toml: &str,
+    rounds: u32,
+    per_round: u32,
+) {
+    let Some(gpu) = gpu else { return };
     let model = model_of(model_toml);
     let config = Config::parse(learner_toml, Path::new("learner.toml")).unwrap();
     let mu = Oracle::new(&model)
@@ -61,14 +71,14 @@ fn parity(name: &str, model_toml: &str, learner_toml: &str, rounds: u32, per_rou
     let mut g = gpu.upload(&plan).unwrap();
     assert_eq!(
         c.states(),
-        g.states(&gpu).unwrap(),
+        gpu.states(&g).unwrap(),
         "{name}: initial states"
     );
     for round in 0..rounds {
         cpu.advance(&mut c, per_round).unwrap();
         gpu.advance(&mut g, per_round).unwrap();
         gpu.sync().unwrap();
-        let (cs, gs) = (c.states(), g.states(&gpu).unwrap());
+        let (cs, gs) = (c.states(), gpu.states(&g).unwrap());
         if let Some(b) = (0..cs.len()).find(|&b| cs[b] != gs[b]) {
             panic!(
                 "{name}: instance {b} diverged after epoch {}: cpu state {} gpu state {}",
@@ -112,12 +122,24 @@ const SYNTH: &str =
 
 macro_rules! parity_tests {
     ($($name:ident: $model:expr, $learner:expr;)*) => {
-        $(
-            #[test]
-            fn $name() {
-                parity(stringify!($name), $model, $learner, 6, 25);
-            }
-        )*
+        mod on_wgpu {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    parity(wgpu(), stringify!($name), $model, $learner, 6, 25);
+                }
+            )*
+        }
+        mod on_cuda_host {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    parity(Some(CudaHost), stringify!($name), $model, $learner, 6, 25);
+                }
+            )*
+        }
     };
 }
 
@@ -143,7 +165,7 @@ parity_tests! {
 /// global instance index.
 #[test]
 fn parity_split_batches() {
-    let Some(gpu) = backend() else { return };
+    let Some(gpu) = wgpu() else { return };
     let gpu = gpu.with_chunk_limit(10);
     let model = model_of(SYNTH);
     let config = Config::parse(
@@ -157,7 +179,7 @@ fn parity_split_batches() {
     let mut g = gpu.upload(&plan).unwrap();
     cpu.advance(&mut c, 150).unwrap();
     gpu.advance(&mut g, 150).unwrap();
-    assert_eq!(c.states(), g.states(&gpu).unwrap());
+    assert_eq!(c.states(), gpu.states(&g).unwrap());
     assert_eq!(
         cpu.counters(&c).unwrap().steps,
         gpu.counters(&g).unwrap().steps
@@ -171,8 +193,8 @@ fn parity_split_batches() {
     }
 }
 
-/// `EpochParams` in `shaders/epoch.wgsl` declares the Rust struct's fields in the same order,
-/// all 4-byte scalars, so the uniform's layout is the same on both sides.
+/// `EpochParams` in `shaders/epoch.wgsl` and in `kernels/epoch.cu` declare the Rust struct's
+/// fields in the same order, all 4-byte scalars, so the layout is the same on every side.
 #[test]
 fn epoch_params_mirror_the_rust_struct() {
     let wgsl = include_str!("../shaders/epoch.wgsl");
@@ -194,9 +216,10 @@ fn epoch_params_mirror_the_rust_struct() {
         fields.iter().all(|(_, ty)| *ty == "u32" || *ty == "f32"),
         "{fields:?}"
     );
-    let rust =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/backend/wgpu.rs"))
-            .unwrap();
+    let rust = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/backend/device.rs"),
+    )
+    .unwrap();
     let rust_body = rust
         .split("pub struct EpochParams {")
         .nth(1)
@@ -216,8 +239,30 @@ fn epoch_params_mirror_the_rust_struct() {
         })
         .collect();
     assert_eq!(fields, rust_fields);
+    let cuda = include_str!("../kernels/epoch.cu");
+    let cuda_body = cuda
+        .split("struct EpochParams {")
+        .nth(1)
+        .and_then(|rest| rest.split("};").next())
+        .expect("the CUDA struct");
+    let mut cuda_fields: Vec<(&str, &str)> = Vec::new();
+    for decl in cuda_body
+        .split(';')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+    {
+        let (ty, names) = if let Some(rest) = decl.strip_prefix("unsigned int ") {
+            ("u32", rest)
+        } else if let Some(rest) = decl.strip_prefix("float ") {
+            ("f32", rest)
+        } else {
+            panic!("a field that is not a 4-byte scalar: {decl}");
+        };
+        cuda_fields.extend(names.split(',').map(|n| (n.trim(), ty)));
+    }
+    assert_eq!(cuda_fields, rust_fields);
     assert_eq!(
-        std::mem::size_of::<icq::backend::wgpu::EpochParams>(),
+        std::mem::size_of::<icq::backend::device::EpochParams>(),
         4 * fields.len(),
         "the Rust struct has padding"
     );

@@ -201,6 +201,10 @@ impl Backend for Cpu {
         })
     }
 
+    fn states(&self, batch: &CpuBatch) -> Result<Vec<u32>> {
+        Ok(batch.states())
+    }
+
     fn sync(&self) -> Result<()> {
         Ok(())
     }

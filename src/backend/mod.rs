@@ -3,6 +3,8 @@
 //! through [`Chosen`].
 
 pub mod cpu;
+pub mod cuda_host;
+pub mod device;
 pub mod gpu;
 pub mod sources;
 pub mod wgpu;
@@ -97,6 +99,8 @@ pub trait Backend {
     fn read_q(&self, batch: &Self::Batch) -> Result<QTables>;
     /// Reads every instance's counters back.
     fn counters(&self, batch: &Self::Batch) -> Result<Counters>;
+    /// Reads every instance's joint state back (the start of its next epoch).
+    fn states(&self, batch: &Self::Batch) -> Result<Vec<u32>>;
     /// Waits until submitted work is done (benches call it before reading the clock).
     fn sync(&self) -> Result<()>;
 }

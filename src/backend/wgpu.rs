@@ -11,291 +11,18 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use bytemuck::{Pod, Zeroable};
-
+use super::cuda_host::counters_of;
+use super::device::{inst_fields, DeviceModel, EpochParams};
 use super::gpu::{AdapterChoice, GpuContext};
 use super::sources::epoch_wgsl;
 use super::{Backend, Counters, QTables};
 use crate::error::Result;
 use crate::learn::plan::Plan;
-use crate::learn::{Behavior, Mode, Network, Sampler, StepSize};
-use crate::model::DurationTable;
 
 /// Invocations per workgroup of the epoch kernel.
 pub const WORKGROUP: u32 = 64;
 /// Epochs one dispatch runs (dispatches are queued back to back).
 const EPOCHS_PER_DISPATCH: u32 = 64;
-/// `u32` fields per option record in the model buffer.
-const OPTION_FIELDS: usize = 8;
-/// `u32` fields per unit record in the model buffer.
-const UNIT_FIELDS: usize = 4;
-
-/// Per-dispatch parameters of the epoch kernel; mirrored field for field by `EpochParams` in
-/// `shaders/epoch.wgsl` (only 4-byte scalars).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct EpochParams {
-    /// Instances in this chunk.
-    pub instances: u32,
-    /// Epochs each invocation runs in this dispatch.
-    pub epochs: u32,
-    /// Index of the first epoch of this dispatch.
-    pub epoch0: u32,
-    /// Low word of the run seed.
-    pub seed_lo: u32,
-    /// High word of the run seed.
-    pub seed_hi: u32,
-    /// N.
-    pub agents: u32,
-    /// Joint states.
-    pub states: u32,
-    /// A.
-    pub actions: u32,
-    /// S.
-    pub artifact_states: u32,
-    /// Stride of x in a joint index.
-    pub stride_x: u32,
-    /// Stride of h in a joint index.
-    pub stride_h: u32,
-    /// 0 icq, 1 centralized, 2 independent, 3 myopic.
-    pub mode: u32,
-    /// 0 tabular, 1 MLP.
-    pub network: u32,
-    /// Hidden width (MLP).
-    pub width: u32,
-    /// Hidden layers (MLP).
-    pub depth: u32,
-    /// 0 uniform, 1 ε-greedy.
-    pub behavior: u32,
-    /// ⌊ε·2³²⌋.
-    pub explore_threshold: u32,
-    /// 0 trajectory, 1 lazy, 2 reset.
-    pub sampler: u32,
-    /// The sampler's threshold (see `Plan`).
-    pub sampler_threshold: u32,
-    /// 0 constant, 1 inverse_sqrt, 2 inverse.
-    pub step_kind: u32,
-    /// α.
-    pub alpha: f32,
-    /// t0 of `inverse`.
-    pub t0: f32,
-    /// Gradient clip (≤ 0: none).
-    pub clip: f32,
-    /// γ.
-    pub gamma: f32,
-    /// Parameters per instance.
-    pub params_per_instance: u32,
-    /// Learning units per instance.
-    pub units: u32,
-    /// `u32` fields per instance record.
-    pub inst_fields: u32,
-    /// Offset of the option records.
-    pub off_options: u32,
-    /// Offset of `action_options` (N×A).
-    pub off_action_options: u32,
-    /// Offset of the decoded joint states ((2 + N) per state).
-    pub off_decoded: u32,
-    /// Offset of each joint state's decider input.
-    pub off_state_input: u32,
-    /// Offset of the private strides.
-    pub off_stride_p: u32,
-    /// Offset of the private-state counts.
-    pub off_private_states: u32,
-    /// Offset of the initial artifact table.
-    pub off_init_artifact: u32,
-    /// Offset of the initial private tables' (offset, length) pairs.
-    pub off_init_private: u32,
-    /// Offset of the μ table (reset sampler).
-    pub off_mu: u32,
-    /// Offset of the unit records.
-    pub off_units: u32,
-    /// Offset of the feature column indices.
-    pub off_feat_idx: u32,
-    /// The initial decider h₀.
-    pub init_agent: u32,
-    /// Global index of this chunk's first instance (keys its Philox streams).
-    pub instance0: u32,
-}
-
-const _: () = assert!(core::mem::size_of::<EpochParams>() % 16 == 0);
-
-/// The model and learner tables of a plan, packed for the device.
-pub struct DeviceModel {
-    /// `u32` tables.
-    pub words: Vec<u32>,
-    /// Feature values, then rewards.
-    pub values: Vec<f32>,
-    /// Parameters with every offset filled in (per-dispatch fields zero).
-    pub params: EpochParams,
-}
-
-impl DeviceModel {
-    /// Packs `plan`.
-    pub fn new(plan: &Plan) -> Self {
-        let (model, space, layout) = (&plan.model, &plan.space, &plan.layout);
-        let mut words: Vec<u32> = Vec::new();
-        let mut values: Vec<f32> = layout.feat_val.clone();
-        let mark = |words: &Vec<u32>| words.len() as u32;
-        // Categorical tables first; options point into them.
-        let mut table_offsets = Vec::new();
-        for w in 0..model.options.len() {
-            let art = mark(&words);
-            words.extend(&plan.tables.artifact[w]);
-            let prv = mark(&words);
-            words.extend(&plan.tables.private[w]);
-            let dur = match &plan.tables.duration[w] {
-                DurationTable::Geometric(t) => (0, *t, 0),
-                DurationTable::Fixed(n) => (1, *n, 0),
-                DurationTable::Poisson(t) => {
-                    let off = mark(&words);
-                    words.extend(&t.thresholds);
-                    (2, off, t.thresholds.len() as u32)
-                }
-            };
-            let rew = values.len() as u32;
-            values.extend(plan.rewards[w].iter().map(|&r| r as f32));
-            table_offsets.push((art, prv, dur, rew));
-        }
-        let off_options = mark(&words);
-        for (w, &(art, prv, (kind, a, b), rew)) in table_offsets.iter().enumerate() {
-            let o = &model.options[w];
-            words.extend([
-                o.executor as u32,
-                kind,
-                a,
-                b,
-                u32::from(o.terminal),
-                art,
-                prv,
-                rew,
-            ]);
-        }
-        debug_assert_eq!(
-            words.len() - off_options as usize,
-            OPTION_FIELDS * model.options.len()
-        );
-        let off_action_options = mark(&words);
-        words.extend(model.action_options.iter().flatten().map(|&w| w as u32));
-        let off_decoded = mark(&words);
-        words.extend(&plan.decoded);
-        let off_state_input = mark(&words);
-        words.extend(&plan.state_input);
-        let off_stride_p = mark(&words);
-        words.extend(space.stride_p.iter().map(|&s| s as u32));
-        let off_private_states = mark(&words);
-        words.extend(space.private_states.iter().map(|&m| m as u32));
-        let off_init_artifact = mark(&words);
-        words.extend(&plan.tables.initial_artifact.thresholds);
-        let mut private_tables = Vec::new();
-        for t in &plan.tables.initial_private {
-            private_tables.push((mark(&words), t.thresholds.len() as u32));
-            words.extend(&t.thresholds);
-        }
-        let off_init_private = mark(&words);
-        for (off, len) in private_tables {
-            words.extend([off, len]);
-        }
-        let off_mu = mark(&words);
-        if let Some(mu) = &plan.mu_table {
-            words.extend(&mu.thresholds);
-        }
-        let off_feat_idx = mark(&words);
-        words.extend(&layout.feat_idx);
-        let mut feat_starts = Vec::new();
-        for starts in &layout.feat_start {
-            feat_starts.push(mark(&words));
-            words.extend(starts);
-        }
-        let off_units = mark(&words);
-        for (u, unit) in layout.units.iter().enumerate() {
-            words.extend([
-                unit.offset as u32,
-                unit.inputs as u32,
-                unit.in_dim as u32,
-                feat_starts[u],
-            ]);
-        }
-        debug_assert_eq!(
-            words.len() - off_units as usize,
-            UNIT_FIELDS * layout.units.len()
-        );
-        let l = &plan.learner;
-        let (network, width, depth) = match l.network {
-            Network::Tabular => (0, 1, 1),
-            Network::Mlp { width, depth } => (1, width as u32, depth as u32),
-        };
-        let (step_kind, alpha, t0) = match l.step_size {
-            StepSize::Constant { alpha } => (0, alpha, 0.0),
-            StepSize::InverseSqrt { alpha } => (1, alpha, 0.0),
-            StepSize::Inverse { alpha, t0 } => (2, alpha, t0),
-        };
-        let params = EpochParams {
-            seed_lo: plan.seed as u32,
-            seed_hi: (plan.seed >> 32) as u32,
-            agents: space.agents as u32,
-            states: space.states as u32,
-            actions: model.actions as u32,
-            artifact_states: model.artifact_states as u32,
-            stride_x: space.stride_x as u32,
-            stride_h: space.stride_h as u32,
-            mode: match l.mode {
-                Mode::Icq => 0,
-                Mode::Centralized => 1,
-                Mode::Independent => 2,
-                Mode::Myopic => 3,
-            },
-            network,
-            width,
-            depth,
-            behavior: u32::from(matches!(l.behavior, Behavior::EpsilonGreedy { .. })),
-            explore_threshold: plan.explore_threshold,
-            sampler: match l.sampler {
-                Sampler::Trajectory => 0,
-                Sampler::Lazy { .. } => 1,
-                Sampler::Reset { .. } => 2,
-            },
-            sampler_threshold: plan.sampler_threshold,
-            step_kind,
-            alpha: alpha as f32,
-            t0: t0 as f32,
-            clip: l.clip.map_or(-1.0, |c| c as f32),
-            gamma: model.gamma as f32,
-            params_per_instance: layout.params as u32,
-            units: layout.units.len() as u32,
-            inst_fields: inst_fields(plan) as u32,
-            off_options,
-            off_action_options,
-            off_decoded,
-            off_state_input,
-            off_stride_p,
-            off_private_states,
-            off_init_artifact,
-            off_init_private,
-            off_mu,
-            off_units,
-            off_feat_idx,
-            init_agent: model.initial.agent as u32,
-            ..EpochParams::default()
-        };
-        if words.is_empty() {
-            words.push(0);
-        }
-        if values.is_empty() {
-            values.push(0.0);
-        }
-        Self {
-            words,
-            values,
-            params,
-        }
-    }
-}
-
-/// `u32` fields of one instance record: joint state, epoch, steps (two words), Σ|y| (f32
-/// bits), updates per unit, then five per agent for pending independent updates.
-fn inst_fields(plan: &Plan) -> usize {
-    5 + plan.units() + 5 * plan.space.agents
-}
 
 /// The WGSL backend on one adapter.
 pub struct Wgpu {
@@ -481,36 +208,28 @@ impl Backend for Wgpu {
     }
 
     fn counters(&self, batch: &WgpuBatch) -> Result<Counters> {
-        let units = batch.plan.units();
         let mut out = Counters::default();
         for c in &batch.chunks {
             let words: Vec<u32> = self.ctx.read_back(&c.inst)?;
-            let n = c.len as usize;
-            let field = |f: usize, b: usize| words[f * n + b];
-            for b in 0..n {
-                out.epochs.push(field(1, b));
-                out.steps
-                    .push(u64::from(field(2, b)) | (u64::from(field(3, b)) << 32));
-                out.abs_target.push(f64::from(f32::from_bits(field(4, b))));
-                out.updates.extend((0..units).map(|u| field(5 + u, b)));
-            }
+            let part = counters_of(batch.plan.units(), c.len as usize, &words);
+            out.epochs.extend(part.epochs);
+            out.steps.extend(part.steps);
+            out.abs_target.extend(part.abs_target);
+            out.updates.extend(part.updates);
+        }
+        Ok(out)
+    }
+
+    fn states(&self, batch: &WgpuBatch) -> Result<Vec<u32>> {
+        let mut out = Vec::with_capacity(batch.plan.instances as usize);
+        for c in &batch.chunks {
+            let words: Vec<u32> = self.ctx.read_back(&c.inst)?;
+            out.extend_from_slice(&words[..c.len as usize]);
         }
         Ok(out)
     }
 
     fn sync(&self) -> Result<()> {
         self.ctx.wait()
-    }
-}
-
-impl WgpuBatch {
-    /// Every instance's joint state (the start of its next epoch).
-    pub fn states(&self, backend: &Wgpu) -> Result<Vec<u32>> {
-        let mut out = Vec::with_capacity(self.plan.instances as usize);
-        for c in &self.chunks {
-            let words: Vec<u32> = backend.ctx.read_back(&c.inst)?;
-            out.extend_from_slice(&words[..c.len as usize]);
-        }
-        Ok(out)
     }
 }

@@ -1,0 +1,389 @@
+// The fused IC-Q epoch in CUDA C: the twin of shaders/epoch.wgsl (same entry-point name,
+// same buffers, same draw order), so the twin of `run_epoch` in src/learn/epoch.rs.
+//
+// Compiled by NVRTC for the device with -DICQ_WIDTH=<hidden width> -DICQ_ACTIONS=<A>, and as
+// plain C++ on the host (the test shim: `icq_epochs_host` runs the same instance function in a
+// loop), where the arrays take their largest sizes. Per-instance data is instance-minor:
+// field f of instance b is at f·B + b.
+
+#include "philox.cuh"
+
+#if !(defined(__CUDACC__) || defined(__CUDACC_RTC__))
+#include <math.h>
+#endif
+
+#ifndef ICQ_WIDTH
+#define ICQ_WIDTH 256
+#endif
+#ifndef ICQ_ACTIONS
+#define ICQ_ACTIONS 64
+#endif
+
+// Mirrors `EpochParams` in src/backend/wgpu.rs field for field.
+struct EpochParams {
+    unsigned int instances, epochs, epoch0, seed_lo, seed_hi, agents, states, actions;
+    unsigned int artifact_states, stride_x, stride_h, mode, network, width, depth, behavior;
+    unsigned int explore_threshold, sampler, sampler_threshold, step_kind;
+    float alpha, t0, clip, gamma;
+    unsigned int params_per_instance, units, inst_fields, off_options, off_action_options;
+    unsigned int off_decoded, off_state_input, off_stride_p, off_private_states;
+    unsigned int off_init_artifact, off_init_private, off_mu, off_units, off_feat_idx;
+    unsigned int init_agent, instance0;
+};
+
+#define MODE_CENTRALIZED 1u
+#define MODE_INDEPENDENT 2u
+#define MODE_MYOPIC 3u
+#define OPTION_FIELDS 8u
+#define UNIT_FIELDS 4u
+
+struct Ctx {
+    EpochParams P;
+    const unsigned int* MU;
+    const float* MF;
+    unsigned int* INST;
+    float* PARAMS;
+    unsigned int key0, key1;
+    icq_u4 ctr, block;
+    unsigned int lane;
+    float h1[ICQ_WIDTH], h2[ICQ_WIDTH], g1[ICQ_WIDTH], g2[ICQ_WIDTH], q[ICQ_ACTIONS];
+};
+
+// ---- Philox streams -------------------------------------------------------------------
+
+ICQ_FN void stream_start(Ctx* c, unsigned int instance, unsigned int epoch, unsigned int tag) {
+    c->key0 = instance;
+    c->key1 = c->P.seed_lo;
+    c->ctr.x = 0u;
+    c->ctr.y = epoch;
+    c->ctr.z = tag;
+    c->ctr.w = c->P.seed_hi;
+    c->lane = 4u;
+}
+
+ICQ_FN unsigned int next_raw(Ctx* c) {
+    if (c->lane == 4u) {
+        c->block = icq_philox4x32_10(c->ctr, c->key0, c->key1);
+        c->ctr.x += 1u;
+        c->lane = 0u;
+    }
+    unsigned int words[4] = {c->block.x, c->block.y, c->block.z, c->block.w};
+    return words[c->lane++];
+}
+
+ICQ_FN unsigned int clamp_u32(unsigned int u) { return u < 0xFFFFFFFEu ? u : 0xFFFFFFFEu; }
+
+ICQ_FN unsigned int sample_cdf(const Ctx* c, unsigned int off, unsigned int n, unsigned int u) {
+    unsigned int v = clamp_u32(u), idx = 0u;
+    for (unsigned int j = 0u; j + 1u < n; j++) idx += v >= c->MU[off + j] ? 1u : 0u;
+    return idx;
+}
+
+ICQ_FN unsigned int uniform_action(const Ctx* c, unsigned int u) { return icq_mulhi(u, c->P.actions); }
+
+// ---- instance records -----------------------------------------------------------------
+
+ICQ_FN unsigned int inst_get(const Ctx* c, unsigned int b, unsigned int f) { return c->INST[f * c->P.instances + b]; }
+ICQ_FN void inst_set(Ctx* c, unsigned int b, unsigned int f, unsigned int v) { c->INST[f * c->P.instances + b] = v; }
+ICQ_FN unsigned int pending_field(const Ctx* c, unsigned int agent, unsigned int f) { return 5u + c->P.units + agent * 5u + f; }
+ICQ_FN float as_float(unsigned int u) { union { unsigned int u; float f; } x; x.u = u; return x.f; }
+ICQ_FN unsigned int as_bits(float f) { union { unsigned int u; float f; } x; x.f = f; return x.u; }
+
+// ---- networks -------------------------------------------------------------------------
+
+ICQ_FN float param(const Ctx* c, unsigned int b, unsigned int j) { return c->PARAMS[j * c->P.instances + b]; }
+ICQ_FN void param_sub(Ctx* c, unsigned int b, unsigned int j, float d) {
+    unsigned int i = j * c->P.instances + b;
+    c->PARAMS[i] = c->PARAMS[i] - d;
+}
+ICQ_FN unsigned int unit_field(const Ctx* c, unsigned int unit, unsigned int f) { return c->MU[c->P.off_units + unit * UNIT_FIELDS + f]; }
+
+// Σ a·b in eight interleaved partial sums, as `dot` in src/learn/net.rs.
+ICQ_FN float lanes_sum(const float* acc) { return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7])); }
+
+ICQ_FN float dot_param(const Ctx* c, unsigned int b, unsigned int at, const float* h) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (unsigned int k = 0u; k < c->P.width; k++) acc[k % 8u] += param(c, b, at + k) * h[k];
+    return lanes_sum(acc);
+}
+
+ICQ_FN float dot_self(const Ctx* c, const float* v) {
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (unsigned int k = 0u; k < c->P.width; k++) acc[k % 8u] += v[k] * v[k];
+    return lanes_sum(acc);
+}
+
+ICQ_FN void forward(Ctx* c, unsigned int b, unsigned int unit, unsigned int input) {
+    unsigned int base = unit_field(c, unit, 0u), a_count = c->P.actions;
+    if (c->P.network == 0u) {
+        for (unsigned int a = 0u; a < a_count; a++) c->q[a] = param(c, b, base + input * a_count + a);
+        return;
+    }
+    unsigned int w = c->P.width, in_dim = unit_field(c, unit, 2u), fstart = unit_field(c, unit, 3u);
+    unsigned int f0 = c->MU[fstart + input], f1 = c->MU[fstart + input + 1u];
+    for (unsigned int k = 0u; k < w; k++) c->h1[k] = param(c, b, base + in_dim * w + k);
+    for (unsigned int f = f0; f < f1; f++) {
+        unsigned int j = c->MU[c->P.off_feat_idx + f];
+        float v = c->MF[f];
+        for (unsigned int k = 0u; k < w; k++) c->h1[k] += v * param(c, b, base + j * w + k);
+    }
+    for (unsigned int k = 0u; k < w; k++) c->h1[k] = fmaxf(c->h1[k], 0.0f);
+    unsigned int at = base + in_dim * w + w;
+    if (c->P.depth == 2u) {
+        for (unsigned int k = 0u; k < w; k++) c->h2[k] = fmaxf(param(c, b, at + w * w + k) + dot_param(c, b, at + k * w, c->h1), 0.0f);
+        at += w * w + w;
+        for (unsigned int a = 0u; a < a_count; a++) c->q[a] = param(c, b, at + a_count * w + a) + dot_param(c, b, at + a * w, c->h2);
+    } else {
+        for (unsigned int a = 0u; a < a_count; a++) c->q[a] = param(c, b, at + a_count * w + a) + dot_param(c, b, at + a * w, c->h1);
+    }
+}
+
+ICQ_FN float q_max(const Ctx* c) {
+    float m = c->q[0];
+    for (unsigned int a = 1u; a < c->P.actions; a++) m = fmaxf(m, c->q[a]);
+    return m;
+}
+
+ICQ_FN unsigned int q_argmax(const Ctx* c) {
+    unsigned int best = 0u;
+    for (unsigned int a = 1u; a < c->P.actions; a++)
+        if (c->q[a] > c->q[best]) best = a;
+    return best;
+}
+
+ICQ_FN float step_size(const Ctx* c, unsigned int t) {
+    float tf = (float)t;
+    if (c->P.step_kind == 0u) return c->P.alpha;
+    if (c->P.step_kind == 1u) return c->P.alpha / sqrtf(tf + 1.0f);
+    return c->P.alpha * c->P.t0 / (c->P.t0 + tf);
+}
+
+ICQ_FN void sgd(Ctx* c, unsigned int b, unsigned int unit, unsigned int input, unsigned int action, float delta, float lr) {
+    unsigned int base = unit_field(c, unit, 0u), a_count = c->P.actions;
+    bool clipping = c->P.clip > 0.0f;
+    if (c->P.network == 0u) {
+        float g = delta;
+        if (clipping) g = fminf(fmaxf(delta, -c->P.clip), c->P.clip);
+        param_sub(c, b, base + input * a_count + action, lr * g);
+        return;
+    }
+    unsigned int w = c->P.width, in_dim = unit_field(c, unit, 2u), fstart = unit_field(c, unit, 3u);
+    unsigned int f0 = c->MU[fstart + input], f1 = c->MU[fstart + input + 1u];
+    unsigned int out_at = base + in_dim * w + w + (c->P.depth - 1u) * (w * w + w);
+    bool two = c->P.depth == 2u;
+    const float* last = two ? c->h2 : c->h1;
+    for (unsigned int k = 0u; k < w; k++) c->g1[k] = last[k] > 0.0f ? delta * param(c, b, out_at + action * w + k) : 0.0f;
+    float norm_sq = 0.0f;
+    if (clipping) norm_sq = delta * delta * (dot_self(c, last) + 1.0f);
+    unsigned int w2_at = base + in_dim * w + w;
+    if (two) {
+        if (clipping) norm_sq += dot_self(c, c->g1) * (dot_self(c, c->h1) + 1.0f);
+        for (unsigned int j = 0u; j < w; j++) c->g2[j] = 0.0f;
+        for (unsigned int k = 0u; k < w; k++) {
+            float g = c->g1[k];
+            if (g != 0.0f)
+                for (unsigned int j = 0u; j < w; j++) c->g2[j] += g * param(c, b, w2_at + k * w + j);
+        }
+        for (unsigned int j = 0u; j < w; j++) {
+            if (c->h1[j] <= 0.0f) c->g2[j] = 0.0f;
+            float t = c->g1[j];  // swap: g1 becomes layer 1's gradient, g2 layer 2's
+            c->g1[j] = c->g2[j];
+            c->g2[j] = t;
+        }
+    }
+    float scale = 1.0f;
+    if (clipping) {
+        float x_sq = 0.0f;
+        for (unsigned int f = f0; f < f1; f++) x_sq += c->MF[f] * c->MF[f];
+        norm_sq += dot_self(c, c->g1) * (x_sq + 1.0f);
+        if (sqrtf(norm_sq) > c->P.clip) scale = c->P.clip / sqrtf(norm_sq);
+    }
+    float step = lr * scale;
+    for (unsigned int k = 0u; k < w; k++) param_sub(c, b, out_at + action * w + k, step * delta * last[k]);
+    param_sub(c, b, out_at + a_count * w + action, step * delta);
+    if (two) {
+        for (unsigned int k = 0u; k < w; k++) {
+            float g = c->g2[k];
+            if (g != 0.0f) {
+                for (unsigned int j = 0u; j < w; j++) param_sub(c, b, w2_at + k * w + j, step * g * c->h1[j]);
+                param_sub(c, b, w2_at + w * w + k, step * g);
+            }
+        }
+    }
+    for (unsigned int f = f0; f < f1; f++) {
+        unsigned int j = c->MU[c->P.off_feat_idx + f];
+        float v = c->MF[f];
+        for (unsigned int k = 0u; k < w; k++) param_sub(c, b, base + j * w + k, step * c->g1[k] * v);
+    }
+    for (unsigned int k = 0u; k < w; k++) param_sub(c, b, base + in_dim * w + k, step * c->g1[k]);
+}
+
+// ---- the model ------------------------------------------------------------------------
+
+ICQ_FN unsigned int option_field(const Ctx* c, unsigned int w, unsigned int f) { return c->MU[c->P.off_options + w * OPTION_FIELDS + f]; }
+ICQ_FN unsigned int decoded(const Ctx* c, unsigned int s, unsigned int f) { return c->MU[c->P.off_decoded + s * (2u + c->P.agents) + f]; }
+ICQ_FN unsigned int stride_p(const Ctx* c, unsigned int i) { return c->MU[c->P.off_stride_p + i]; }
+ICQ_FN unsigned int unit_of(const Ctx* c, unsigned int s) { return c->P.mode == MODE_CENTRALIZED ? 0u : decoded(c, s, 0u); }
+
+ICQ_FN unsigned int draw_initial(Ctx* c) {
+    unsigned int x = sample_cdf(c, c->P.off_init_artifact, c->P.artifact_states, next_raw(c));
+    unsigned int s = c->P.init_agent * c->P.stride_h + x * c->P.stride_x;
+    for (unsigned int i = 0u; i < c->P.agents; i++) {
+        unsigned int off = c->MU[c->P.off_init_private + 2u * i], m = c->MU[c->P.off_init_private + 2u * i + 1u];
+        s += sample_cdf(c, off, m, next_raw(c)) * stride_p(c, i);
+    }
+    return s;
+}
+
+struct Run {
+    float ret, discount;
+    unsigned int steps, x, p;
+};
+
+ICQ_FN Run rollout(Ctx* c, unsigned int w, unsigned int x, unsigned int p, unsigned int m) {
+    unsigned int kind = option_field(c, w, 1u), art = option_field(c, w, 5u), prv = option_field(c, w, 6u);
+    unsigned int rew = option_field(c, w, 7u), n_s = c->P.artifact_states, fixed = 0u;
+    if (kind == 1u) fixed = option_field(c, w, 2u);
+    else if (kind == 2u) fixed = 1u + sample_cdf(c, option_field(c, w, 2u), option_field(c, w, 3u), next_raw(c));
+    Run r;
+    r.ret = 0.0f;
+    r.discount = 1.0f;
+    r.steps = 0u;
+    for (;;) {
+        r.ret += r.discount * c->MF[rew + x * m + p];
+        r.discount *= c->P.gamma;
+        r.steps += 1u;
+        x = sample_cdf(c, art + x * n_s, n_s, next_raw(c));
+        p = sample_cdf(c, prv + p * m, m, next_raw(c));
+        bool stop = kind == 0u ? clamp_u32(next_raw(c)) < option_field(c, w, 2u) : r.steps >= fixed;
+        if (stop) break;
+    }
+    r.x = x;
+    r.p = p;
+    return r;
+}
+
+ICQ_FN void add_abs_target(Ctx* c, unsigned int b, float y) { inst_set(c, b, 4u, as_bits(as_float(inst_get(c, b, 4u)) + fabsf(y))); }
+
+ICQ_FN unsigned int count_update(Ctx* c, unsigned int b, unsigned int unit) {
+    unsigned int t = inst_get(c, b, 5u + unit);
+    inst_set(c, b, 5u + unit, t + 1u);
+    return t;
+}
+
+ICQ_FN void close_pending(Ctx* c, unsigned int b, unsigned int i, float bootstrap) {
+    unsigned int input = inst_get(c, b, pending_field(c, i, 1u)), action = inst_get(c, b, pending_field(c, i, 2u));
+    float y = as_float(inst_get(c, b, pending_field(c, i, 3u))) + as_float(inst_get(c, b, pending_field(c, i, 4u))) * bootstrap;
+    forward(c, b, i, input);
+    float delta = c->q[action] - y;
+    sgd(c, b, i, input, action, delta, step_size(c, count_update(c, b, i)));
+    add_abs_target(c, b, y);
+    inst_set(c, b, pending_field(c, i, 0u), 0u);
+}
+
+ICQ_FN void run_epoch(Ctx* c, unsigned int b, unsigned int k) {
+    stream_start(c, c->P.instance0 + b, k, 0u);
+    unsigned int s = inst_get(c, b, 0u), h = decoded(c, s, 0u), x = decoded(c, s, 1u);
+    unsigned int unit = unit_of(c, s), input = c->MU[c->P.off_state_input + s];
+
+    if (c->P.mode == MODE_INDEPENDENT && inst_get(c, b, pending_field(c, h, 0u)) != 0u) {
+        forward(c, b, unit, input);
+        close_pending(c, b, h, q_max(c));
+    }
+
+    // 1. Behavior.
+    unsigned int action;
+    if (c->P.behavior == 0u) {
+        action = uniform_action(c, next_raw(c));
+    } else {
+        unsigned int explore = next_raw(c), pick = next_raw(c);
+        if (clamp_u32(explore) < c->P.explore_threshold) {
+            action = uniform_action(c, pick);
+        } else {
+            forward(c, b, unit, input);
+            action = q_argmax(c);
+        }
+    }
+
+    // 2. The option.
+    unsigned int w = c->MU[c->P.off_action_options + h * c->P.actions + action];
+    unsigned int e = option_field(c, w, 0u);
+    bool terminal = option_field(c, w, 4u) != 0u;
+    unsigned int pe = decoded(c, s, 2u + e), m = c->MU[c->P.off_private_states + e];
+    Run run = rollout(c, w, x, pe, m);
+    unsigned int lo = inst_get(c, b, 2u), new_lo = lo + run.steps;
+    inst_set(c, b, 2u, new_lo);
+    if (new_lo < lo) inst_set(c, b, 3u, inst_get(c, b, 3u) + 1u);
+
+    // 3. Where it leads.
+    unsigned int end;
+    if (terminal) {
+        end = draw_initial(c);
+    } else {
+        unsigned int rest = s - h * c->P.stride_h - x * c->P.stride_x - pe * stride_p(c, e);
+        end = rest + e * c->P.stride_h + run.x * c->P.stride_x + run.p * stride_p(c, e);
+    }
+
+    // 4. The sampler.
+    unsigned int next = end;
+    if (c->P.sampler == 1u) {
+        if (clamp_u32(next_raw(c)) < c->P.sampler_threshold) next = s;
+    } else if (c->P.sampler == 2u) {
+        unsigned int jump = next_raw(c), pick = next_raw(c);
+        if (clamp_u32(jump) < c->P.sampler_threshold) next = sample_cdf(c, c->P.off_mu, c->P.states, pick);
+    }
+
+    // The learning step.
+    if (c->P.mode == MODE_INDEPENDENT) {
+        inst_set(c, b, pending_field(c, h, 0u), 1u);
+        inst_set(c, b, pending_field(c, h, 1u), input);
+        inst_set(c, b, pending_field(c, h, 2u), action);
+        inst_set(c, b, pending_field(c, h, 3u), as_bits(0.0f));
+        inst_set(c, b, pending_field(c, h, 4u), as_bits(1.0f));
+        for (unsigned int i = 0u; i < c->P.agents; i++) {
+            if (inst_get(c, b, pending_field(c, i, 0u)) != 0u) {
+                float r = as_float(inst_get(c, b, pending_field(c, i, 3u)));
+                float d = as_float(inst_get(c, b, pending_field(c, i, 4u)));
+                inst_set(c, b, pending_field(c, i, 3u), as_bits(r + d * run.ret));
+                inst_set(c, b, pending_field(c, i, 4u), as_bits(d * run.discount));
+            }
+        }
+        if (terminal)
+            for (unsigned int i = 0u; i < c->P.agents; i++)
+                if (inst_get(c, b, pending_field(c, i, 0u)) != 0u) close_pending(c, b, i, 0.0f);
+    } else {
+        float y = run.ret;
+        if (!terminal && c->P.mode != MODE_MYOPIC) {
+            forward(c, b, unit_of(c, end), c->MU[c->P.off_state_input + end]);
+            y = run.ret + run.discount * q_max(c);
+        }
+        forward(c, b, unit, input);
+        float delta = c->q[action] - y;
+        sgd(c, b, unit, input, action, delta, step_size(c, count_update(c, b, unit)));
+        add_abs_target(c, b, y);
+    }
+    inst_set(c, b, 0u, next);
+    inst_set(c, b, 1u, k + 1u);
+}
+
+ICQ_FN void run_instance(const EpochParams* P, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS, unsigned int b) {
+    Ctx c;
+    c.P = *P;
+    c.MU = MU;
+    c.MF = MF;
+    c.INST = INST;
+    c.PARAMS = PARAMS;
+    for (unsigned int e = 0u; e < P->epochs; e++) run_epoch(&c, b, P->epoch0 + e);
+}
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+extern "C" __global__ void epochs(const EpochParams P, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS) {
+    unsigned int b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b < P.instances) run_instance(&P, MU, MF, INST, PARAMS, b);
+}
+#else
+// The host shim: every instance in turn, one "thread" at a time.
+extern "C" void icq_epochs_host(const EpochParams* P, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS) {
+    for (unsigned int b = 0u; b < P->instances; b++) run_instance(P, MU, MF, INST, PARAMS, b);
+}
+#endif
