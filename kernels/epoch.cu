@@ -382,6 +382,18 @@ extern "C" __global__ void epochs(const EpochParams P, const unsigned int* MU, c
     if (b < P.instances) run_instance(&P, MU, MF, INST, PARAMS, b);
 }
 #else
+// Philox blocks on the host: the known-answer check of kernels/philox.cuh.
+extern "C" void icq_philox_host(const unsigned int* ctr, const unsigned int* key, unsigned int* out, unsigned int n) {
+    for (unsigned int i = 0u; i < n; i++) {
+        icq_u4 c = {ctr[4 * i], ctr[4 * i + 1], ctr[4 * i + 2], ctr[4 * i + 3]};
+        icq_u4 r = icq_philox4x32_10(c, key[2 * i], key[2 * i + 1]);
+        out[4 * i] = r.x;
+        out[4 * i + 1] = r.y;
+        out[4 * i + 2] = r.z;
+        out[4 * i + 3] = r.w;
+    }
+}
+
 // The host shim: every instance in turn, one "thread" at a time.
 extern "C" void icq_epochs_host(const EpochParams* P, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS) {
     for (unsigned int b = 0u; b < P->instances; b++) run_instance(P, MU, MF, INST, PARAMS, b);

@@ -81,6 +81,8 @@ pub fn bench(input: &Input, backend: &str, instances: u32, epochs: u32) -> Resul
     match chosen {
         Chosen::Cpu(b) => time(&b, &plan, epochs),
         Chosen::Wgpu(b) => time(&*b, &plan, epochs),
+        #[cfg(feature = "cuda")]
+        Chosen::Cuda(b) => time(&*b, &plan, epochs),
     }
 }
 

@@ -33,6 +33,9 @@ pub enum Error {
     /// The model is too large for the requested analysis.
     #[error("{0}")]
     TooLarge(String),
+    /// A backend that this build or this machine cannot run.
+    #[error("backend unavailable: {0}")]
+    BackendUnavailable(String),
     /// No GPU adapter (of the kind asked for) was found.
     #[error("no GPU adapter found (for tests: install a Vulkan driver such as Mesa's lavapipe)")]
     NoAdapter,

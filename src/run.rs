@@ -145,41 +145,41 @@ pub fn run(input: &Input, progress: bool) -> Result<RunReport> {
         cfg.run.seed,
         Some(&analysis.mu),
     )?;
+    let job = Job {
+        input,
+        plan: &plan,
+        oracle: &oracle,
+        checkpoints: &checkpoints,
+        why,
+        progress,
+    };
     match chosen {
-        Chosen::Cpu(b) => run_on(
-            &b,
-            input,
-            &plan,
-            &oracle,
-            analysis,
-            &checkpoints,
-            why,
-            progress,
-        ),
-        Chosen::Wgpu(b) => run_on(
-            &*b,
-            input,
-            &plan,
-            &oracle,
-            analysis,
-            &checkpoints,
-            why,
-            progress,
-        ),
+        Chosen::Cpu(b) => run_on(&b, job, analysis),
+        Chosen::Wgpu(b) => run_on(&*b, job, analysis),
+        #[cfg(feature = "cuda")]
+        Chosen::Cuda(b) => run_on(&*b, job, analysis),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_on<B: Backend>(
-    backend: &B,
-    input: &Input,
-    plan: &Plan,
-    oracle: &Oracle,
-    analysis: Analysis,
-    checkpoints: &[u32],
+/// Everything a run needs besides its backend and the oracle's analysis.
+struct Job<'a> {
+    input: &'a Input,
+    plan: &'a Plan,
+    oracle: &'a Oracle,
+    checkpoints: &'a [u32],
     why: String,
     progress: bool,
-) -> Result<RunReport> {
+}
+
+fn run_on<B: Backend>(backend: &B, job: Job<'_>, analysis: Analysis) -> Result<RunReport> {
+    let Job {
+        input,
+        plan,
+        oracle,
+        checkpoints,
+        why,
+        progress,
+    } = job;
     let b = u64::from(plan.instances);
     let total = u64::from(*checkpoints.last().expect("at least one checkpoint")) * b;
     let bar = if progress {

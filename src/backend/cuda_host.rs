@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::learn::plan::Plan;
 
 extern "C" {
+    fn icq_philox_host(ctr: *const u32, key: *const u32, out: *mut u32, n: u32);
     fn icq_epochs_host(
         p: *const EpochParams,
         mu: *const u32,
@@ -15,6 +16,23 @@ extern "C" {
         inst: *mut u32,
         params: *mut f32,
     );
+}
+
+/// Philox blocks computed by `kernels/philox.cuh` compiled for the host.
+pub fn philox_blocks(counters: &[[u32; 4]], keys: &[[u32; 2]]) -> Vec<[u32; 4]> {
+    assert_eq!(counters.len(), keys.len(), "one key per counter");
+    let mut out = vec![[0u32; 4]; counters.len()];
+    // SAFETY: `counters`, `keys` and `out` hold `n` blocks of 4, 2 and 4 words, which is all
+    // the function reads and writes.
+    unsafe {
+        icq_philox_host(
+            counters.as_ptr().cast(),
+            keys.as_ptr().cast(),
+            out.as_mut_ptr().cast(),
+            counters.len() as u32,
+        );
+    }
+    out
 }
 
 /// The CUDA kernel source run on the host.

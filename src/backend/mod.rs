@@ -3,6 +3,7 @@
 //! through [`Chosen`].
 
 pub mod cpu;
+pub mod cuda;
 pub mod cuda_host;
 pub mod device;
 pub mod gpu;
@@ -111,15 +112,41 @@ pub enum Chosen {
     Cpu(cpu::Cpu),
     /// WGSL compute shaders through wgpu.
     Wgpu(Box<wgpu::Wgpu>),
+    /// CUDA C kernels through cudarc and NVRTC (cargo feature `cuda`).
+    #[cfg(feature = "cuda")]
+    Cuda(Box<cuda::Cuda>),
 }
 
 impl Chosen {
-    /// The backend named `name` (`auto`, `cpu` or `wgpu`), and a sentence on what was chosen
-    /// and why. `auto` takes a hardware GPU adapter when there is one, else the CPU; `wgpu`
-    /// takes any adapter, software ones (lavapipe) included.
+    /// The backend named `name` (`auto`, `cpu`, `wgpu` or `cuda`), and a sentence on what was
+    /// chosen and why. `auto` takes CUDA when a device is present, then a hardware GPU adapter
+    /// through wgpu, else the CPU; `wgpu` takes any adapter, software ones (lavapipe) included.
     pub fn pick(name: &str) -> Result<(Self, String)> {
+        #[cfg(feature = "cuda")]
+        let cuda_first = if name == "auto" {
+            cuda::Cuda::new().ok()
+        } else {
+            None
+        };
+        #[cfg(feature = "cuda")]
+        if let Some(b) = cuda_first {
+            let why = format!("cuda on {} (auto: a CUDA device was found)", b.device());
+            return Ok((Self::Cuda(Box::new(b)), why));
+        }
         match name {
             "cpu" => Ok((Self::Cpu(cpu::Cpu::new()), "cpu (requested)".into())),
+            "cuda" => {
+                #[cfg(feature = "cuda")]
+                {
+                    let b = cuda::Cuda::new()?;
+                    let why = format!("cuda on {} (requested)", b.device());
+                    Ok((Self::Cuda(Box::new(b)), why))
+                }
+                #[cfg(not(feature = "cuda"))]
+                {
+                    cuda::Cuda::new().map(|_| unreachable!("the disabled backend never opens"))
+                }
+            }
             "wgpu" => {
                 let b = wgpu::Wgpu::new(gpu::AdapterChoice::Any)?;
                 let why = format!("wgpu on {} (requested)", b.device());
@@ -140,7 +167,7 @@ impl Chosen {
             },
             other => Err(Error::invalid(
                 "run.backend",
-                format!("expected one of [auto, cpu, wgpu], found \"{other}\""),
+                format!("expected one of [auto, cpu, wgpu, cuda], found \"{other}\""),
             )),
         }
     }

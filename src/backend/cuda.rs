@@ -1,0 +1,283 @@
+//! The CUDA backend (cargo feature `cuda`): `kernels/epoch.cu` compiled at run time by NVRTC
+//! through cudarc, which loads the CUDA libraries dynamically, so the crate builds and its
+//! tests run on machines with no CUDA at all. PTX is cached per kernel source and device for
+//! the life of the process, so a sweep compiles each variant once.
+//!
+//! Without the feature the backend still exists and says it was left out.
+
+#[cfg(not(feature = "cuda"))]
+use crate::error::{Error, Result};
+
+/// The kernel source NVRTC compiles: defines, Philox, the epoch kernel (the include resolved).
+pub fn cuda_source(width: u32, actions: u32) -> String {
+    let philox = include_str!("../../kernels/philox.cuh").replace("#pragma once", "");
+    let epoch = include_str!("../../kernels/epoch.cu").replace("#include \"philox.cuh\"", "");
+    format!(
+        "#define ICQ_WIDTH {}\n#define ICQ_ACTIONS {}\n{philox}\n{epoch}",
+        width.max(1),
+        actions.max(1)
+    )
+}
+
+#[cfg(feature = "cuda")]
+pub use enabled::*;
+
+#[cfg(feature = "cuda")]
+mod enabled {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use cudarc::driver::{
+        CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
+    };
+    use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
+
+    use super::cuda_source;
+    use crate::backend::cuda_host::counters_of;
+    use crate::backend::device::{inst_fields, DeviceModel, EpochParams};
+    use crate::backend::{Backend, Counters, QTables};
+    use crate::error::{Error, Result};
+    use crate::learn::plan::Plan;
+
+    /// Threads per block of the epoch kernel.
+    pub const BLOCK: u32 = 128;
+    /// Epochs one launch runs.
+    const EPOCHS_PER_LAUNCH: u32 = 64;
+
+    // SAFETY: `EpochParams` is `#[repr(C)]`, made only of 4-byte scalars, and mirrored field
+    // for field by `struct EpochParams` in kernels/epoch.cu (checked by a test), so passing it
+    // by value as the kernel's first argument is sound.
+    unsafe impl DeviceRepr for EpochParams {}
+
+    /// Whether NVRTC can be loaded on this machine.
+    pub fn nvrtc_available() -> bool {
+        // SAFETY: only probes for the shared library; nothing is called through it.
+        unsafe { cudarc::nvrtc::sys::is_culib_present() }
+    }
+
+    fn ptx_cache() -> &'static Mutex<HashMap<String, String>> {
+        static CACHE: OnceLock<Mutex<HashMap<String, String>>> = OnceLock::new();
+        CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    /// PTX of the epoch kernel for `width` and `actions` (compiled once per source and
+    /// `arch`, then cached); NVRTC failures carry the compiler log.
+    pub fn compile_epoch(width: u32, actions: u32, arch: Option<&'static str>) -> Result<String> {
+        if !nvrtc_available() {
+            return Err(Error::BackendUnavailable(
+                "NVRTC (libnvrtc) cannot be loaded".into(),
+            ));
+        }
+        let source = cuda_source(width, actions);
+        let key = format!("{}:{source}", arch.unwrap_or("default"));
+        if let Some(ptx) = ptx_cache().lock().expect("PTX cache").get(&key) {
+            return Ok(ptx.clone());
+        }
+        let opts = CompileOptions {
+            arch,
+            name: Some("epoch.cu".into()),
+            ..Default::default()
+        };
+        let ptx = compile_ptx_with_opts(&source, opts).map_err(|e| Error::Shader {
+            name: "kernels/epoch.cu (epochs)".into(),
+            message: e.to_string(),
+        })?;
+        let text = ptx.to_src();
+        ptx_cache()
+            .lock()
+            .expect("PTX cache")
+            .insert(key, text.clone());
+        Ok(text)
+    }
+
+    fn driver(e: cudarc::driver::DriverError) -> Error {
+        Error::Gpu(format!("CUDA: {e}"))
+    }
+
+    /// The CUDA backend on device 0.
+    pub struct Cuda {
+        ctx: Arc<CudaContext>,
+        stream: Arc<CudaStream>,
+        name: String,
+        functions: Mutex<HashMap<(u32, u32), CudaFunction>>,
+    }
+
+    /// A batch on a CUDA device.
+    pub struct CudaBatch {
+        plan: Plan,
+        base: EpochParams,
+        function: CudaFunction,
+        words: CudaSlice<u32>,
+        values: CudaSlice<f32>,
+        inst: CudaSlice<u32>,
+        params: CudaSlice<f32>,
+        epoch: u32,
+    }
+
+    impl Cuda {
+        /// Opens device 0 (the driver and NVRTC are loaded dynamically).
+        pub fn new() -> Result<Self> {
+            if !nvrtc_available() {
+                return Err(Error::BackendUnavailable(
+                    "NVRTC (libnvrtc) cannot be loaded".into(),
+                ));
+            }
+            // SAFETY: only probes for the driver library.
+            if !unsafe { cudarc::driver::sys::is_culib_present() } {
+                return Err(Error::BackendUnavailable(
+                    "the CUDA driver (libcuda) cannot be loaded".into(),
+                ));
+            }
+            let ctx = CudaContext::new(0).map_err(driver)?;
+            let name = ctx.name().map_err(driver)?;
+            let stream = ctx.default_stream();
+            Ok(Self {
+                ctx,
+                stream,
+                name,
+                functions: Mutex::new(HashMap::new()),
+            })
+        }
+
+        fn function(&self, width: u32, actions: u32) -> Result<CudaFunction> {
+            let mut cache = self.functions.lock().expect("function cache");
+            if let Some(f) = cache.get(&(width, actions)) {
+                return Ok(f.clone());
+            }
+            let ptx = compile_epoch(width, actions, None)?;
+            let module = self.ctx.load_module(Ptx::from_src(ptx)).map_err(driver)?;
+            let f = module.load_function("epochs").map_err(driver)?;
+            cache.insert((width, actions), f.clone());
+            Ok(f)
+        }
+    }
+
+    impl Backend for Cuda {
+        type Batch = CudaBatch;
+
+        fn name(&self) -> &'static str {
+            "cuda"
+        }
+
+        fn device(&self) -> String {
+            self.name.clone()
+        }
+
+        fn upload(&self, plan: &Plan) -> Result<CudaBatch> {
+            let packed = DeviceModel::new(plan);
+            let function = self.function(packed.params.width, packed.params.actions)?;
+            let (p, f, n) = (
+                plan.layout.params,
+                inst_fields(plan),
+                plan.instances as usize,
+            );
+            let mut params = vec![0.0f32; p * n];
+            let mut own = vec![0.0f32; p];
+            let mut inst = vec![0u32; f * n];
+            for b in 0..n {
+                plan.layout.init(plan.seed, b as u32, &mut own);
+                for (j, &v) in own.iter().enumerate() {
+                    params[j * n + b] = v;
+                }
+                inst[b] = plan.initial_state(b as u32) as u32;
+            }
+            let s = &self.stream;
+            Ok(CudaBatch {
+                plan: plan.clone(),
+                base: packed.params,
+                function,
+                words: s.clone_htod(&packed.words).map_err(driver)?,
+                values: s.clone_htod(&packed.values).map_err(driver)?,
+                inst: s.clone_htod(&inst).map_err(driver)?,
+                params: s.clone_htod(&params).map_err(driver)?,
+                epoch: 0,
+            })
+        }
+
+        fn advance(&self, batch: &mut CudaBatch, epochs: u32) -> Result<()> {
+            let mut left = epochs;
+            let blocks = batch.plan.instances.div_ceil(BLOCK);
+            while left > 0 {
+                let n = left.min(EPOCHS_PER_LAUNCH);
+                let params = EpochParams {
+                    instances: batch.plan.instances,
+                    epochs: n,
+                    epoch0: batch.epoch,
+                    instance0: 0,
+                    ..batch.base
+                };
+                let mut launch = self.stream.launch_builder(&batch.function);
+                // Arguments in the order of `epochs` in kernels/epoch.cu:
+                // (EpochParams P, const unsigned* MU, const float* MF, unsigned* INST, float* PARAMS).
+                launch
+                    .arg(&params)
+                    .arg(&batch.words)
+                    .arg(&batch.values)
+                    .arg(&mut batch.inst)
+                    .arg(&mut batch.params);
+                let config = LaunchConfig {
+                    grid_dim: (blocks, 1, 1),
+                    block_dim: (BLOCK, 1, 1),
+                    shared_mem_bytes: 0,
+                };
+                // SAFETY: the argument list matches the kernel's signature above, the buffers
+                // hold the packed model and `instances` instance-minor records and parameter
+                // blocks, and the kernel guards every thread index against `instances`.
+                unsafe { launch.launch(config) }.map_err(driver)?;
+                batch.epoch += n;
+                left -= n;
+            }
+            Ok(())
+        }
+
+        fn read_q(&self, batch: &CudaBatch) -> Result<QTables> {
+            let minor: Vec<f32> = self.stream.clone_dtoh(&batch.params).map_err(driver)?;
+            let (p, n) = (batch.plan.layout.params, batch.plan.instances as usize);
+            let mut major = vec![0.0f32; p * n];
+            for b in 0..n {
+                for j in 0..p {
+                    major[b * p + j] = minor[j * n + b];
+                }
+            }
+            Ok(QTables::from_params(&batch.plan.layout, &major))
+        }
+
+        fn counters(&self, batch: &CudaBatch) -> Result<Counters> {
+            let words: Vec<u32> = self.stream.clone_dtoh(&batch.inst).map_err(driver)?;
+            Ok(counters_of(
+                batch.plan.units(),
+                batch.plan.instances as usize,
+                &words,
+            ))
+        }
+
+        fn states(&self, batch: &CudaBatch) -> Result<Vec<u32>> {
+            let words: Vec<u32> = self.stream.clone_dtoh(&batch.inst).map_err(driver)?;
+            Ok(words[..batch.plan.instances as usize].to_vec())
+        }
+
+        fn sync(&self) -> Result<()> {
+            self.stream.synchronize().map_err(driver)
+        }
+    }
+}
+
+/// The CUDA backend of a build without the `cuda` feature: it only says so.
+#[cfg(not(feature = "cuda"))]
+pub struct Cuda;
+
+#[cfg(not(feature = "cuda"))]
+impl Cuda {
+    /// Always [`Error::BackendUnavailable`].
+    pub fn new() -> Result<Self> {
+        Err(Error::BackendUnavailable(
+            "built without the cuda feature".into(),
+        ))
+    }
+}
+
+/// Whether NVRTC can be loaded (always false without the `cuda` feature).
+#[cfg(not(feature = "cuda"))]
+pub fn nvrtc_available() -> bool {
+    false
+}

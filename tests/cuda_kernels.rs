@@ -1,0 +1,52 @@
+//! The CUDA sources on machines without a GPU: Philox of kernels/philox.cuh (host build)
+//! against Random123's vectors and the Rust generator, and every kernel variant compiled to PTX
+//! by NVRTC (with the `cuda` feature; CI installs NVRTC and sets ICQ_REQUIRE_NVRTC=1 so that
+//! an NVRTC that cannot be loaded fails rather than skips).
+
+use icq::backend::cuda_host::philox_blocks;
+use icq::rng::philox4x32_10;
+
+#[test]
+fn cuda_philox_matches_rust() {
+    let mut counters: Vec<[u32; 4]> = vec![
+        [0; 4],
+        [u32::MAX; 4],
+        [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+    ];
+    let mut keys: Vec<[u32; 2]> = vec![[0; 2], [u32::MAX; 2], [0xa4093822, 0x299f31d0]];
+    for i in 0..250_000u32 {
+        counters.push([i, i.wrapping_mul(2_654_435_761), i % 7, 0xdead_beef ^ i]);
+        keys.push([i ^ 0x5555_aaaa, i.rotate_left(13)]);
+    }
+    let got = philox_blocks(&counters, &keys);
+    assert_eq!(got[0], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+    assert_eq!(got[1], [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]);
+    assert_eq!(got[2], [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]);
+    for (i, (c, k)) in counters.iter().zip(&keys).enumerate() {
+        assert_eq!(got[i], philox4x32_10(*c, *k), "block {i}");
+    }
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn every_kernel_variant_compiles_to_ptx() {
+    use icq::backend::cuda::{compile_epoch, nvrtc_available};
+    if !nvrtc_available() {
+        if std::env::var("ICQ_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
+            panic!("ICQ_REQUIRE_NVRTC=1 but NVRTC cannot be loaded (is its lib folder on LD_LIBRARY_PATH?)");
+        }
+        eprintln!("skipped: NVRTC cannot be loaded");
+        return;
+    }
+    // Tabular (width 1), and MLP widths, for a few action counts; two target architectures.
+    for (width, actions) in [(1, 3), (32, 3), (64, 2), (128, 8)] {
+        for arch in [Some("compute_80"), Some("compute_90")] {
+            let ptx = compile_epoch(width, actions, arch)
+                .unwrap_or_else(|e| panic!("{width}/{actions}/{arch:?}: {e}"));
+            assert!(
+                ptx.contains(".entry epochs"),
+                "no `epochs` entry in the PTX of {width}/{actions}"
+            );
+        }
+    }
+}
