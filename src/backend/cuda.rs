@@ -34,7 +34,9 @@ mod enabled {
 
     use super::cuda_source;
     use crate::backend::cuda_host::counters_of;
-    use crate::backend::device::{inst_fields, DeviceModel, EpochParams};
+    use crate::backend::device::{
+        initial_instances, params_instance_major, DeviceModel, EpochParams,
+    };
     use crate::backend::{Backend, Counters, QTables};
     use crate::error::{Error, Result};
     use crate::learn::plan::Plan;
@@ -166,21 +168,7 @@ mod enabled {
         fn upload(&self, plan: &Plan) -> Result<CudaBatch> {
             let packed = DeviceModel::new(plan);
             let function = self.function(packed.params.width, packed.params.actions)?;
-            let (p, f, n) = (
-                plan.layout.params,
-                inst_fields(plan),
-                plan.instances as usize,
-            );
-            let mut params = vec![0.0f32; p * n];
-            let mut own = vec![0.0f32; p];
-            let mut inst = vec![0u32; f * n];
-            for b in 0..n {
-                plan.layout.init(plan.seed, b as u32, &mut own);
-                for (j, &v) in own.iter().enumerate() {
-                    params[j * n + b] = v;
-                }
-                inst[b] = plan.initial_state(b as u32) as u32;
-            }
+            let (inst, params) = initial_instances(plan, 0, plan.instances);
             let s = &self.stream;
             Ok(CudaBatch {
                 plan: plan.clone(),
@@ -233,12 +221,7 @@ mod enabled {
         fn read_q(&self, batch: &CudaBatch) -> Result<QTables> {
             let minor: Vec<f32> = self.stream.clone_dtoh(&batch.params).map_err(driver)?;
             let (p, n) = (batch.plan.layout.params, batch.plan.instances as usize);
-            let mut major = vec![0.0f32; p * n];
-            for b in 0..n {
-                for j in 0..p {
-                    major[b * p + j] = minor[j * n + b];
-                }
-            }
+            let major = params_instance_major(&minor, p, n);
             Ok(QTables::from_params(&batch.plan.layout, &major))
         }
 

@@ -2,7 +2,7 @@
 //! instance after another on the CPU. It exists so the CUDA source is tested against the CPU
 //! reference on every machine; on a GPU the `cuda` backend runs the same source.
 
-use super::device::{inst_fields, DeviceModel, EpochParams};
+use super::device::{initial_instances, params_instance_major, DeviceModel, EpochParams};
 use super::{Backend, Counters, QTables};
 use crate::error::Result;
 use crate::learn::plan::Plan;
@@ -61,21 +61,7 @@ impl Backend for CudaHost {
 
     fn upload(&self, plan: &Plan) -> Result<CudaHostBatch> {
         let model = DeviceModel::new(plan);
-        let (p, f, n) = (
-            plan.layout.params,
-            inst_fields(plan),
-            plan.instances as usize,
-        );
-        let mut params = vec![0.0f32; p * n];
-        let mut own = vec![0.0f32; p];
-        let mut inst = vec![0u32; f * n];
-        for b in 0..n {
-            plan.layout.init(plan.seed, b as u32, &mut own);
-            for (j, &v) in own.iter().enumerate() {
-                params[j * n + b] = v;
-            }
-            inst[b] = plan.initial_state(b as u32) as u32;
-        }
+        let (inst, params) = initial_instances(plan, 0, plan.instances);
         Ok(CudaHostBatch {
             plan: plan.clone(),
             model,
@@ -112,12 +98,7 @@ impl Backend for CudaHost {
 
     fn read_q(&self, batch: &CudaHostBatch) -> Result<QTables> {
         let (p, n) = (batch.plan.layout.params, batch.plan.instances as usize);
-        let mut major = vec![0.0f32; p * n];
-        for b in 0..n {
-            for j in 0..p {
-                major[b * p + j] = batch.params[j * n + b];
-            }
-        }
+        let major = params_instance_major(&batch.params, p, n);
         Ok(QTables::from_params(&batch.plan.layout, &major))
     }
 

@@ -279,3 +279,32 @@ impl DeviceModel {
 pub fn inst_fields(plan: &Plan) -> usize {
     5 + plan.units() + 5 * plan.space.agents
 }
+
+/// Instance records and parameters of instances `start..start + len`, instance-minor, as the
+/// host initialises them (the CPU backend's own initial states and parameters).
+pub fn initial_instances(plan: &Plan, start: u32, len: u32) -> (Vec<u32>, Vec<f32>) {
+    let (p, f, n) = (plan.layout.params, inst_fields(plan), len as usize);
+    let mut params = vec![0.0f32; p * n];
+    let mut own = vec![0.0f32; p];
+    let mut inst = vec![0u32; f * n];
+    for b in 0..n {
+        let global = start + b as u32;
+        plan.layout.init(plan.seed, global, &mut own);
+        for (j, &v) in own.iter().enumerate() {
+            params[j * n + b] = v;
+        }
+        inst[b] = plan.initial_state(global) as u32;
+    }
+    (inst, params)
+}
+
+/// Instance-minor parameters (`instances` blocks of `params` floats) made instance-major.
+pub fn params_instance_major(minor: &[f32], params: usize, instances: usize) -> Vec<f32> {
+    let mut major = vec![0.0f32; params * instances];
+    for b in 0..instances {
+        for j in 0..params {
+            major[b * params + j] = minor[j * instances + b];
+        }
+    }
+    major
+}

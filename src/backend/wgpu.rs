@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::cuda_host::counters_of;
-use super::device::{inst_fields, DeviceModel, EpochParams};
+use super::device::{
+    initial_instances, inst_fields, params_instance_major, DeviceModel, EpochParams,
+};
 use super::gpu::{AdapterChoice, GpuContext};
 use super::sources::epoch_wgsl;
 use super::{Backend, Counters, QTables};
@@ -121,24 +123,12 @@ impl Backend for Wgpu {
         let pipeline = self.pipeline(packed.params.width, packed.params.actions)?;
         let words = self.ctx.storage("model.words", &packed.words);
         let values = self.ctx.storage("model.values", &packed.values);
-        let (p, f) = (plan.layout.params, inst_fields(plan));
         let per_chunk = self.chunk_size(plan);
         let mut chunks = Vec::new();
         let mut start = 0u32;
         while start < plan.instances {
             let len = per_chunk.min(plan.instances - start);
-            let n = len as usize;
-            let mut params = vec![0.0f32; p * n];
-            let mut own = vec![0.0f32; p];
-            let mut inst = vec![0u32; f * n];
-            for b in 0..n {
-                let global = start + b as u32;
-                plan.layout.init(plan.seed, global, &mut own);
-                for (j, &v) in own.iter().enumerate() {
-                    params[j * n + b] = v;
-                }
-                inst[b] = plan.initial_state(global) as u32;
-            }
+            let (inst, params) = initial_instances(plan, start, len);
             let inst = self.ctx.storage("instances.records", &inst);
             let params = self.ctx.storage("instances.params", &params);
             let uniform = self.ctx.uniform("epoch.params", &packed.params);
@@ -193,16 +183,10 @@ impl Backend for Wgpu {
 
     fn read_q(&self, batch: &WgpuBatch) -> Result<QTables> {
         let p = batch.plan.layout.params;
-        let mut all = vec![0.0f32; p * batch.plan.instances as usize];
+        let mut all = Vec::with_capacity(p * batch.plan.instances as usize);
         for c in &batch.chunks {
             let minor: Vec<f32> = self.ctx.read_back(&c.params)?;
-            let n = c.len as usize;
-            for b in 0..n {
-                let dst = &mut all[(c.start as usize + b) * p..(c.start as usize + b + 1) * p];
-                for (j, d) in dst.iter_mut().enumerate() {
-                    *d = minor[j * n + b];
-                }
-            }
+            all.extend(params_instance_major(&minor, p, c.len as usize));
         }
         Ok(QTables::from_params(&batch.plan.layout, &all))
     }
