@@ -2,6 +2,17 @@
 //! logic runs (and is tested against the CPU reference) on machines without a GPU.
 
 fn main() {
+    // The git revision the manifest of a sweep records.
+    let revision = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    if let Some(r) = revision {
+        println!("cargo:rustc-env=ICQ_GIT_REVISION={r}");
+    }
+    println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=kernels/epoch.cu");
     println!("cargo:rerun-if-changed=kernels/philox.cuh");
     cc::Build::new()

@@ -208,6 +208,8 @@ pub struct Config {
     pub learner: LearnerConfig,
     /// `[run]`.
     pub run: RunSection,
+    /// `[sweep]`: the axes of `icq sweep` (other commands run the base config and ignore it).
+    pub sweep: Option<toml::Table>,
 }
 
 impl Config {

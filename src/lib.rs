@@ -19,5 +19,6 @@ pub mod records;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod sweep;
 
 pub use error::{Error, Result};

@@ -48,6 +48,37 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Run every combination of the [sweep] axes (times the seeds); one row per grid point,
+    /// seed and checkpoint in DIR/results.csv and DIR/results.jsonl.
+    Sweep {
+        /// A config (TOML) with a [sweep] table.
+        input: PathBuf,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Run only shard k of n (1-based); default: from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT
+        /// or JOB_COMPLETION_INDEX/ICQ_SHARDS when set.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Finish a sweep whose folder already holds some results.
+        #[arg(long)]
+        resume: bool,
+        /// Backend: auto, cpu, wgpu or cuda (overrides [run] backend).
+        #[arg(long)]
+        backend: Option<String>,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Join the folders of a sharded sweep into one.
+    Merge {
+        /// The shard folders.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Handoff updates per second of one backend on a config.
     Bench {
         /// A config (TOML) or a model file.
@@ -206,6 +237,47 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     report.rows.len()
                 );
             }
+            Ok(())
+        }
+        Command::Sweep {
+            input,
+            out,
+            shard,
+            resume,
+            backend,
+            quiet,
+        } => {
+            let shard = match shard {
+                Some(s) => Some(icq::sweep::Shard::parse(&s).map_err(bad_input)?),
+                None => icq::sweep::Shard::from_env().map_err(bad_input)?,
+            };
+            let r = icq::sweep::sweep(&input, &out, shard, resume, backend.as_deref(), !quiet)
+                .map_err(bad_input_or_failure)?;
+            let shard_note = shard.map_or(String::new(), |s| format!(" (shard {}/{})", s.k, s.n));
+            println!(
+                "sweep      {} units in the grid, {} here{shard_note}, {} already done, in {:.1} s",
+                r.units, r.mine, r.skipped, r.seconds
+            );
+            if shard.is_some() {
+                println!(
+                    "wrote      {}/parts (join the shards with `icq merge`)",
+                    out.display()
+                );
+            } else {
+                println!(
+                    "wrote      {0}/results.csv, {0}/results.jsonl ({1} rows), {0}/manifest.json",
+                    out.display(),
+                    r.rows
+                );
+            }
+            Ok(())
+        }
+        Command::Merge { dirs, out } => {
+            let rows = icq::sweep::merge(&dirs, &out).map_err(bad_input_or_failure)?;
+            println!(
+                "wrote      {0}/results.csv, {0}/results.jsonl ({rows} rows), {0}/manifest.json",
+                out.display()
+            );
             Ok(())
         }
         Command::Bench {

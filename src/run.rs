@@ -24,6 +24,8 @@ pub struct RunReport {
     pub analysis: Analysis,
     /// Backend name and why it was chosen.
     pub backend: String,
+    /// The backend's short name (`cpu`, `wgpu`, `cuda`).
+    pub backend_name: &'static str,
     /// Training wall time (seconds, excluding the oracle and metrics).
     pub train_seconds: f64,
     /// Handoff updates per second over training.
@@ -234,6 +236,7 @@ fn run_on<B: Backend>(backend: &B, job: Job<'_>, analysis: Analysis) -> Result<R
         checkpoints: all,
         analysis,
         backend: why,
+        backend_name: backend.name(),
         updates_per_second: total as f64 / train_seconds.max(1e-12),
         train_seconds,
     })

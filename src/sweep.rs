@@ -1,0 +1,559 @@
+//! `icq sweep` and `icq merge`: a grid of configs (every combination of the `[sweep]` axes,
+//! times the seeds), run unit by unit — a unit is one (grid point, seed) — on the chosen
+//! backend, one row per (grid point, seed, checkpoint) with every knob, every exact figure and
+//! the mean and standard deviation over instances of every metric.
+//!
+//! Each finished unit is written at once to `DIR/parts/` through a temporary file and a
+//! rename, so a sweep killed at any moment and started again with `--resume` redoes no
+//! finished unit and loses or duplicates no row. `--shard k/n` (or the Slurm / Kubernetes
+//! array index) runs the units u with u mod n = k − 1; `icq merge` joins shard folders, checks
+//! that every unit is there exactly once, and writes the same files an unsharded run writes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use crate::config::{Config, Input};
+use crate::error::{Error, Result};
+use crate::io::write_atomically;
+use crate::learn::metrics::Metrics;
+use crate::records::{num, to_csv, to_jsonl, Record};
+use crate::run::{context, mean_sd, run};
+
+/// Knobs of `[model]` that a bare axis name may set.
+const MODEL_KNOBS: &[&str] = &[
+    "agents",
+    "artifact_states",
+    "interface_states",
+    "private_states",
+    "gamma",
+    "duration",
+    "laziness",
+    "interface_noise",
+    "private_weight",
+    "reward_scale",
+    "model_seed",
+];
+/// Keys of `[learner]` that a bare axis name may set.
+const LEARNER_KNOBS: &[&str] = &[
+    "mode",
+    "encoding",
+    "network",
+    "step_size",
+    "clip",
+    "behavior",
+    "sampler",
+];
+/// Keys of `[run]` that a bare axis name may set.
+const RUN_KNOBS: &[&str] = &["instances", "epochs", "checkpoints", "policy_gap_instances"];
+
+/// One unit of a sweep: a grid point under one seed.
+#[derive(Clone, Debug)]
+pub struct Unit {
+    /// Position in the canonical order (point-major, then seed).
+    pub index: usize,
+    /// The grid point's index.
+    pub point: usize,
+    /// The run seed.
+    pub seed: u64,
+    /// The axis values of the grid point, by axis name.
+    pub values: Vec<(String, toml::Value)>,
+    /// The validated model and config.
+    pub input: Input,
+}
+
+/// The TOML path an axis name sets: a dotted path as written, or a bare knob's home.
+fn axis_path(name: &str) -> Result<Vec<String>> {
+    if name.contains('.') {
+        return Ok(name.split('.').map(str::to_string).collect());
+    }
+    let home = if MODEL_KNOBS.contains(&name) {
+        vec!["model", name]
+    } else if LEARNER_KNOBS.contains(&name) {
+        vec!["learner", name]
+    } else if RUN_KNOBS.contains(&name) {
+        vec!["run", name]
+    } else if name == "width" || name == "depth" {
+        vec!["learner", "network", "mlp", name]
+    } else {
+        return Err(Error::invalid(
+            format!("sweep.{name}"),
+            "not a knob of [model], [learner] or [run]; write a dotted path (\"learner.network.mlp.width\") for nested keys",
+        ));
+    };
+    Ok(home.into_iter().map(str::to_string).collect())
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let (last, parents) = path.split_last().expect("a non-empty path");
+    let mut at = table;
+    for key in parents {
+        let entry = at
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        at = entry.as_table_mut().expect("a table");
+    }
+    at.insert(last.clone(), value);
+}
+
+/// Expands the config at `path` (text `text`) into its units, validating every one before
+/// any runs: a bad axis or value fails here, with the key named.
+pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
+    let mut base: toml::Table = toml::from_str(text).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let sweep = match base.remove("sweep") {
+        Some(toml::Value::Table(t)) => t,
+        Some(_) => return Err(Error::invalid("sweep", "expected a table")),
+        None => {
+            return Err(Error::invalid(
+                "sweep",
+                "a sweep config needs a [sweep] table",
+            ))
+        }
+    };
+    let mut seeds = vec![0u64];
+    let mut axes: Vec<(String, Vec<String>, Vec<toml::Value>)> = Vec::new();
+    for (name, values) in sweep {
+        let list = match values {
+            toml::Value::Array(a) if !a.is_empty() => a,
+            _ => {
+                return Err(Error::invalid(
+                    format!("sweep.{name}"),
+                    "expected a non-empty list of values",
+                ))
+            }
+        };
+        if name == "seeds" {
+            seeds = list
+                .iter()
+                .map(|v| match v.as_integer() {
+                    Some(i) if i >= 0 => Ok(i as u64),
+                    _ => Err(Error::invalid(
+                        "sweep.seeds",
+                        format!("expected seeds ≥ 0, found {v}"),
+                    )),
+                })
+                .collect::<Result<_>>()?;
+            continue;
+        }
+        axes.push((name.clone(), axis_path(&name)?, list));
+    }
+    let points: usize = axes.iter().map(|(_, _, v)| v.len()).product();
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let mut units = Vec::with_capacity(points * seeds.len());
+    for point in 0..points {
+        let mut table = base.clone();
+        let mut values = Vec::with_capacity(axes.len());
+        let mut rest = point;
+        // The last axis varies fastest.
+        let mut picks = vec![0; axes.len()];
+        for (a, (_, _, list)) in axes.iter().enumerate().rev() {
+            picks[a] = rest % list.len();
+            rest /= list.len();
+        }
+        for ((name, path, list), &pick) in axes.iter().zip(&picks) {
+            set_path(&mut table, path, list[pick].clone());
+            values.push((name.clone(), list[pick].clone()));
+        }
+        let where_ = || {
+            let parts: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+            format!("sweep grid point {point} ({})", parts.join(", "))
+        };
+        let text = toml::to_string(&table).expect("a table serializes");
+        let config =
+            Config::parse(&text, path).map_err(|e| Error::invalid(where_(), e.to_string()))?;
+        let model = config
+            .model
+            .build(base_dir)
+            .map_err(|e| Error::invalid(where_(), e.to_string()))?;
+        for &seed in &seeds {
+            let mut config = config.clone();
+            config.run.seed = seed;
+            units.push(Unit {
+                index: units.len(),
+                point,
+                seed,
+                values: values.clone(),
+                input: Input {
+                    model: model.clone(),
+                    config,
+                },
+            });
+        }
+    }
+    Ok(units)
+}
+
+/// Which units a shard runs: `k` of `n`, 1-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, 1 ≤ k ≤ n.
+    pub k: usize,
+    /// The number of shards.
+    pub n: usize,
+}
+
+impl Shard {
+    /// Parses `k/n`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || {
+            Error::invalid(
+                "--shard",
+                format!("expected k/n with 1 ≤ k ≤ n, found \"{s}\""),
+            )
+        };
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (k, n): (usize, usize) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if k == 0 || n == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(Self { k, n })
+    }
+
+    /// The shard named by the environment: Slurm job arrays (`SLURM_ARRAY_TASK_ID` from 0 and
+    /// `SLURM_ARRAY_TASK_COUNT`) or Kubernetes Indexed Jobs (`JOB_COMPLETION_INDEX` from 0 and
+    /// `ICQ_SHARDS`, the completion count); `None` when neither is set.
+    pub fn from_env() -> Result<Option<Self>> {
+        let var = |name: &str| std::env::var(name).ok();
+        let pair =
+            match (var("SLURM_ARRAY_TASK_ID"), var("SLURM_ARRAY_TASK_COUNT")) {
+                (Some(id), Some(count)) => Some((id, count, "SLURM_ARRAY_TASK_ID")),
+                _ => match (var("JOB_COMPLETION_INDEX"), var("ICQ_SHARDS")) {
+                    (Some(id), Some(count)) => Some((id, count, "JOB_COMPLETION_INDEX")),
+                    (Some(_), None) => return Err(Error::invalid(
+                        "ICQ_SHARDS",
+                        "JOB_COMPLETION_INDEX is set: set ICQ_SHARDS to the job's completion count",
+                    )),
+                    _ => None,
+                },
+            };
+        let Some((id, count, name)) = pair else {
+            return Ok(None);
+        };
+        let bad = || {
+            Error::invalid(
+                name,
+                format!("expected an index below the shard count, found {id} of {count}"),
+            )
+        };
+        let (id, count): (usize, usize) = (
+            id.parse().map_err(|_| bad())?,
+            count.parse().map_err(|_| bad())?,
+        );
+        if id >= count {
+            return Err(bad());
+        }
+        Ok(Some(Self {
+            k: id + 1,
+            n: count,
+        }))
+    }
+
+    /// Whether unit `index` belongs to this shard.
+    pub fn takes(&self, index: usize) -> bool {
+        index % self.n == self.k - 1
+    }
+}
+
+/// How a summary column reads one instance's metrics.
+type MetricOf = fn(&Metrics) -> Option<f64>;
+
+/// The rows of one finished unit: per checkpoint, every knob and exact figure, then the mean
+/// and standard deviation over instances of each metric.
+fn unit_rows(unit: &Unit, ctx: &Record, checkpoints: &[Vec<Metrics>]) -> Vec<Record> {
+    let metrics: [(&str, MetricOf); 6] = [
+        ("q_err", |m| Some(m.q_err)),
+        ("q_err_obs", |m| Some(m.q_err_obs)),
+        ("q_err_sup", |m| Some(m.q_err_sup)),
+        ("policy_gap", |m| m.policy_gap),
+        ("mean_tau", |m| Some(m.mean_tau)),
+        ("mean_abs_y", |m| Some(m.mean_abs_target)),
+    ];
+    checkpoints
+        .iter()
+        .enumerate()
+        .map(|(c, ms)| {
+            let mut r = Record::default();
+            r.push("point", unit.point);
+            r.push("checkpoint", c);
+            r.push("epoch", ms.first().map_or(0, |m| m.epoch));
+            r.extend(ctx);
+            for (name, get) in metrics {
+                let (mean, sd, n) = mean_sd(ms.iter().filter_map(get));
+                r.push(name, if n == 0 { Value::Null } else { num(mean) });
+                r.push(
+                    &format!("{name}_sd"),
+                    if n < 2 { Value::Null } else { num(sd) },
+                );
+            }
+            r
+        })
+        .collect()
+}
+
+fn part_path(dir: &Path, unit: usize) -> PathBuf {
+    dir.join("parts").join(format!("unit-{unit:06}.jsonl"))
+}
+
+/// What `icq sweep` did.
+pub struct SweepReport {
+    /// Units in the whole grid.
+    pub units: usize,
+    /// Units this shard runs.
+    pub mine: usize,
+    /// Of those, units already finished before this call (`--resume`).
+    pub skipped: usize,
+    /// Rows written to the results files (0 for a shard, whose parts wait for `icq merge`).
+    pub rows: usize,
+    /// Seconds this call ran.
+    pub seconds: f64,
+}
+
+/// Runs the sweep of the config at `path` into `out`.
+pub fn sweep(
+    path: &Path,
+    out: &Path,
+    shard: Option<Shard>,
+    resume: bool,
+    backend: Option<&str>,
+    progress: bool,
+) -> Result<SweepReport> {
+    let start = Instant::now();
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut units = expand(&text, path)?;
+    if let Some(b) = backend {
+        for u in &mut units {
+            u.input.config.run.backend = b.to_string();
+        }
+    }
+    let mine: Vec<&Unit> = units
+        .iter()
+        .filter(|u| shard.is_none_or(|s| s.takes(u.index)))
+        .collect();
+    let todo: Vec<&&Unit> = mine
+        .iter()
+        .filter(|u| !part_path(out, u.index).exists())
+        .collect();
+    if !resume && todo.len() < mine.len() {
+        return Err(Error::invalid(
+            "--out",
+            format!(
+                "{} already holds results of this sweep: pass --resume to finish it, or choose another folder",
+                out.display()
+            ),
+        ));
+    }
+    let bar = if progress {
+        let bar = ProgressBar::new(todo.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} units {msg} eta {eta}",
+            )
+            .expect("a valid template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut backend_used = String::new();
+    for unit in &todo {
+        let parts: Vec<String> = unit
+            .values
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        bar.set_message(format!("{} seed {}", parts.join(" "), unit.seed));
+        let report = run(&unit.input, false)?;
+        backend_used = report.backend.clone();
+        let ctx = context(&unit.input, &report.analysis, report.backend_name);
+        let rows = unit_rows(unit, &ctx, &report.checkpoints);
+        write_atomically(&part_path(out, unit.index), to_jsonl(&rows).as_bytes())?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    // A shard leaves its parts for `icq merge`; a whole grid writes its results now.
+    let rows = match shard {
+        None => collect(&[out.to_path_buf()], out, units.len(), None)?,
+        Some(_) => 0,
+    };
+    let manifest = serde_json::json!({
+        "config": text,
+        "config_path": path.display().to_string(),
+        "icq_version": env!("CARGO_PKG_VERSION"),
+        "git_revision": option_env!("ICQ_GIT_REVISION").unwrap_or("unknown"),
+        "backend": backend_used,
+        "units": units.len(),
+        "shard": shard.map(|s| format!("{}/{}", s.k, s.n)),
+        "wall_seconds": start.elapsed().as_secs_f64(),
+    });
+    let name = match shard {
+        None => "manifest.json".to_string(),
+        Some(s) => format!("manifest-shard-{}-of-{}.json", s.k, s.n),
+    };
+    write_atomically(
+        &out.join(name),
+        serde_json::to_string_pretty(&manifest)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    Ok(SweepReport {
+        units: units.len(),
+        mine: mine.len(),
+        skipped: mine.len() - todo.len(),
+        rows,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Reads the part files of `dirs`, checks each unit appears once (and, for a whole grid, that
+/// none is missing), and writes `out/results.csv` and `out/results.jsonl` in unit order.
+/// Returns the number of rows.
+pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>) -> Result<usize> {
+    let mut parts: BTreeMap<usize, (PathBuf, Vec<Record>)> = BTreeMap::new();
+    for dir in dirs {
+        let folder = dir.join("parts");
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(e) => e,
+            Err(_) => continue,
+        };
+        for entry in entries {
+            let path = entry
+                .map_err(|source| Error::Io {
+                    path: folder.clone(),
+                    source,
+                })?
+                .path();
+            let Some(index) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix("unit-"))
+                .and_then(|n| n.strip_suffix(".jsonl"))
+                .and_then(|n| n.parse::<usize>().ok())
+            else {
+                continue;
+            };
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let rows = text
+                .lines()
+                .map(|l| {
+                    let v: serde_json::Map<String, Value> =
+                        serde_json::from_str(l).map_err(|e| Error::Parse {
+                            path: path.clone(),
+                            message: e.to_string(),
+                        })?;
+                    Ok(Record(v.into_iter().collect()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if let Some((first, _)) = parts.get(&index) {
+                return Err(Error::invalid(
+                    "merge",
+                    format!(
+                        "unit {index} appears twice: {} and {}",
+                        first.display(),
+                        path.display()
+                    ),
+                ));
+            }
+            parts.insert(index, (path, rows));
+        }
+    }
+    let expected: Vec<usize> = (0..units)
+        .filter(|&u| shard.is_none_or(|s| s.takes(u)))
+        .collect();
+    let missing: Vec<usize> = expected
+        .iter()
+        .copied()
+        .filter(|u| !parts.contains_key(u))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::invalid(
+            "merge",
+            format!(
+                "{} of {} units have no results yet (first: unit {})",
+                missing.len(),
+                expected.len(),
+                missing[0]
+            ),
+        ));
+    }
+    let rows: Vec<Record> = parts.into_values().flat_map(|(_, rows)| rows).collect();
+    write_atomically(&out.join("results.csv"), to_csv(&rows).as_bytes())?;
+    write_atomically(&out.join("results.jsonl"), to_jsonl(&rows).as_bytes())?;
+    Ok(rows.len())
+}
+
+/// Joins the shard folders `dirs` into `out`: every unit of the grid exactly once, the same
+/// results files an unsharded sweep writes, and a manifest. Returns the number of rows.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize> {
+    let mut grid: Option<(u64, String)> = None;
+    for dir in dirs {
+        let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !(name.starts_with("manifest") && name.ends_with(".json")) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let m: Value = serde_json::from_str(&text).map_err(|e| Error::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            let units = m["units"].as_u64().unwrap_or(0);
+            let config = m["config"].as_str().unwrap_or("").to_string();
+            match &grid {
+                None => grid = Some((units, config)),
+                Some((u, c)) if *u != units || *c != config => {
+                    return Err(Error::invalid(
+                        "merge",
+                        format!(
+                            "{} belongs to another sweep (its config or grid differs)",
+                            path.display()
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    let (units, config) =
+        grid.ok_or_else(|| Error::invalid("merge", "no sweep manifest in the given folders"))?;
+    let rows = collect(dirs, out, units as usize, None)?;
+    let manifest = serde_json::json!({
+        "config": config,
+        "icq_version": env!("CARGO_PKG_VERSION"),
+        "git_revision": option_env!("ICQ_GIT_REVISION").unwrap_or("unknown"),
+        "units": units,
+        "merged_from": dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
+    });
+    write_atomically(
+        &out.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    Ok(rows)
+}
