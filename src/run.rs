@@ -132,9 +132,19 @@ pub fn metrics_record(checkpoint: usize, m: &Metrics) -> Record {
 
 /// Runs the config of `input`; `progress` shows a bar on stderr.
 pub fn run(input: &Input, progress: bool) -> Result<RunReport> {
+    let (chosen, why) = Chosen::pick(&input.config.run.backend)?;
+    run_chosen(&chosen, why, input, progress)
+}
+
+/// Runs the config of `input` on an already chosen backend (`why` says which and why).
+pub fn run_chosen(
+    chosen: &Chosen,
+    why: String,
+    input: &Input,
+    progress: bool,
+) -> Result<RunReport> {
     let cfg = &input.config;
     let checkpoints = cfg.run.checkpoint_epochs()?;
-    let (chosen, why) = Chosen::pick(&cfg.run.backend)?;
     let oracle = Oracle::new(&input.model)?;
     let analysis = oracle.analyze(&OracleOptions {
         sampler: cfg.learner.sampler,
@@ -156,10 +166,10 @@ pub fn run(input: &Input, progress: bool) -> Result<RunReport> {
         progress,
     };
     match chosen {
-        Chosen::Cpu(b) => run_on(&b, job, analysis),
-        Chosen::Wgpu(b) => run_on(&*b, job, analysis),
+        Chosen::Cpu(b) => run_on(b, job, analysis),
+        Chosen::Wgpu(b) => run_on(&**b, job, analysis),
         #[cfg(feature = "cuda")]
-        Chosen::Cuda(b) => run_on(&*b, job, analysis),
+        Chosen::Cuda(b) => run_on(&**b, job, analysis),
     }
 }
 

@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::io::write_atomically;
 use crate::learn::metrics::Metrics;
 use crate::records::{num, to_csv, to_jsonl, Record};
-use crate::run::{context, mean_sd, run};
+use crate::run::{context, mean_sd, run_chosen};
 
 /// Knobs of `[model]` that a bare axis name may set.
 const MODEL_KNOBS: &[&str] = &[
@@ -369,15 +369,23 @@ pub fn sweep(
     } else {
         ProgressBar::hidden()
     };
+    // One backend for the whole sweep (units may name theirs only through the shared config).
+    let mut chosen: Option<(crate::backend::Chosen, String)> = None;
     let mut backend_used = String::new();
     for unit in &todo {
+        if chosen.is_none() {
+            chosen = Some(crate::backend::Chosen::pick(
+                &unit.input.config.run.backend,
+            )?);
+        }
+        let (backend, why) = chosen.as_ref().expect("chosen above");
         let parts: Vec<String> = unit
             .values
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         bar.set_message(format!("{} seed {}", parts.join(" "), unit.seed));
-        let report = run(&unit.input, false)?;
+        let report = run_chosen(backend, why.clone(), &unit.input, false)?;
         backend_used = report.backend.clone();
         let ctx = context(&unit.input, &report.analysis, report.backend_name);
         let rows = unit_rows(unit, &ctx, &report.checkpoints);

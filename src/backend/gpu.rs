@@ -34,8 +34,11 @@ pub struct GpuContext {
 impl GpuContext {
     /// Opens the first adapter that `choice` accepts (high-performance preferred).
     pub fn new(choice: AdapterChoice) -> Result<Self> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+        descriptor.backends = wgpu::Backends::PRIMARY;
+        let instance = wgpu::Instance::new(descriptor);
+        // Native APIs only: OpenGL adapters lack what the kernel needs and probing them is noisy.
+        let adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
         // Discrete before integrated before software; native APIs before OpenGL.
         let rank = |a: &wgpu::Adapter| {
             let info = a.get_info();
