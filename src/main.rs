@@ -229,6 +229,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             println!();
             print!("{}", icq::run::summary_table(&report));
+            if let Some(last) = report.checkpoints.last() {
+                let diverged = last.iter().filter(|m| !m.q_err.is_finite()).count();
+                if diverged > 0 {
+                    eprintln!(
+                        "warning: {diverged} of {} instances diverged (non-finite Q-values): lower the step size or set [learner] clip",
+                        last.len()
+                    );
+                }
+            }
             if let Some(dir) = out {
                 icq::records::write_rows(&dir, "checkpoints", &report.rows).map_err(failed)?;
                 println!(

@@ -489,3 +489,24 @@ fn bad_learner_and_run_keys_name_their_key() {
         assert!(!err.contains("panicked"), "{name}: {err}");
     }
 }
+
+/// A learner that blows up says so instead of printing NaNs silently.
+#[test]
+fn divergence_is_reported() {
+    let dir = scratch("diverge");
+    let cfg = dir.join("d.toml");
+    std::fs::write(
+        &cfg,
+        "[model]\nagents = 2\nartifact_states = 4\ninterface_states = 2\n\
+         [learner]\nnetwork = { mlp = { width = 8, depth = 2 } }\nstep_size = { constant = { alpha = 5.0 } }\n\
+         [run]\ninstances = 4\nepochs = 2000\ncheckpoints = 1\nbackend = \"cpu\"\n",
+    )
+    .unwrap();
+    let o = icq(&["run", cfg.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("4 of 4 instances diverged"),
+        "{}",
+        stderr(&o)
+    );
+}

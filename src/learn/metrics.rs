@@ -69,7 +69,12 @@ pub fn checkpoint_metrics(
                     let d_obs = f64::from(learned[act]) - star_obs[act];
                     e += d * d;
                     e_obs += d_obs * d_obs;
-                    sup = sup.max(d.abs());
+                    // NaN-propagating: a diverged instance must not look converged.
+                    sup = if d.is_nan() || sup.is_nan() {
+                        f64::NAN
+                    } else {
+                        sup.max(d.abs())
+                    };
                 }
                 sq += analysis.mu[s] * e / a as f64;
                 sq_obs += analysis.mu[s] * e_obs / a as f64;
