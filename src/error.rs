@@ -50,6 +50,9 @@ pub enum Error {
         /// The compiler's message.
         message: String,
     },
+    /// A figure could not be drawn.
+    #[error("plot: {0}")]
+    Plot(String),
     /// An iterative computation did not reach its tolerance.
     #[error("{0}")]
     NotConverged(String),

@@ -70,6 +70,27 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Log–log figure (SVG) of a metric against an axis of a sweep's results, with fitted
+    /// slopes and their 95% intervals; the fits also go to OUT/fits.csv.
+    Plot {
+        /// A sweep's folder or its results.jsonl.
+        results: PathBuf,
+        /// The column on the x axis (e.g. interface_term, t_mix, width, epoch).
+        #[arg(long)]
+        x: String,
+        /// The metric on the y axis (e.g. q_err_obs).
+        #[arg(long)]
+        y: String,
+        /// One line per value of this column.
+        #[arg(long)]
+        group: Option<String>,
+        /// The checkpoint to plot (default: the last).
+        #[arg(long)]
+        checkpoint: Option<u64>,
+        /// Output folder (default: the results' folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Join the folders of a sharded sweep into one.
     Merge {
         /// The shard folders.
@@ -279,6 +300,58 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     r.rows
                 );
             }
+            Ok(())
+        }
+        Command::Plot {
+            results,
+            x,
+            y,
+            group,
+            checkpoint,
+            out,
+        } => {
+            let out = out.unwrap_or_else(|| {
+                if results.is_dir() {
+                    results.clone()
+                } else {
+                    results.parent().map(PathBuf::from).unwrap_or_default()
+                }
+            });
+            let figure = icq::plot::Figure {
+                x,
+                y,
+                group,
+                checkpoint,
+            };
+            let (svg, lines) =
+                icq::plot::plot(&results, &figure, &out).map_err(bad_input_or_failure)?;
+            println!(
+                "{:<32} {:>8} {:>18} {:>7}",
+                "line", "slope", "95% interval", "points"
+            );
+            for l in &lines {
+                match l.fit {
+                    Some(f) => println!(
+                        "{:<32} {:>8.3} {:>18} {:>7}",
+                        l.group,
+                        f.slope,
+                        format!("[{:.3}, {:.3}]", f.lo, f.hi),
+                        f.points
+                    ),
+                    None => println!(
+                        "{:<32} {:>8} {:>18} {:>7}",
+                        l.group,
+                        "-",
+                        "-",
+                        l.points.len()
+                    ),
+                }
+            }
+            println!(
+                "\nwrote {} and {}",
+                svg.display(),
+                out.join("fits.csv").display()
+            );
             Ok(())
         }
         Command::Merge { dirs, out } => {

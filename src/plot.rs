@@ -1,0 +1,285 @@
+//! `icq plot`: log–log figures (SVG, plotters) of a metric against an axis of a sweep's
+//! results, one line per value of a second axis, the seeds as a band, and the fitted slope with
+//! its 95% interval in the legend; the fits also go to `fits.csv`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::fit::{fit_loglog, Fit};
+use crate::io::write_atomically;
+
+/// One figure's request.
+#[derive(Clone, Debug)]
+pub struct Figure {
+    /// The column on the x axis (a knob or an exact figure, e.g. `interface_term`).
+    pub x: String,
+    /// The metric on the y axis (e.g. `q_err_obs`).
+    pub y: String,
+    /// The column whose values get one line each (none: one line).
+    pub group: Option<String>,
+    /// The checkpoint to plot (default: the last).
+    pub checkpoint: Option<u64>,
+}
+
+/// One line of a figure and its fit.
+#[derive(Clone, Debug)]
+pub struct Line {
+    /// The group's value.
+    pub group: String,
+    /// (x, y) of every row.
+    pub points: Vec<(f64, f64)>,
+    /// The fit over all points.
+    pub fit: Option<Fit>,
+}
+
+fn plot_err(e: impl std::fmt::Display) -> Error {
+    Error::Plot(e.to_string())
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Reads `results.jsonl` (or the one inside a folder).
+pub fn read_results(path: &Path) -> Result<Vec<Map<String, Value>>> {
+    let file = if path.is_dir() {
+        path.join("results.jsonl")
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
+        path: file.clone(),
+        source,
+    })?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| Error::Parse {
+                path: file.clone(),
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The lines of `figure` in `rows`.
+pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> {
+    let first = rows
+        .first()
+        .ok_or_else(|| Error::invalid("results", "no rows"))?;
+    for key in [Some(&figure.x), Some(&figure.y), figure.group.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        if !first.contains_key(key) {
+            let known: Vec<&String> = first.keys().collect();
+            return Err(Error::invalid(
+                key.clone(),
+                format!("not a column of the results; columns: {known:?}"),
+            ));
+        }
+    }
+    let checkpoint = match figure.checkpoint {
+        Some(c) => c,
+        None => rows
+            .iter()
+            .filter_map(|r| r.get("checkpoint").and_then(Value::as_u64))
+            .max()
+            .unwrap_or(0),
+    };
+    let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.get("checkpoint").and_then(Value::as_u64) == Some(checkpoint))
+    {
+        let (Some(x), Some(y)) = (r[&figure.x].as_f64(), r[&figure.y].as_f64()) else {
+            continue;
+        };
+        let group = figure
+            .group
+            .as_ref()
+            .map_or("all".to_string(), |g| format!("{g} = {}", cell(&r[g])));
+        groups.entry(group).or_default().push((x, y));
+    }
+    Ok(groups
+        .into_iter()
+        .map(|(group, points)| Line {
+            fit: fit_loglog(&points),
+            group,
+            points,
+        })
+        .collect())
+}
+
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// Draws `lines` as an SVG at `path`.
+pub fn draw(path: &Path, figure: &Figure, lines: &[Line]) -> Result<()> {
+    let positive: Vec<(f64, f64)> = lines
+        .iter()
+        .flat_map(|l| l.points.iter().copied())
+        .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
+        .collect();
+    if positive.is_empty() {
+        return Err(Error::invalid(
+            figure.y.clone(),
+            format!(
+                "no row has {} > 0 and {} > 0: nothing to draw on log–log axes",
+                figure.x, figure.y
+            ),
+        ));
+    }
+    let range = |v: Vec<f64>| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::INFINITY, 0.0f64), |(a, b), &x| (a.min(x), b.max(x)));
+        (lo / 1.25, hi * 1.25)
+    };
+    let (x0, x1) = range(positive.iter().map(|p| p.0).collect());
+    let (y0, y1) = range(positive.iter().map(|p| p.1).collect());
+    let root = SVGBackend::new(path, (860, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_err)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{} against {}", figure.y, figure.x),
+            ("sans-serif", 22),
+        )
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        // Logarithmic axes as linear axes over ln x and ln y, labelled in x and y: every range,
+        // however narrow, gets labelled ticks.
+        .build_cartesian_2d(x0.ln()..x1.ln(), y0.ln()..y1.ln())
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(figure.x.as_str())
+        .y_desc(figure.y.as_str())
+        .x_labels(10)
+        .y_labels(10)
+        .x_label_formatter(&|v| format!("{:.3}", v.exp()))
+        .y_label_formatter(&|v| format!("{:.3}", v.exp()))
+        .draw()
+        .map_err(plot_err)?;
+    for (i, line) in lines.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        // Per x: mean, min and max over the rows (the seeds) at that x.
+        let mut by_x: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+        for &(x, y) in line.points.iter().filter(|(x, y)| *x > 0.0 && *y > 0.0) {
+            by_x.entry(x.to_bits()).or_default().push(y);
+        }
+        let stats: Vec<(f64, f64, f64, f64)> = by_x
+            .iter()
+            .map(|(&x, ys)| {
+                let mean = ys.iter().sum::<f64>() / ys.len() as f64;
+                let (lo, hi) = ys
+                    .iter()
+                    .fold((f64::INFINITY, 0.0f64), |(a, b), &y| (a.min(y), b.max(y)));
+                (f64::from_bits(x).ln(), mean.ln(), lo.ln(), hi.ln())
+            })
+            .collect();
+        let mut band: Vec<(f64, f64)> = stats.iter().map(|s| (s.0, s.3)).collect();
+        band.extend(stats.iter().rev().map(|s| (s.0, s.2)));
+        chart
+            .draw_series(std::iter::once(Polygon::new(band, color.mix(0.18))))
+            .map_err(plot_err)?;
+        let label = match line.fit {
+            Some(f) if f.lo.is_finite() => format!(
+                "{}: slope {:.2} [{:.2}, {:.2}]",
+                line.group, f.slope, f.lo, f.hi
+            ),
+            Some(f) => format!("{}: slope {:.2}", line.group, f.slope),
+            None => format!("{}: no fit", line.group),
+        };
+        chart
+            .draw_series(LineSeries::new(
+                stats.iter().map(|s| (s.0, s.1)),
+                color.stroke_width(2),
+            ))
+            .map_err(plot_err)?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(
+                stats
+                    .iter()
+                    .map(|s| Circle::new((s.0, s.1), 3, color.filled())),
+            )
+            .map_err(plot_err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
+/// Draws `figure` from the results at `results` into `out` (an SVG named after the figure)
+/// and records its fits in `out/fits.csv` (replacing earlier rows of the same figure).
+/// Returns the SVG's path and the lines.
+pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec<Line>)> {
+    let rows = read_results(results)?;
+    let lines = lines(&rows, figure)?;
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    let name = match &figure.group {
+        Some(g) => format!("{}_vs_{}_by_{}", figure.y, figure.x, g),
+        None => format!("{}_vs_{}", figure.y, figure.x),
+    };
+    let svg = out.join(format!("{name}.svg"));
+    let partial = out.join(format!("{name}.svg.partial"));
+    draw(&partial, figure, &lines)?;
+    std::fs::rename(&partial, &svg).map_err(|source| Error::Io {
+        path: svg.clone(),
+        source,
+    })?;
+    let fits = out.join("fits.csv");
+    let header = "figure,metric,axis,group,slope,slope_lo,slope_hi,points";
+    let mut kept: Vec<String> = std::fs::read_to_string(&fits)
+        .map(|t| {
+            t.lines()
+                .skip(1)
+                .filter(|l| !l.starts_with(&format!("{name},")))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    for l in &lines {
+        let (s, lo, hi, n) = l.fit.map_or((f64::NAN, f64::NAN, f64::NAN, 0), |f| {
+            (f.slope, f.lo, f.hi, f.points)
+        });
+        kept.push(format!(
+            "{name},{},{},\"{}\",{s},{lo},{hi},{n}",
+            figure.y,
+            figure.x,
+            l.group.replace('"', "\"\"")
+        ));
+    }
+    write_atomically(&fits, format!("{header}\n{}\n", kept.join("\n")).as_bytes())?;
+    Ok((svg, lines))
+}
