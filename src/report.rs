@@ -89,6 +89,10 @@ pub fn oracle_table(model: &Model, a: &Analysis, seconds: f64) -> String {
     );
     let rows: Vec<(&str, String)> = vec![
         ("V*(ρ₀)", format!("{:.6}", a.v_star_initial)),
+        (
+            "uniform gap",
+            format!("{:.4}  ((V* − V^uniform)/|V*| at ρ₀)", a.uniform_policy_gap),
+        ),
         ("‖Q*‖_μ", format!("{:.6}", a.q_star_norm)),
         ("β = max E[γ^τ]", format!("{:.6}", a.beta)),
         (

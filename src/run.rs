@@ -106,6 +106,7 @@ pub fn context(input: &Input, analysis: &Analysis, backend: &str) -> Record {
         analysis.option_discount.iter().sum::<f64>() / analysis.option_discount.len() as f64;
     r.push("mean_discount", num(mean_discount));
     r.push("v_star", num(analysis.v_star_initial));
+    r.push("uniform_policy_gap", num(analysis.uniform_policy_gap));
     r
 }
 

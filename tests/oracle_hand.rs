@@ -194,3 +194,42 @@ fn stationary_law_follows_the_initial_law() {
     assert_close("spectral gap", a.mixing.spectral_gap, 2.0 / 3.0, 1e-9, 0.0);
     assert_eq!(a.mixing.t_mix, Some(1));
 }
+
+/// The uniform policy of the two-agent model solves the linear system
+/// V(0,p) = ½(r(p) + γV(1,1−p)) + ½(0.5 + γV(0,p)), V(1,p) = ½γV(0,p) + ½(0.2 + γV(1,p)),
+/// solved here by elimination on its 4×4 matrix; its gap is (V* − V^u)/|V*| at ρ₀.
+#[test]
+fn uniform_policy_gap_solves_its_linear_system() {
+    use icq::oracle::linalg::Mat;
+    let g = 0.9;
+    // Unknowns in joint order: V(0,0), V(0,1), V(1,0), V(1,1).
+    let a = Mat {
+        rows: 4,
+        cols: 4,
+        data: vec![
+            1.0 - 0.5 * g,
+            0.0,
+            0.0,
+            -0.5 * g, //
+            0.0,
+            1.0 - 0.5 * g,
+            -0.5 * g,
+            0.0, //
+            -0.5 * g,
+            0.0,
+            1.0 - 0.5 * g,
+            0.0, //
+            0.0,
+            -0.5 * g,
+            0.0,
+            1.0 - 0.5 * g,
+        ],
+    };
+    let b = [0.5 * 1.0 + 0.25, 0.5 * 0.0 + 0.25, 0.1, 0.1];
+    let v = a.inverse().unwrap().mul_vec(&b);
+    let analysis = analyze(&two_agent_model());
+    let v_u = 0.5 * (v[0] + v[1]);
+    let want = (analysis.v_star_initial - v_u) / analysis.v_star_initial;
+    assert_close("uniform gap", analysis.uniform_policy_gap, want, 1e-9, 0.0);
+    assert!(analysis.uniform_policy_gap > 0.0);
+}

@@ -77,6 +77,9 @@ pub struct Analysis {
     pub v_star: Vec<f64>,
     /// V*(ρ₀) = Σ ρ₀(s) V*(s).
     pub v_star_initial: f64,
+    /// The policy gap of the uniform policy, (V*(ρ₀) − V^uniform(ρ₀)) / |V*(ρ₀)|: the
+    /// baseline that learning has to beat.
+    pub uniform_policy_gap: f64,
     /// ‖Q*‖_μ = √(Σ μ(s) mean_a Q*(s,a)²).
     pub q_star_norm: f64,
     /// μ, the stationary law of the behavior chain (uniform behavior).
@@ -231,7 +234,11 @@ impl Oracle {
                 mu[s] * qs.iter().zip(qo).map(|(x, y)| (x - y).powi(2)).sum::<f64>() / a as f64;
             norm_sq += mu[s] * qs.iter().map(|x| x * x).sum::<f64>() / a as f64;
         }
-        let v_star_initial = self.rho0.iter().zip(&v_star).map(|(p, v)| p * v).sum();
+        let v_star_initial: f64 = self.rho0.iter().zip(&v_star).map(|(p, v)| p * v).sum();
+        let v_uniform = bellman.uniform_values(options.tolerance)?;
+        let v_uniform_initial: f64 = self.rho0.iter().zip(&v_uniform).map(|(p, v)| p * v).sum();
+        let uniform_policy_gap =
+            (v_star_initial - v_uniform_initial) / v_star_initial.abs().max(f64::MIN_POSITIVE);
         Ok(Analysis {
             states: self.space.states,
             actions: a,
@@ -240,6 +247,7 @@ impl Oracle {
             q_star,
             v_star,
             v_star_initial,
+            uniform_policy_gap,
             q_star_norm: norm_sq.sqrt(),
             mu,
             mixing,

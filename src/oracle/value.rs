@@ -149,4 +149,14 @@ impl<'a> Bellman<'a> {
             .fixed_point("V^π", tolerance, |s, v| self.q(s, action(s), v))?
             .0)
     }
+
+    /// V of the uniform policy (every decider picks each action with probability 1/A).
+    pub fn uniform_values(&self, tolerance: f64) -> Result<Vec<f64>> {
+        let a = self.actions();
+        Ok(self
+            .fixed_point("V^uniform", tolerance, |s, v| {
+                (0..a).map(|act| self.q(s, act, v)).sum::<f64>() / a as f64
+            })?
+            .0)
+    }
 }
