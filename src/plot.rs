@@ -100,13 +100,14 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
         .iter()
         .filter(|r| r.get("checkpoint").and_then(Value::as_u64) == Some(checkpoint))
     {
-        let (Some(x), Some(y)) = (r[&figure.x].as_f64(), r[&figure.y].as_f64()) else {
+        // Rows merged from other sweeps may lack a column: they are skipped, not a panic.
+        let value = |key: &str| r.get(key).and_then(Value::as_f64);
+        let (Some(x), Some(y)) = (value(&figure.x), value(&figure.y)) else {
             continue;
         };
-        let group = figure
-            .group
-            .as_ref()
-            .map_or("all".to_string(), |g| format!("{g} = {}", cell(&r[g])));
+        let group = figure.group.as_ref().map_or("all".to_string(), |g| {
+            format!("{g} = {}", r.get(g).map_or("-".to_string(), cell))
+        });
         groups.entry(group).or_default().push((x, y));
     }
     Ok(groups
