@@ -136,28 +136,23 @@ fn resume_after_a_kill_loses_and_repeats_nothing() {
         .unwrap();
     }
     std::fs::write(killed.join("parts/unit-000002.jsonl.partial"), "{\"trunc").unwrap();
-    let before: Vec<_> = finished
-        .iter()
-        .map(|u| {
-            std::fs::metadata(killed.join(format!("parts/unit-{u:06}.jsonl")))
-                .unwrap()
-                .modified()
-                .unwrap()
-        })
-        .collect();
+    let modified = || -> Vec<_> {
+        finished
+            .iter()
+            .map(|u| {
+                std::fs::metadata(killed.join(format!("parts/unit-{u:06}.jsonl")))
+                    .unwrap()
+                    .modified()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let before = modified();
     // Without --resume the folder is refused; with it the sweep finishes.
     assert!(sweep(&path, &killed, None, false, None, false).is_err());
     let r = sweep(&path, &killed, None, true, None, false).unwrap();
     assert_eq!((r.units, r.skipped), (12, 3));
-    let after: Vec<_> = finished
-        .iter()
-        .map(|u| {
-            std::fs::metadata(killed.join(format!("parts/unit-{u:06}.jsonl")))
-                .unwrap()
-                .modified()
-                .unwrap()
-        })
-        .collect();
+    let after = modified();
     assert_eq!(before, after, "a finished unit was run again");
     let read = |p: &Path| std::fs::read_to_string(p).unwrap();
     assert_eq!(

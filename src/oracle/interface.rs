@@ -7,7 +7,7 @@
 //! ½‖G(·|s,a)∘o⁻¹ − Ĝ(·|o(s),a)‖₁ between the discounted next-observation laws. Q*_obs is the
 //! optimal Q of the aggregated model (R̂, Ĝ), found by value iteration.
 
-use super::kernels::OptionKernel;
+use super::kernels::{contraction, OptionKernel};
 use crate::error::{Error, Result};
 use crate::model::StateSpace;
 
@@ -143,11 +143,7 @@ fn aggregated_q_star(
                 .unwrap_or(0)
         })
         .collect();
-    let beta = kernels
-        .iter()
-        .filter(|k| !k.terminal)
-        .map(|k| k.discount)
-        .fold(0.0, f64::max);
+    let beta = contraction(kernels);
     let factor = if beta > 0.0 { beta / (1.0 - beta) } else { 0.0 };
     let mut v = vec![0.0; n_obs];
     let mut q = vec![0.0; n_obs * a_count];

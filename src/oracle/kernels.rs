@@ -131,3 +131,13 @@ impl OptionKernel {
             .collect()
     }
 }
+
+/// β = max E[γ^τ] over the non-terminal options: the sup-norm contraction factor of every
+/// Bellman operator over these kernels (0 when every option is terminal).
+pub fn contraction(kernels: &[OptionKernel]) -> f64 {
+    kernels
+        .iter()
+        .filter(|k| !k.terminal)
+        .map(|k| k.discount)
+        .fold(0.0, f64::max)
+}

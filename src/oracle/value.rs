@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::kernels::OptionKernel;
+use super::kernels::{contraction, OptionKernel};
 use crate::error::{Error, Result};
 use crate::model::StateSpace;
 
@@ -42,11 +42,7 @@ impl<'a> Bellman<'a> {
                     .collect()
             })
             .collect();
-        let beta = kernels
-            .iter()
-            .filter(|k| !k.terminal)
-            .map(|k| k.discount)
-            .fold(0.0, f64::max);
+        let beta = contraction(kernels);
         Self {
             space,
             kernels,
