@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod fit;
 pub mod io;
+pub mod lanes;
 pub mod learn;
 pub mod model;
 pub mod oracle;

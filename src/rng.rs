@@ -16,10 +16,16 @@ use std::convert::Infallible;
 
 use rand::{SeedableRng, TryRng};
 
-const M0: u32 = 0xD251_1F53;
-const M1: u32 = 0xCD9E_8D57;
-const W0: u32 = 0x9E37_79B9;
-const W1: u32 = 0xBB67_AE85;
+use crate::lanes::{Lanes, Portable};
+
+/// Philox4x32's round multipliers.
+pub const PHILOX_M: [u32; 2] = [0xD251_1F53, 0xCD9E_8D57];
+/// Philox4x32's key increments (Weyl constants).
+pub const PHILOX_W: [u32; 2] = [0x9E37_79B9, 0xBB67_AE85];
+const M0: u32 = PHILOX_M[0];
+const M1: u32 = PHILOX_M[1];
+const W0: u32 = PHILOX_W[0];
+const W1: u32 = PHILOX_W[1];
 
 /// Stream tag of the learner's per-epoch draws.
 pub const TAG_EPOCH: u32 = 0;
@@ -120,21 +126,21 @@ impl CdfTable {
     }
 }
 
-/// The outcome of a cumulative `u32` row for the raw word `u` (see [`CdfTable`]).
+/// The outcome of a cumulative `u32` row for the raw word `u` (see [`CdfTable`]): the number
+/// of thresholds at or below the clamped word. The last threshold is `u32::MAX`, which a
+/// clamped word never reaches, so whole rows are counted in chunks of eight.
 #[inline(always)]
 pub fn sample_cdf(row: &[u32], u: u32) -> usize {
     let u = clamp_u32(u);
-    let head = &row[..row.len().saturating_sub(1)];
-    let whole = head.len() / 8 * 8;
+    let (chunks, tail) = row.as_chunks::<8>();
     let mut count = [0u32; 8];
-    for chunk in head[..whole].chunks_exact(8) {
-        let chunk: &[u32; 8] = chunk.try_into().expect("chunks of eight");
+    for chunk in chunks {
         for j in 0..8 {
             count[j] += u32::from(u >= chunk[j]);
         }
     }
     let mut idx: u32 = count.iter().sum();
-    for &t in &head[whole..] {
+    for &t in tail {
         idx += u32::from(u >= t);
     }
     idx as usize
@@ -149,31 +155,43 @@ pub fn geometric_stop_threshold(mean: f64) -> u32 {
 }
 
 /// The draws of one instance in one epoch: a counter-based cursor over its Philox stream.
+///
+/// Blocks are made two at a time by `L` (whose builds all give the same words).
 #[derive(Clone, Debug)]
-pub struct Stream {
+pub struct Stream<L: Lanes = Portable> {
+    lanes: L,
     key: [u32; 2],
     ctr: [u32; 4],
-    block: [u32; 4],
+    block: [u32; 8],
     lane: u32,
 }
 
 impl Stream {
     /// The stream of draws `(tag, epoch)` of `instance` under `seed`, starting at draw 0.
     pub fn new(seed: u64, instance: u32, epoch: u32, tag: u32) -> Self {
+        Self::with_lanes(Portable, seed, instance, epoch, tag)
+    }
+}
+
+impl<L: Lanes> Stream<L> {
+    /// [`Stream::new`] whose blocks `lanes` makes.
+    #[inline(always)]
+    pub fn with_lanes(lanes: L, seed: u64, instance: u32, epoch: u32, tag: u32) -> Self {
         Self {
+            lanes,
             key: [instance, seed as u32],
             ctr: [0, epoch, tag, (seed >> 32) as u32],
-            block: [0; 4],
-            lane: 4,
+            block: [0; 8],
+            lane: 8,
         }
     }
 
     /// The next raw `u32`.
     #[inline(always)]
     pub fn next_raw(&mut self) -> u32 {
-        if self.lane == 4 {
-            self.block = philox4x32_10(self.ctr, self.key);
-            self.ctr[0] = self.ctr[0].wrapping_add(1);
+        if self.lane == 8 {
+            self.block = self.lanes.philox_pair(self.ctr, self.key);
+            self.ctr[0] = self.ctr[0].wrapping_add(2);
             self.lane = 0;
         }
         let u = self.block[self.lane as usize];
@@ -183,7 +201,7 @@ impl Stream {
 
     /// How many draws this stream has handed out.
     pub fn draws(&self) -> u64 {
-        u64::from(self.ctr[0]) * 4 - u64::from(4 - self.lane)
+        u64::from(self.ctr[0]) * 4 - u64::from(8 - self.lane)
     }
 }
 

@@ -6,25 +6,16 @@ use rayon::prelude::*;
 
 use super::{Backend, Counters, QTables};
 use crate::error::Result;
+#[cfg(target_arch = "x86_64")]
+use crate::lanes::Avx2;
+use crate::lanes::{Lanes, Portable};
 use crate::learn::epoch::{run_epoch, EpochTrace, InstanceMut, InstanceState, Pending, Workspace};
 use crate::learn::plan::Plan;
 
-/// Whether this CPU runs the AVX2 build of the epoch loop.
-///
-/// Both builds compute the same thing in the same order (Rust never fuses multiply-adds and
-/// every reduction's order is fixed in the source), so results do not depend on which runs.
-fn wide_vectors() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
-fn epochs_portable(
+/// Runs `epochs` epochs of instance `b` with the vector loops of `lanes`.
+#[inline(always)]
+fn epochs_with<L: Lanes>(
+    lanes: L,
     plan: &Plan,
     b: u32,
     inst: &mut InstanceMut<'_>,
@@ -32,17 +23,26 @@ fn epochs_portable(
     epochs: u32,
 ) {
     for _ in 0..epochs {
-        run_epoch(plan, b, inst, ws);
+        run_epoch(lanes, plan, b, inst, ws);
     }
 }
 
-/// The epoch loop compiled for AVX2 (the epoch and everything it calls are inlined into it).
+/// The epoch loop compiled for AVX2: the epoch and everything it calls are inlined into it,
+/// so the portable loops around the intrinsics are compiled for AVX2 as well.
+///
+/// Both builds compute the same thing in the same order (see [`crate::lanes`]), so
+/// results do not depend on which runs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn epochs_avx2(plan: &Plan, b: u32, inst: &mut InstanceMut<'_>, ws: &mut Workspace, epochs: u32) {
-    for _ in 0..epochs {
-        run_epoch(plan, b, inst, ws);
-    }
+fn epochs_avx2(
+    lanes: Avx2,
+    plan: &Plan,
+    b: u32,
+    inst: &mut InstanceMut<'_>,
+    ws: &mut Workspace,
+    epochs: u32,
+) {
+    epochs_with(lanes, plan, b, inst, ws, epochs);
 }
 
 /// The CPU backend.
@@ -125,7 +125,7 @@ impl CpuBatch {
         let part = self.parts().find_any(|(i, _)| *i == b).map(|(_, m)| m);
         let mut inst = part.expect("instance in range");
         for _ in 0..epochs {
-            out.push(run_epoch(&plan, b as u32, &mut inst, &mut ws));
+            out.push(run_epoch(Portable, &plan, b as u32, &mut inst, &mut ws));
         }
         out
     }
@@ -173,17 +173,18 @@ impl Backend for Cpu {
 
     fn advance(&self, batch: &mut CpuBatch, epochs: u32) -> Result<()> {
         let plan = batch.plan.clone();
-        let wide = !self.portable && wide_vectors();
+        #[cfg(target_arch = "x86_64")]
+        let wide = if self.portable { None } else { Avx2::detect() };
         batch
             .parts()
             .for_each_init(Workspace::default, |ws, (b, mut inst)| {
                 #[cfg(target_arch = "x86_64")]
-                if wide {
-                    // SAFETY: `wide_vectors` checked at run time that this CPU has AVX2.
-                    unsafe { epochs_avx2(&plan, b as u32, &mut inst, ws, epochs) };
+                if let Some(lanes) = wide {
+                    // SAFETY: an `Avx2` exists only where AVX2 was detected.
+                    unsafe { epochs_avx2(lanes, &plan, b as u32, &mut inst, ws, epochs) };
                     return;
                 }
-                epochs_portable(&plan, b as u32, &mut inst, ws, epochs);
+                epochs_with(Portable, &plan, b as u32, &mut inst, ws, epochs);
             });
         Ok(())
     }

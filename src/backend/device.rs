@@ -100,7 +100,7 @@ pub struct EpochParams {
     pub instance0: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<EpochParams>() % 16 == 0);
+const _: () = assert!(core::mem::size_of::<EpochParams>().is_multiple_of(16));
 
 /// The model and learner tables of a plan, packed for the device.
 pub struct DeviceModel {

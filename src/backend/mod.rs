@@ -13,6 +13,7 @@ pub mod wgpu;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::lanes::Portable;
 use crate::learn::net::{Acts, NetLayout};
 use crate::learn::plan::Plan;
 
@@ -50,7 +51,7 @@ impl QTables {
                 let params = &params[b * p..(b + 1) * p];
                 for (unit, u) in layout.units.iter().enumerate() {
                     for input in 0..u.inputs {
-                        layout.forward(unit, input, params, acts);
+                        layout.forward(Portable, unit, input, params, acts);
                         let at = (unit_offset[unit] + input) * a;
                         out[at..at + a].copy_from_slice(&acts.q);
                     }

@@ -20,6 +20,7 @@
 use super::net::{argmax, max, Acts};
 use super::plan::Plan;
 use super::{Behavior, Mode, Sampler};
+use crate::lanes::Lanes;
 use crate::rng::{clamp_u32, Stream, TAG_EPOCH};
 
 /// An independent learner's update that waits for the agent's next decision.
@@ -86,7 +87,8 @@ pub struct Workspace {
 
 /// Runs one epoch of instance `b`.
 #[inline(always)]
-pub fn run_epoch(
+pub fn run_epoch<L: Lanes>(
+    lanes: L,
     plan: &Plan,
     b: u32,
     inst: &mut InstanceMut<'_>,
@@ -95,7 +97,7 @@ pub fn run_epoch(
     let (model, space, layout) = (&plan.model, &plan.space, &plan.layout);
     let learner = &plan.learner;
     let k = inst.state.epoch;
-    let mut stream = Stream::new(plan.seed, b, k, TAG_EPOCH);
+    let mut stream = Stream::with_lanes(lanes, plan.seed, b, k, TAG_EPOCH);
     let s = inst.state.state as usize;
     let parts = plan.decode(s);
     let (h, x) = (parts[0] as usize, parts[1] as usize);
@@ -104,9 +106,9 @@ pub fn run_epoch(
     let a_count = model.actions as u64;
 
     if learner.mode == Mode::Independent && inst.pending[h].open {
-        layout.forward(unit, input, inst.params, &mut ws.target);
+        layout.forward(lanes, unit, input, inst.params, &mut ws.target);
         let bootstrap = max(&ws.target.q);
-        close_pending(plan, h, bootstrap, inst, ws);
+        close_pending(lanes, plan, h, bootstrap, inst, ws);
     }
 
     // 1. Behavior.
@@ -119,7 +121,7 @@ pub fn run_epoch(
             if clamp_u32(explore) < plan.explore_threshold {
                 uniform_action(pick)
             } else {
-                layout.forward(unit, input, inst.params, &mut ws.decider);
+                layout.forward(lanes, unit, input, inst.params, &mut ws.decider);
                 have_forward = true;
                 argmax(&ws.decider.q)
             }
@@ -178,6 +180,7 @@ pub fn run_epoch(
                 ret
             } else {
                 layout.forward(
+                    lanes,
                     plan.unit_of(end),
                     plan.state_input[end] as usize,
                     inst.params,
@@ -186,12 +189,13 @@ pub fn run_epoch(
                 ret + discount * max(&ws.target.q)
             };
             if !have_forward {
-                layout.forward(unit, input, inst.params, &mut ws.decider);
+                layout.forward(lanes, unit, input, inst.params, &mut ws.decider);
             }
             let delta = ws.decider.q[action] - target;
             let lr = learner.step_size.at(inst.updates[unit]);
             let clip = learner.clip.map(|c| c as f32);
             layout.sgd(
+                lanes,
                 unit,
                 input,
                 action,
@@ -219,7 +223,7 @@ pub fn run_epoch(
             if opt.terminal {
                 for i in 0..inst.pending.len() {
                     if inst.pending[i].open {
-                        close_pending(plan, i, 0.0, inst, ws);
+                        close_pending(lanes, plan, i, 0.0, inst, ws);
                     }
                 }
             }
@@ -239,7 +243,8 @@ pub fn run_epoch(
 
 /// Agent i's waiting update, with `bootstrap` = max Q_i at its new observation (0 at the end
 /// of an episode).
-fn close_pending(
+fn close_pending<L: Lanes>(
+    lanes: L,
     plan: &Plan,
     i: usize,
     bootstrap: f32,
@@ -249,11 +254,12 @@ fn close_pending(
     let p = inst.pending[i];
     let target = p.ret + p.discount * bootstrap;
     let layout = &plan.layout;
-    layout.forward(i, p.input as usize, inst.params, &mut ws.decider);
+    layout.forward(lanes, i, p.input as usize, inst.params, &mut ws.decider);
     let delta = ws.decider.q[p.action as usize] - target;
     let lr = plan.learner.step_size.at(inst.updates[i]);
     let clip = plan.learner.clip.map(|c| c as f32);
     layout.sgd(
+        lanes,
         i,
         p.input as usize,
         p.action as usize,

@@ -11,6 +11,7 @@
 //! layer as A rows of `width`, then its A biases. A table is `inputs × A`, row-major.
 
 use super::{Encoding, Mode, Network};
+use crate::lanes::Lanes;
 use crate::model::StateSpace;
 use crate::rng::{uniform_f32, Stream};
 
@@ -197,7 +198,14 @@ impl NetLayout {
     /// Q(input, ·) of `unit` with the instance parameters `p`, into `acts.q` (the hidden
     /// activations stay in `acts` for [`Self::sgd`]).
     #[inline(always)]
-    pub fn forward(&self, unit: usize, input: usize, p: &[f32], acts: &mut Acts) {
+    pub fn forward<L: Lanes>(
+        &self,
+        lanes: L,
+        unit: usize,
+        input: usize,
+        p: &[f32],
+        acts: &mut Acts,
+    ) {
         let u = &self.units[unit];
         let p = &p[u.offset..u.offset + u.size];
         let a_count = self.actions;
@@ -210,15 +218,13 @@ impl NetLayout {
                 let (idx, val) = self.features(unit, input);
                 let w1 = &p[..u.in_dim * width];
                 let b1 = &p[u.in_dim * width..u.in_dim * width + width];
-                acts.h1.clear();
-                acts.h1.extend_from_slice(b1);
+                acts.h1.resize(width, 0.0);
+                acts.h1.copy_from_slice(b1);
                 for (&j, &v) in idx.iter().zip(val) {
                     let col = &w1[j as usize * width..(j as usize + 1) * width];
-                    for (h, &w) in acts.h1.iter_mut().zip(col) {
-                        *h += v * w;
-                    }
+                    lanes.add_scaled(&mut acts.h1, col, v);
                 }
-                acts.h1.iter_mut().for_each(|h| *h = h.max(0.0));
+                lanes.relu(&mut acts.h1);
                 let mut at = u.in_dim * width + width;
                 let last = if depth == 2 {
                     let w2 = &p[at..at + width * width];
@@ -226,7 +232,8 @@ impl NetLayout {
                     acts.h2.resize(width, 0.0);
                     for (k, h) in acts.h2.iter_mut().enumerate() {
                         let row = &w2[k * width..(k + 1) * width];
-                        *h = (b2[k] + dot(row, &acts.h1)).max(0.0);
+                        let pre = b2[k] + lanes.dot(row, &acts.h1);
+                        *h = if pre > 0.0 { pre } else { 0.0 };
                     }
                     at += width * width + width;
                     &acts.h2
@@ -236,7 +243,7 @@ impl NetLayout {
                 let wo = &p[at..at + a_count * width];
                 let bo = &p[at + a_count * width..at + a_count * width + a_count];
                 for (a, q) in acts.q.iter_mut().enumerate() {
-                    *q = bo[a] + dot(&wo[a * width..(a + 1) * width], last);
+                    *q = bo[a] + lanes.dot(&wo[a * width..(a + 1) * width], last);
                 }
             }
         }
@@ -246,8 +253,9 @@ impl NetLayout {
     /// `acts` holds the forward pass at `input`; the gradient's norm is clipped to `clip`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    pub fn sgd(
+    pub fn sgd<L: Lanes>(
         &self,
+        lanes: L,
         unit: usize,
         input: usize,
         action: usize,
@@ -274,16 +282,11 @@ impl NetLayout {
                 let last: &[f32] = if depth == 2 { &acts.h2 } else { &acts.h1 };
                 // Back through the output row of `action` into the last hidden layer.
                 let wo_row = &p[out_at + action * width..out_at + (action + 1) * width];
-                acts.g1.clear();
-                acts.g1.extend(
-                    wo_row
-                        .iter()
-                        .zip(last)
-                        .map(|(&w, &h)| if h > 0.0 { delta * w } else { 0.0 }),
-                );
+                acts.g1.resize(width, 0.0);
+                lanes.relu_grad(&mut acts.g1, wo_row, last, delta);
                 let clipping = clip.is_some();
                 let mut norm_sq = if clipping {
-                    delta * delta * (dot(last, last) + 1.0)
+                    delta * delta * (lanes.dot(last, last) + 1.0)
                 } else {
                     0.0
                 };
@@ -291,16 +294,15 @@ impl NetLayout {
                     // g1 is the gradient at layer 2's pre-activation; take it to layer 1.
                     let w2_at = u.in_dim * width + width;
                     if clipping {
-                        norm_sq += dot(&acts.g1, &acts.g1) * (dot(&acts.h1, &acts.h1) + 1.0);
+                        norm_sq +=
+                            lanes.dot(&acts.g1, &acts.g1) * (lanes.dot(&acts.h1, &acts.h1) + 1.0);
                     }
                     acts.g2.clear();
                     acts.g2.resize(width, 0.0);
                     for (k, &g) in acts.g1.iter().enumerate() {
                         if g != 0.0 {
                             let row = &p[w2_at + k * width..w2_at + (k + 1) * width];
-                            for (o, &w) in acts.g2.iter_mut().zip(row) {
-                                *o += g * w;
-                            }
+                            lanes.add_scaled(&mut acts.g2, row, g);
                         }
                     }
                     for (o, &h) in acts.g2.iter_mut().zip(&acts.h1) {
@@ -314,7 +316,7 @@ impl NetLayout {
                 let scale = match clip {
                     Some(c) => {
                         let x_sq: f32 = val.iter().map(|v| v * v).sum();
-                        norm_sq += dot(&acts.g1, &acts.g1) * (x_sq + 1.0);
+                        norm_sq += lanes.dot(&acts.g1, &acts.g1) * (x_sq + 1.0);
                         if norm_sq.sqrt() > c {
                             c / norm_sq.sqrt()
                         } else {
@@ -325,23 +327,21 @@ impl NetLayout {
                 };
                 let step = lr * scale;
                 // Output layer.
-                for (w, &h) in p[out_at + action * width..out_at + (action + 1) * width]
-                    .iter_mut()
-                    .zip(last)
-                {
-                    *w -= step * delta * h;
-                }
+                lanes.sub_scaled(
+                    &mut p[out_at + action * width..out_at + (action + 1) * width],
+                    last,
+                    step * delta,
+                );
                 p[out_at + a_count * width + action] -= step * delta;
                 if depth == 2 {
                     let w2_at = u.in_dim * width + width;
                     for (k, &g) in acts.g2.iter().enumerate() {
                         if g != 0.0 {
-                            for (w, &h) in p[w2_at + k * width..w2_at + (k + 1) * width]
-                                .iter_mut()
-                                .zip(&acts.h1)
-                            {
-                                *w -= step * g * h;
-                            }
+                            lanes.sub_scaled(
+                                &mut p[w2_at + k * width..w2_at + (k + 1) * width],
+                                &acts.h1,
+                                step * g,
+                            );
                             p[w2_at + width * width + k] -= step * g;
                         }
                     }
@@ -349,38 +349,13 @@ impl NetLayout {
                 // First layer: only the active input columns.
                 for (&j, &v) in idx.iter().zip(val) {
                     let col = &mut p[j as usize * width..(j as usize + 1) * width];
-                    for (w, &g) in col.iter_mut().zip(&acts.g1) {
-                        *w -= step * g * v;
-                    }
+                    lanes.sub_scaled_by(col, &acts.g1, step, v);
                 }
                 let b1 = u.in_dim * width;
-                for (b, &g) in p[b1..b1 + width].iter_mut().zip(&acts.g1) {
-                    *b -= step * g;
-                }
+                lanes.sub_scaled(&mut p[b1..b1 + width], &acts.g1, step);
             }
         }
     }
-}
-
-/// Σ a·b in eight interleaved partial sums (lane j sums the products at i ≡ j mod 8), added
-/// pairwise at the end: a fixed order that vectorizes.
-#[inline(always)]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f32; 8];
-    let whole = n / 8 * 8;
-    for (x, y) in a[..whole].chunks_exact(8).zip(b[..whole].chunks_exact(8)) {
-        let x: &[f32; 8] = x.try_into().expect("chunks of eight");
-        let y: &[f32; 8] = y.try_into().expect("chunks of eight");
-        for j in 0..8 {
-            acc[j] += x[j] * y[j];
-        }
-    }
-    for (j, (x, y)) in a[whole..].iter().zip(&b[whole..]).enumerate() {
-        acc[j] += x * y;
-    }
-    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
 /// The index of the largest value (the first on ties).

@@ -5,6 +5,7 @@
 use super::net::NetLayout;
 use super::{LearnerConfig, Mode, Sampler};
 use crate::error::{Error, Result};
+use crate::lanes::Lanes;
 use crate::model::{DrawTables, Model, StateSpace};
 use crate::rng::{probability_threshold, sample_cdf, CdfTable, Stream, TAG_INIT};
 
@@ -123,7 +124,7 @@ impl Plan {
     pub fn unit_of(&self, s: usize) -> usize {
         match self.learner.mode {
             Mode::Centralized => 0,
-            _ => self.space.decider(s),
+            _ => self.decode(s)[0] as usize,
         }
     }
 
@@ -141,7 +142,7 @@ impl Plan {
 
     /// A draw of the initial law from the raw words of `stream`: artifact, then each agent's
     /// private state.
-    pub fn draw_initial(&self, stream: &mut Stream) -> usize {
+    pub fn draw_initial<L: Lanes>(&self, stream: &mut Stream<L>) -> usize {
         let (t, sp) = (&self.tables, &self.space);
         let x = t.initial_artifact.sample(stream.next_raw());
         let mut s = self.model.initial.agent * sp.stride_h + x * sp.stride_x;

@@ -78,7 +78,8 @@ impl Synthetic {
         if self.artifact_states == 0 {
             return bad("artifact_states", "expected at least 1, found 0".into());
         }
-        if self.interface_states == 0 || self.artifact_states % self.interface_states != 0 {
+        if self.interface_states == 0 || !self.artifact_states.is_multiple_of(self.interface_states)
+        {
             return bad(
                 "interface_states",
                 format!(

@@ -6,6 +6,7 @@
 //! only) the stop draw. Fixed durations consume no duration draw.
 
 use super::{Duration, Model};
+use crate::lanes::Lanes;
 use crate::rng::{clamp_u32, geometric_stop_threshold, sample_cdf, CdfTable, Stream};
 
 /// Tail mass below which a Poisson duration table is truncated (the remainder goes to its
@@ -134,14 +135,14 @@ impl DrawTables {
     /// Runs option `w` from artifact `x` and executor private state `pe`, drawing from
     /// `stream` in the pinned order; `reward(x, p)` is the step reward and `gamma` the discount.
     #[inline(always)]
-    pub fn rollout(
+    pub fn rollout<L: Lanes>(
         &self,
         w: usize,
         x: usize,
         pe: usize,
         gamma: f64,
         reward: impl Fn(usize, usize) -> f64,
-        stream: &mut Stream,
+        stream: &mut Stream<L>,
     ) -> OptionRun {
         let s = self.artifact_states;
         let m = self.private_states[w];

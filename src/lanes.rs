@@ -1,0 +1,358 @@
+//! The vector loops of the CPU learner (and its Philox blocks), in two builds that perform the same IEEE operations
+//! in the same order: [`Portable`] (plain Rust) and, on x86-64 CPUs that have it, [`Avx2`]
+//! (intrinsics). Rust never contracts a multiply and an add into one fused operation, so
+//! results are bit-identical whichever build runs.
+//!
+//! Every loop works on chunks of eight `f32` lanes; a dot product keeps eight partial sums
+//! (lane j sums the products at i ≡ j mod 8) and adds them as ((a₀+a₄)+(a₂+a₆)) +
+//! ((a₁+a₅)+(a₃+a₇)).
+
+use crate::rng::philox4x32_10;
+
+/// The vector loops of the forward pass and the SGD step.
+pub trait Lanes: Copy + Send + Sync {
+    /// Σ a·b (over the shorter length).
+    fn dot(self, a: &[f32], b: &[f32]) -> f32;
+    /// y ← y + s·x.
+    fn add_scaled(self, y: &mut [f32], x: &[f32], s: f32);
+    /// y ← y − s·x.
+    fn sub_scaled(self, y: &mut [f32], x: &[f32], s: f32);
+    /// y ← y − (s·g)·v.
+    fn sub_scaled_by(self, y: &mut [f32], g: &[f32], s: f32, v: f32);
+    /// y ← y if y > 0 else 0 (NaN and −0 become +0).
+    fn relu(self, y: &mut [f32]);
+    /// g ← d·w where h > 0, else 0.
+    fn relu_grad(self, g: &mut [f32], w: &[f32], h: &[f32], d: f32);
+    /// The Philox4x32-10 blocks of counters `ctr` and `ctr` + 1 (first word), in that order.
+    fn philox_pair(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 8];
+}
+
+/// The build that runs on any CPU.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Portable;
+
+#[inline(always)]
+fn reduce8(acc: [f32; 8]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
+impl Lanes for Portable {
+    #[inline(always)]
+    fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        let mut acc = [0.0f32; 8];
+        let (ac, at) = a.as_chunks::<8>();
+        let (bc, bt) = b.as_chunks::<8>();
+        for (x, y) in ac.iter().zip(bc) {
+            for j in 0..8 {
+                acc[j] += x[j] * y[j];
+            }
+        }
+        for (j, (x, y)) in at.iter().zip(bt).enumerate() {
+            acc[j] += x * y;
+        }
+        reduce8(acc)
+    }
+
+    #[inline(always)]
+    fn add_scaled(self, y: &mut [f32], x: &[f32], s: f32) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += s * x;
+        }
+    }
+
+    #[inline(always)]
+    fn sub_scaled(self, y: &mut [f32], x: &[f32], s: f32) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y -= s * x;
+        }
+    }
+
+    #[inline(always)]
+    fn sub_scaled_by(self, y: &mut [f32], g: &[f32], s: f32, v: f32) {
+        for (y, &g) in y.iter_mut().zip(g) {
+            *y -= s * g * v;
+        }
+    }
+
+    #[inline(always)]
+    fn relu(self, y: &mut [f32]) {
+        for y in y {
+            *y = if *y > 0.0 { *y } else { 0.0 };
+        }
+    }
+
+    #[inline(always)]
+    fn relu_grad(self, g: &mut [f32], w: &[f32], h: &[f32], d: f32) {
+        for ((g, &w), &h) in g.iter_mut().zip(w).zip(h) {
+            *g = if h > 0.0 { d * w } else { 0.0 };
+        }
+    }
+
+    #[inline(always)]
+    fn philox_pair(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 8] {
+        let next = [ctr[0].wrapping_add(1), ctr[1], ctr[2], ctr[3]];
+        let (a, b) = (philox4x32_10(ctr, key), philox4x32_10(next, key));
+        [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub use avx2::Avx2;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{reduce8, Lanes, Portable};
+    use crate::rng::{PHILOX_M, PHILOX_W};
+
+    /// The AVX2 build; a value exists only on a CPU that has AVX2.
+    #[derive(Clone, Copy, Debug)]
+    pub struct Avx2(());
+
+    impl Avx2 {
+        /// The AVX2 build, if this CPU has it.
+        pub fn detect() -> Option<Self> {
+            std::is_x86_feature_detected!("avx2").then_some(Self(()))
+        }
+    }
+
+    // The loops run over whole chunks with intrinsics and hand the tail (fewer than eight
+    // lanes) to the portable loop, which does the same per-lane operation.
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (ac, at) = a[..n].as_chunks::<8>();
+        let (bc, bt) = b[..n].as_chunks::<8>();
+        let mut acc = _mm256_setzero_ps();
+        for (x, y) in ac.iter().zip(bc) {
+            // SAFETY: each chunk is eight readable f32s.
+            let (x, y) = unsafe { (_mm256_loadu_ps(x.as_ptr()), _mm256_loadu_ps(y.as_ptr())) };
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(x, y));
+        }
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` holds eight f32s.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        for (j, (x, y)) in at.iter().zip(bt).enumerate() {
+            lanes[j] += x * y;
+        }
+        reduce8(lanes)
+    }
+
+    /// y ← y + s·x, y ← y − s·x or y ← y − (s·x)·v, chunk by chunk.
+    #[derive(Clone, Copy)]
+    enum Axpy {
+        Add(f32),
+        Sub(f32),
+        SubBy(f32, f32),
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn axpy(y: &mut [f32], x: &[f32], op: Axpy) {
+        let n = y.len().min(x.len());
+        let (yc, yt) = y[..n].as_chunks_mut::<8>();
+        let (xc, xt) = x[..n].as_chunks::<8>();
+        let (s, v) = match op {
+            Axpy::Add(s) | Axpy::Sub(s) => (s, 1.0),
+            Axpy::SubBy(s, v) => (s, v),
+        };
+        let (sv, vv) = (_mm256_set1_ps(s), _mm256_set1_ps(v));
+        for (y, x) in yc.iter_mut().zip(xc) {
+            // SAFETY: each chunk is eight f32s.
+            let (yv, xv) = unsafe { (_mm256_loadu_ps(y.as_ptr()), _mm256_loadu_ps(x.as_ptr())) };
+            let out = match op {
+                Axpy::Add(_) => _mm256_add_ps(yv, _mm256_mul_ps(sv, xv)),
+                Axpy::Sub(_) => _mm256_sub_ps(yv, _mm256_mul_ps(sv, xv)),
+                Axpy::SubBy(..) => _mm256_sub_ps(yv, _mm256_mul_ps(_mm256_mul_ps(sv, xv), vv)),
+            };
+            // SAFETY: as above.
+            unsafe { _mm256_storeu_ps(y.as_mut_ptr(), out) };
+        }
+        match op {
+            Axpy::Add(s) => Portable.add_scaled(yt, xt, s),
+            Axpy::Sub(s) => Portable.sub_scaled(yt, xt, s),
+            Axpy::SubBy(s, v) => Portable.sub_scaled_by(yt, xt, s, v),
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn relu(y: &mut [f32]) {
+        let zero = _mm256_setzero_ps();
+        let (yc, yt) = y.as_chunks_mut::<8>();
+        for y in yc {
+            // SAFETY: each chunk is eight f32s; max_ps(y, 0) is y > 0 ? y : 0.
+            unsafe {
+                let v = _mm256_max_ps(_mm256_loadu_ps(y.as_ptr()), zero);
+                _mm256_storeu_ps(y.as_mut_ptr(), v);
+            }
+        }
+        Portable.relu(yt);
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn relu_grad(g: &mut [f32], w: &[f32], h: &[f32], d: f32) {
+        let n = g.len().min(w.len()).min(h.len());
+        let (gc, gt) = g[..n].as_chunks_mut::<8>();
+        let (wc, wt) = w[..n].as_chunks::<8>();
+        let (hc, ht) = h[..n].as_chunks::<8>();
+        let dv = _mm256_set1_ps(d);
+        let zero = _mm256_setzero_ps();
+        for ((g, w), h) in gc.iter_mut().zip(wc).zip(hc) {
+            // SAFETY: each chunk is eight f32s.
+            unsafe {
+                let live = _mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_loadu_ps(h.as_ptr()), zero);
+                let v = _mm256_mul_ps(dv, _mm256_loadu_ps(w.as_ptr()));
+                _mm256_storeu_ps(g.as_mut_ptr(), _mm256_and_ps(live, v));
+            }
+        }
+        Portable.relu_grad(gt, wt, ht, d);
+    }
+
+    /// Two Philox blocks side by side, one per 128-bit half. Each round multiplies words 0
+    /// and 2 of both blocks at once (`mul_epu32` takes the even lanes), then lays out
+    /// [hi₁ ⊕ c₁ ⊕ k₀, lo₁, hi₀ ⊕ c₃ ⊕ k₁, lo₀] with two in-lane shuffles.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn philox_pair(ctr: [u32; 4], key: [u32; 2]) -> [u32; 8] {
+        let word = |x: u32| x as i32;
+        let mut c = _mm256_setr_epi32(
+            word(ctr[0]),
+            word(ctr[1]),
+            word(ctr[2]),
+            word(ctr[3]),
+            word(ctr[0].wrapping_add(1)),
+            word(ctr[1]),
+            word(ctr[2]),
+            word(ctr[3]),
+        );
+        let even =
+            |a: u32, b: u32| _mm256_setr_epi32(word(a), 0, word(b), 0, word(a), 0, word(b), 0);
+        let mut k = even(key[0], key[1]);
+        let m = even(PHILOX_M[0], PHILOX_M[1]);
+        let w = even(PHILOX_W[0], PHILOX_W[1]);
+        for round in 0..10 {
+            if round > 0 {
+                k = _mm256_add_epi32(k, w);
+            }
+            let p = _mm256_mul_epu32(c, m);
+            // [hi₁, lo₁, hi₀, lo₀] of the products; [c₁, ·, c₃, ·] with the odd lanes zeroed.
+            let products = _mm256_shuffle_epi32::<0x1B>(p);
+            let carried =
+                _mm256_blend_epi32::<0xAA>(_mm256_shuffle_epi32::<0xF5>(c), _mm256_setzero_si256());
+            c = _mm256_xor_si256(products, _mm256_xor_si256(carried, k));
+        }
+        let mut out = [0u32; 8];
+        // SAFETY: `out` holds eight u32s.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), c) };
+        out
+    }
+
+    impl Lanes for Avx2 {
+        #[inline(always)]
+        fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+            // SAFETY: an `Avx2` exists only where AVX2 was detected.
+            unsafe { dot(a, b) }
+        }
+
+        #[inline(always)]
+        fn add_scaled(self, y: &mut [f32], x: &[f32], s: f32) {
+            // SAFETY: as above.
+            unsafe { axpy(y, x, Axpy::Add(s)) }
+        }
+
+        #[inline(always)]
+        fn sub_scaled(self, y: &mut [f32], x: &[f32], s: f32) {
+            // SAFETY: as above.
+            unsafe { axpy(y, x, Axpy::Sub(s)) }
+        }
+
+        #[inline(always)]
+        fn sub_scaled_by(self, y: &mut [f32], g: &[f32], s: f32, v: f32) {
+            // SAFETY: as above.
+            unsafe { axpy(y, g, Axpy::SubBy(s, v)) }
+        }
+
+        #[inline(always)]
+        fn relu(self, y: &mut [f32]) {
+            // SAFETY: as above.
+            unsafe { relu(y) }
+        }
+
+        #[inline(always)]
+        fn relu_grad(self, g: &mut [f32], w: &[f32], h: &[f32], d: f32) {
+            // SAFETY: as above.
+            unsafe { relu_grad(g, w, h, d) }
+        }
+
+        #[inline(always)]
+        fn philox_pair(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 8] {
+            // SAFETY: as above.
+            unsafe { philox_pair(ctr, key) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portable_dot_adds_in_the_stated_order() {
+        // Lane sums 1e8, -1e8, 1, 1 and zeros: the stated tree gives (1e8 + 1) + (-1e8 + 1)
+        // = 0 in f32, a left-to-right sum would give 1 or 2.
+        let mut a = vec![0.0f32; 8];
+        a[0] = 1e8;
+        a[4] = 1.0;
+        a[1] = -1e8;
+        a[5] = 1.0;
+        let b = vec![1.0f32; 8];
+        let expect = ((1e8f32 + 1.0) + 0.0) + ((-1e8f32 + 1.0) + 0.0);
+        assert_eq!(Portable.dot(&a, &b), expect);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_matches_portable_bit_for_bit() {
+        let Some(wide) = Avx2::detect() else {
+            eprintln!("skipped: this CPU has no AVX2");
+            return;
+        };
+        let mut stream = crate::rng::Stream::new(7, 0, 0, crate::rng::TAG_HOST);
+        let mut draw = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| crate::rng::uniform_f32(stream.next_raw()) * 4.0 - 2.0)
+                .collect()
+        };
+        for n in [1, 7, 8, 9, 16, 31, 32, 33, 100] {
+            let (a, b, h) = (draw(n), draw(n), draw(n));
+            assert_eq!(Portable.dot(&a, &b).to_bits(), wide.dot(&a, &b).to_bits());
+            for op in 0..5 {
+                let (mut p, mut w) = (a.clone(), a.clone());
+                apply(Portable, op, &mut p, &b, &h);
+                apply(wide, op, &mut w, &b, &h);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&p), bits(&w), "n = {n}, op {op}");
+            }
+        }
+        let (ctr, key) = ([u32::MAX, 3, 0, 9], [5, 0xDEAD_BEEF]);
+        assert_eq!(Portable.philox_pair(ctr, key), wide.philox_pair(ctr, key));
+    }
+
+    /// Vector operation `op` of the table the test above runs.
+    fn apply<L: Lanes>(lanes: L, op: usize, y: &mut [f32], b: &[f32], h: &[f32]) {
+        match op {
+            0 => lanes.add_scaled(y, b, 0.3),
+            1 => lanes.sub_scaled(y, b, -1.7),
+            2 => lanes.sub_scaled_by(y, b, 0.05, 0.7),
+            3 => lanes.relu(y),
+            _ => lanes.relu_grad(y, b, h, 1.3),
+        }
+    }
+}
