@@ -84,9 +84,15 @@ enum Command {
         /// One line per value of this column.
         #[arg(long)]
         group: Option<String>,
-        /// The checkpoint to plot (default: the last).
+        /// The checkpoint to plot (default: the last; every checkpoint when x is epoch).
         #[arg(long)]
         checkpoint: Option<u64>,
+        /// Only rows whose COLUMN reads VALUE (repeatable), e.g. --where study=width.
+        #[arg(long = "where", value_name = "COLUMN=VALUE")]
+        filter: Vec<String>,
+        /// File stem of the figure (default: Y_vs_X, then _by_GROUP and the filters).
+        #[arg(long)]
+        name: Option<String>,
         /// Output folder (default: the results' folder).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -308,8 +314,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
             y,
             group,
             checkpoint,
+            filter,
+            name,
             out,
         } => {
+            let filter = filter
+                .iter()
+                .map(|f| {
+                    f.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| {
+                            icq::Error::invalid(
+                                "--where",
+                                format!("expected COLUMN=VALUE, found {f:?}"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(bad_input)?;
             let out = out.unwrap_or_else(|| {
                 if results.is_dir() {
                     results.clone()
@@ -322,6 +344,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 y,
                 group,
                 checkpoint,
+                filter,
+                name,
             };
             let (svg, lines) =
                 icq::plot::plot(&results, &figure, &out).map_err(bad_input_or_failure)?;

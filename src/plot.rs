@@ -21,8 +21,108 @@ pub struct Figure {
     pub y: String,
     /// The column whose values get one line each (none: one line).
     pub group: Option<String>,
-    /// The checkpoint to plot (default: the last).
+    /// The checkpoint to plot (default: the last; every checkpoint when x is `epoch`).
     pub checkpoint: Option<u64>,
+    /// Only rows whose column `key` reads `value` (as printed in the CSV), for every pair.
+    pub filter: Vec<(String, String)>,
+    /// The file stem (default: `Y_vs_X[_by_GROUP]`).
+    pub name: Option<String>,
+}
+
+impl Figure {
+    /// The file stem of this figure.
+    pub fn stem(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        let mut stem = format!("{}_vs_{}", self.y, self.x);
+        if let Some(g) = &self.group {
+            stem.push_str(&format!("_by_{g}"));
+        }
+        for (k, v) in &self.filter {
+            stem.push_str(&format!("_{k}-{v}"));
+        }
+        stem
+    }
+}
+
+/// The `[[figure]]` entries of a sweep config: `x`, `y`, and optionally `group`,
+/// `checkpoint`, `name` and `where` (a table of column = value), each checked by name.
+pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
+    let Some(entries) = config.get("figure") else {
+        return Ok(Vec::new());
+    };
+    let entries = entries
+        .as_array()
+        .ok_or_else(|| Error::invalid("figure", "expected [[figure]] tables"))?;
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let at = |key: &str| format!("figure[{i}].{key}");
+            let table = entry
+                .as_table()
+                .ok_or_else(|| Error::invalid(format!("figure[{i}]"), "expected a table"))?;
+            let text = |key: &str| -> Result<Option<String>> {
+                match table.get(key) {
+                    None => Ok(None),
+                    Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+                    Some(v) => Err(Error::invalid(
+                        at(key),
+                        format!("expected a string, found {v}"),
+                    )),
+                }
+            };
+            for key in table.keys() {
+                if !["x", "y", "group", "checkpoint", "name", "where"].contains(&key.as_str()) {
+                    return Err(Error::invalid(
+                        at(key),
+                        "unknown key (expected x, y, group, checkpoint, name, where)",
+                    ));
+                }
+            }
+            let required = |key: &str| -> Result<String> {
+                text(key)?.ok_or_else(|| Error::invalid(at(key), "missing"))
+            };
+            let checkpoint = match table.get("checkpoint") {
+                None => None,
+                Some(v) => Some(
+                    v.as_integer()
+                        .and_then(|c| u64::try_from(c).ok())
+                        .ok_or_else(|| {
+                            Error::invalid(at("checkpoint"), "expected an integer ≥ 0")
+                        })?,
+                ),
+            };
+            let filter = match table.get("where") {
+                None => Vec::new(),
+                Some(toml::Value::Table(w)) => w
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            toml::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect(),
+                Some(_) => {
+                    return Err(Error::invalid(
+                        at("where"),
+                        "expected a table of column = value",
+                    ))
+                }
+            };
+            Ok(Figure {
+                x: required("x")?,
+                y: required("y")?,
+                group: text("group")?,
+                checkpoint,
+                filter,
+                name: text("name")?,
+            })
+        })
+        .collect()
 }
 
 /// One line of a figure and its fit.
@@ -75,9 +175,11 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
     let first = rows
         .first()
         .ok_or_else(|| Error::invalid("results", "no rows"))?;
-    for key in [Some(&figure.x), Some(&figure.y), figure.group.as_ref()]
+    let keys = [Some(&figure.x), Some(&figure.y), figure.group.as_ref()];
+    for key in keys
         .into_iter()
         .flatten()
+        .chain(figure.filter.iter().map(|(k, _)| k))
     {
         if !first.contains_key(key) {
             let known: Vec<&String> = first.keys().collect();
@@ -87,19 +189,29 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
             ));
         }
     }
+    let kept: Vec<&Map<String, Value>> = rows
+        .iter()
+        .filter(|r| {
+            figure
+                .filter
+                .iter()
+                .all(|(k, v)| r.get(k).is_some_and(|c| cell(c) == *v))
+        })
+        .collect();
     let checkpoint = match figure.checkpoint {
-        Some(c) => c,
-        None => rows
-            .iter()
-            .filter_map(|r| r.get("checkpoint").and_then(Value::as_u64))
-            .max()
-            .unwrap_or(0),
+        Some(c) => Some(c),
+        None if figure.x == "epoch" => None,
+        None => Some(
+            kept.iter()
+                .filter_map(|r| r.get("checkpoint").and_then(Value::as_u64))
+                .max()
+                .unwrap_or(0),
+        ),
     };
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for r in rows
-        .iter()
-        .filter(|r| r.get("checkpoint").and_then(Value::as_u64) == Some(checkpoint))
-    {
+    for r in kept.into_iter().filter(|r| {
+        checkpoint.is_none() || r.get("checkpoint").and_then(Value::as_u64) == checkpoint
+    }) {
         // Rows merged from other sweeps may lack a column: they are skipped, not a panic.
         let value = |key: &str| r.get(key).and_then(Value::as_f64);
         let (Some(x), Some(y)) = (value(&figure.x), value(&figure.y)) else {
@@ -248,10 +360,13 @@ pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec
         path: out.to_path_buf(),
         source,
     })?;
-    let name = match &figure.group {
-        Some(g) => format!("{}_vs_{}_by_{}", figure.y, figure.x, g),
-        None => format!("{}_vs_{}", figure.y, figure.x),
-    };
+    let name = figure.stem();
+    if name.is_empty() || name.contains(['/', '\\']) {
+        return Err(Error::invalid(
+            "figure name",
+            format!("{name:?} is not a file stem"),
+        ));
+    }
     let svg = out.join(format!("{name}.svg"));
     let partial = out.join(format!("{name}.svg.partial"));
     draw(&partial, figure, &lines)?;

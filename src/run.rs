@@ -86,6 +86,7 @@ pub fn context(input: &Input, analysis: &Analysis, backend: &str) -> Record {
     r.push("backend", backend);
     r.push("eps_phi", num(analysis.eps_phi));
     r.push("delta_phi", num(analysis.delta_phi));
+    r.push("eps_plus_delta", num(analysis.eps_phi + analysis.delta_phi));
     let mixing = analysis.sampler_mixing.as_ref().unwrap_or(&analysis.mixing);
     r.push(
         "t_mix",

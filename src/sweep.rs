@@ -3,6 +3,12 @@
 //! backend, one row per (grid point, seed, checkpoint) with every knob, every exact figure and
 //! the mean and standard deviation over instances of every metric.
 //!
+//! A `[sweep]` table holds lists (axes shared by the whole sweep), `seeds`, and optionally
+//! tables `[sweep.NAME]`, each a study with its own axes (lists) and fixed settings (any other
+//! value), so that one config can run several grids — `examples/bound.toml` runs the four
+//! studies of the bound; rows then carry a `study` column. `[[figure]]` tables name figures
+//! (see [`crate::plot::figures_of`]) drawn into the output folder once the grid is complete.
+//!
 //! Each finished unit is written at once to `DIR/parts/` through a temporary file and a
 //! rename, so a sweep killed at any moment and started again with `--resume` redoes no
 //! finished unit and loses or duplicates no row. `--shard k/n` (or the Slurm / Kubernetes
@@ -55,8 +61,10 @@ const RUN_KNOBS: &[&str] = &["instances", "epochs", "checkpoints", "policy_gap_i
 pub struct Unit {
     /// Position in the canonical order (point-major, then seed).
     pub index: usize,
-    /// The grid point's index.
+    /// The grid point's index (numbered across studies).
     pub point: usize,
+    /// The study it belongs to (`[sweep.NAME]`), if the sweep has studies.
+    pub study: Option<String>,
     /// The run seed.
     pub seed: u64,
     /// The axis values of the grid point, by axis name.
@@ -119,77 +127,125 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
             ))
         }
     };
+    base.remove("figure");
     let mut seeds = vec![0u64];
-    let mut axes: Vec<(String, Vec<String>, Vec<toml::Value>)> = Vec::new();
+    let mut shared: Vec<Axis> = Vec::new();
+    let mut studies: Vec<(Option<String>, toml::Table)> = Vec::new();
     for (name, values) in sweep {
-        let list = match values {
-            toml::Value::Array(a) if !a.is_empty() => a,
+        match values {
+            toml::Value::Table(t) => studies.push((Some(name), t)),
+            toml::Value::Array(list) if !list.is_empty() && name == "seeds" => {
+                seeds = list
+                    .iter()
+                    .map(|v| match v.as_integer() {
+                        Some(i) if i >= 0 => Ok(i as u64),
+                        _ => Err(Error::invalid(
+                            "sweep.seeds",
+                            format!("expected seeds ≥ 0, found {v}"),
+                        )),
+                    })
+                    .collect::<Result<_>>()?;
+            }
+            toml::Value::Array(list) if !list.is_empty() => {
+                shared.push((name.clone(), axis_path(&name)?, list));
+            }
             _ => {
                 return Err(Error::invalid(
                     format!("sweep.{name}"),
-                    "expected a non-empty list of values",
+                    "expected a non-empty list of values, or a table (a study with its own axes)",
                 ))
             }
-        };
-        if name == "seeds" {
-            seeds = list
-                .iter()
-                .map(|v| match v.as_integer() {
-                    Some(i) if i >= 0 => Ok(i as u64),
-                    _ => Err(Error::invalid(
-                        "sweep.seeds",
-                        format!("expected seeds ≥ 0, found {v}"),
-                    )),
-                })
-                .collect::<Result<_>>()?;
-            continue;
         }
-        axes.push((name.clone(), axis_path(&name)?, list));
     }
-    let points: usize = axes.iter().map(|(_, _, v)| v.len()).product();
+    if studies.is_empty() {
+        studies.push((None, toml::Table::new()));
+    }
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let mut units = Vec::with_capacity(points * seeds.len());
-    for point in 0..points {
+    let mut units = Vec::new();
+    let mut point = 0;
+    for (study, entries) in studies {
+        // A study's lists are its own axes (after the shared ones); its other keys are fixed
+        // settings of every one of its grid points.
         let mut table = base.clone();
-        let mut values = Vec::with_capacity(axes.len());
-        let mut rest = point;
-        // The last axis varies fastest.
-        let mut picks = vec![0; axes.len()];
-        for (a, (_, _, list)) in axes.iter().enumerate().rev() {
-            picks[a] = rest % list.len();
-            rest /= list.len();
+        let mut axes = shared.clone();
+        for (name, value) in entries {
+            let key = format!("sweep.{}.{name}", study.as_deref().unwrap_or_default());
+            let home = axis_path(&name).map_err(|e| match e {
+                Error::Invalid { message, .. } => Error::invalid(key.clone(), message),
+                other => other,
+            })?;
+            match value {
+                toml::Value::Array(list) if list.is_empty() => {
+                    return Err(Error::invalid(key, "expected a non-empty list of values"))
+                }
+                toml::Value::Array(list) => axes.push((name, home, list)),
+                fixed => set_path(&mut table, &home, fixed),
+            }
         }
-        for ((name, path, list), &pick) in axes.iter().zip(&picks) {
-            set_path(&mut table, path, list[pick].clone());
-            values.push((name.clone(), list[pick].clone()));
-        }
-        let where_ = || {
-            let parts: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-            format!("sweep grid point {point} ({})", parts.join(", "))
-        };
-        let text = toml::to_string(&table).expect("a table serializes");
-        let config =
-            Config::parse(&text, path).map_err(|e| Error::invalid(where_(), e.to_string()))?;
-        let model = config
-            .model
-            .build(base_dir)
-            .map_err(|e| Error::invalid(where_(), e.to_string()))?;
-        for &seed in &seeds {
-            let mut config = config.clone();
-            config.run.seed = seed;
-            units.push(Unit {
-                index: units.len(),
-                point,
-                seed,
-                values: values.clone(),
-                input: Input {
-                    model: model.clone(),
-                    config,
-                },
-            });
+        let points: usize = axes.iter().map(|(_, _, v)| v.len()).product();
+        for local in 0..points {
+            let (config, model, values) = grid_point(&table, &axes, point, local, path, base_dir)?;
+            for &seed in &seeds {
+                let mut config = config.clone();
+                config.run.seed = seed;
+                units.push(Unit {
+                    index: units.len(),
+                    point,
+                    study: study.clone(),
+                    seed,
+                    values: values.clone(),
+                    input: Input {
+                        model: model.clone(),
+                        config,
+                    },
+                });
+            }
+            point += 1;
         }
     }
     Ok(units)
+}
+
+/// A validated grid point: its config, its model and its axis values.
+type GridPoint = (Config, crate::model::Model, Vec<(String, toml::Value)>);
+
+/// An axis: its name, the TOML path it sets and its values.
+type Axis = (String, Vec<String>, Vec<toml::Value>);
+
+/// The grid point `local` of a study's `axes` over its `table`, validated; `point` is its
+/// number across all studies (for messages).
+fn grid_point(
+    table: &toml::Table,
+    axes: &[Axis],
+    point: usize,
+    local: usize,
+    path: &Path,
+    base_dir: &Path,
+) -> Result<GridPoint> {
+    let mut table = table.clone();
+    let mut values = Vec::with_capacity(axes.len());
+    let mut rest = local;
+    // The last axis varies fastest.
+    let mut picks = vec![0; axes.len()];
+    for (a, (_, _, list)) in axes.iter().enumerate().rev() {
+        picks[a] = rest % list.len();
+        rest /= list.len();
+    }
+    for ((name, path, list), &pick) in axes.iter().zip(&picks) {
+        set_path(&mut table, path, list[pick].clone());
+        values.push((name.clone(), list[pick].clone()));
+    }
+    let where_ = || {
+        let parts: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+        format!("sweep grid point {point} ({})", parts.join(", "))
+    };
+    let text = toml::to_string(&table).expect("a table serializes");
+    let config = Config::parse(&text, path).map_err(|e| Error::invalid(where_(), e.to_string()))?;
+    let model = config
+        .model
+        .build(base_dir)
+        .map_err(|e| Error::invalid(where_(), e.to_string()))?;
+    Ok((config, model, values))
 }
 
 /// Which units a shard runs: `k` of `n`, 1-based.
@@ -285,6 +341,9 @@ fn unit_rows(unit: &Unit, ctx: &Record, checkpoints: &[Vec<Metrics>]) -> Vec<Rec
         .enumerate()
         .map(|(c, ms)| {
             let mut r = Record::default();
+            if let Some(study) = &unit.study {
+                r.push("study", study.as_str());
+            }
             r.push("point", unit.point);
             r.push("checkpoint", c);
             r.push("epoch", ms.first().map_or(0, |m| m.epoch));
@@ -335,6 +394,7 @@ pub fn sweep(
         source,
     })?;
     let mut units = expand(&text, path)?;
+    let figures = figures_in(&text, path)?;
     if let Some(b) = backend {
         for u in &mut units {
             u.input.config.run.backend = b.to_string();
@@ -398,6 +458,9 @@ pub fn sweep(
         None => collect(&[out.to_path_buf()], out, units.len(), None)?,
         Some(_) => 0,
     };
+    if shard.is_none() {
+        draw_figures(out, &figures)?;
+    }
     let manifest = serde_json::json!({
         "config": text,
         "config_path": path.display().to_string(),
@@ -425,6 +488,23 @@ pub fn sweep(
         rows,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// The `[[figure]]` entries of the sweep config `text` at `path`.
+fn figures_in(text: &str, path: &Path) -> Result<Vec<crate::plot::Figure>> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| Error::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    crate::plot::figures_of(&table)
+}
+
+/// Draws `figures` from the results in `out` into `out`.
+fn draw_figures(out: &Path, figures: &[crate::plot::Figure]) -> Result<()> {
+    for figure in figures {
+        crate::plot::plot(out, figure, out)?;
+    }
+    Ok(())
 }
 
 /// Reads the part files of `dirs`, checks each unit appears once (and, for a whole grid, that
@@ -550,6 +630,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize> {
     let (units, config) =
         grid.ok_or_else(|| Error::invalid("merge", "no sweep manifest in the given folders"))?;
     let rows = collect(dirs, out, units as usize, None)?;
+    draw_figures(out, &figures_in(&config, Path::new("manifest.json"))?)?;
     let manifest = serde_json::json!({
         "config": config,
         "icq_version": env!("CARGO_PKG_VERSION"),

@@ -32,6 +32,8 @@ fn plot_recovers_known_slopes_per_group() {
         y: "q_err_obs".into(),
         group: Some("encoding".into()),
         checkpoint: None,
+        filter: Vec::new(),
+        name: None,
     };
     let (svg, fitted) = plot(&dir, &figure, &dir).unwrap();
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));

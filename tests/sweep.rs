@@ -173,3 +173,91 @@ fn shard_from_text_and_environment() {
         vec![1, 4, 7]
     );
 }
+
+const STUDIES: &str = "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\n\
+    [learner]\nnetwork = \"tabular\"\nstep_size = { constant = { alpha = 0.1 } }\n\
+    [run]\ninstances = 3\nepochs = 400\ncheckpoints = 2\nbackend = \"cpu\"\n\
+    [sweep]\nseeds = [0, 1]\ngamma = [0.8, 0.9]\n\
+    [sweep.noise]\ninterface_noise = [0.1, 0.2, 0.4]\n\
+    [sweep.lazy]\nepochs = 200\nsampler = [\"trajectory\", { lazy = { rho = 0.5 } }]\n\
+    [[figure]]\nname = \"noise\"\nwhere = { study = \"noise\" }\nx = \"interface_noise\"\ny = \"interface_term\"\n\
+    [[figure]]\nwhere = { study = \"lazy\" }\nx = \"epoch\"\ny = \"q_err\"\ngroup = \"sampler\"\n";
+
+#[test]
+fn studies_expand_in_order_with_their_own_axes_and_settings() {
+    let units = expand(STUDIES, Path::new("sweep.toml")).unwrap();
+    // Studies in name order (lazy, noise); shared axes first, then the study's; seeds last.
+    assert_eq!(units.len(), (2 * 2 + 2 * 3) * 2);
+    let lazy: Vec<_> = units
+        .iter()
+        .filter(|u| u.study.as_deref() == Some("lazy"))
+        .collect();
+    assert_eq!(lazy.len(), 8);
+    assert!(lazy.iter().all(|u| u.input.config.run.epochs == 200));
+    assert_eq!(lazy[2].values[0].0, "gamma");
+    assert_eq!(lazy[2].values[1].0, "sampler");
+    let noise: Vec<_> = units
+        .iter()
+        .filter(|u| u.study.as_deref() == Some("noise"))
+        .collect();
+    assert!(noise.iter().all(|u| u.input.config.run.epochs == 400));
+    assert_eq!(noise[0].point, 4, "points are numbered across studies");
+    let points: Vec<usize> = units.iter().map(|u| u.point).collect();
+    assert!(points.windows(2).all(|w| w[1] == w[0] || w[1] == w[0] + 1));
+
+    let bad = STUDIES.replace(
+        "[sweep.noise]\ninterface_noise",
+        "[sweep.noise]\ninterface_nois",
+    );
+    let err = expand(&bad, Path::new("sweep.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sweep.noise.interface_nois"), "{err}");
+    let empty = STUDIES.replace("interface_noise = [0.1, 0.2, 0.4]", "interface_noise = []");
+    let err = expand(&empty, Path::new("sweep.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sweep.noise.interface_noise"), "{err}");
+}
+
+#[test]
+fn a_sweep_with_studies_draws_its_figures() {
+    let d = dir("studies");
+    let path = config(&d, STUDIES);
+    let out = d.join("out");
+    sweep(&path, &out, None, false, None, false).unwrap();
+    let text = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(
+        text.starts_with("study,point,checkpoint,"),
+        "{}",
+        &text[..40]
+    );
+    assert!(out.join("noise.svg").exists());
+    assert!(out
+        .join("q_err_vs_epoch_by_sampler_study-lazy.svg")
+        .exists());
+    let fits = std::fs::read_to_string(out.join("fits.csv")).unwrap();
+    // The interface term grows with η: the fitted slope is positive.
+    let noise = fits.lines().find(|l| l.starts_with("noise,")).unwrap();
+    let slope: f64 = noise.split(',').nth(4).unwrap().parse().unwrap();
+    assert!(slope > 0.0, "{noise}");
+    // Every checkpoint is a point of the epoch figure: two per seed and sampler, per gamma.
+    let lazy = fits.lines().filter(|l| l.contains("study-lazy")).count();
+    assert_eq!(lazy, 2);
+    assert!(fits
+        .lines()
+        .filter(|l| l.contains("study-lazy"))
+        .all(|l| l.ends_with(",8")));
+
+    let bad = STUDIES.replace(
+        "x = \"interface_noise\"",
+        "x = \"interface_noise\"\nwhere_ = 1",
+    );
+    let path = config(&d, &bad);
+    let err = sweep(&path, &d.join("bad"), None, false, None, false)
+        .err()
+        .expect("an unknown figure key fails")
+        .to_string();
+    assert!(err.contains("figure[0].where_"), "{err}");
+    assert!(!d.join("bad").join("parts").exists(), "nothing ran");
+}
