@@ -50,6 +50,9 @@ pub enum Error {
         /// The compiler's message.
         message: String,
     },
+    /// A Parquet file could not be encoded.
+    #[error("parquet: {0}")]
+    Parquet(String),
     /// A figure could not be drawn.
     #[error("plot: {0}")]
     Plot(String),

@@ -38,7 +38,8 @@ enum Command {
     Run {
         /// A config (TOML).
         input: PathBuf,
-        /// Write DIR/checkpoints.csv and DIR/checkpoints.jsonl (one row per instance and checkpoint).
+        /// Write DIR/checkpoints.csv, DIR/checkpoints.jsonl and DIR/checkpoints.parquet (one row
+        /// per instance and checkpoint).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Backend: auto, cpu or wgpu (overrides [run] backend).
@@ -49,7 +50,7 @@ enum Command {
         quiet: bool,
     },
     /// Run every combination of the [sweep] axes (times the seeds); one row per grid point,
-    /// seed and checkpoint in DIR/results.csv and DIR/results.jsonl.
+    /// seed and checkpoint in DIR/results.csv, DIR/results.jsonl and DIR/results.parquet.
     Sweep {
         /// A config (TOML) with a [sweep] table.
         input: PathBuf,
@@ -268,7 +269,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(dir) = out {
                 icq::records::write_rows(&dir, "checkpoints", &report.rows).map_err(failed)?;
                 println!(
-                    "\nwrote {0}/checkpoints.csv and {0}/checkpoints.jsonl ({1} rows)",
+                    "\nwrote {0}/checkpoints.csv, {0}/checkpoints.jsonl and {0}/checkpoints.parquet ({1} rows)",
                     dir.display(),
                     report.rows.len()
                 );
@@ -301,7 +302,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 );
             } else {
                 println!(
-                    "wrote      {0}/results.csv, {0}/results.jsonl ({1} rows), {0}/manifest.json",
+                    "wrote      {0}/results.csv, {0}/results.jsonl, {0}/results.parquet ({1} rows), {0}/manifest.json",
                     out.display(),
                     r.rows
                 );
@@ -381,7 +382,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Merge { dirs, out } => {
             let rows = icq::sweep::merge(&dirs, &out).map_err(bad_input_or_failure)?;
             println!(
-                "wrote      {0}/results.csv, {0}/results.jsonl ({rows} rows), {0}/manifest.json",
+                "wrote      {0}/results.csv, {0}/results.jsonl, {0}/results.parquet ({rows} rows), {0}/manifest.json",
                 out.display()
             );
             Ok(())

@@ -26,7 +26,7 @@ use crate::config::{Config, Input};
 use crate::error::{Error, Result};
 use crate::io::write_atomically;
 use crate::learn::metrics::Metrics;
-use crate::records::{num, to_csv, to_jsonl, Record};
+use crate::records::{num, to_jsonl, write_rows, Record};
 use crate::run::{context, mean_sd, run_chosen};
 
 /// Knobs of `[model]` that a bare axis name may set.
@@ -508,7 +508,8 @@ fn draw_figures(out: &Path, figures: &[crate::plot::Figure]) -> Result<()> {
 }
 
 /// Reads the part files of `dirs`, checks each unit appears once (and, for a whole grid, that
-/// none is missing), and writes `out/results.csv` and `out/results.jsonl` in unit order.
+/// none is missing), and writes `out/results.csv`, `out/results.jsonl` and
+/// `out/results.parquet` in unit order.
 /// Returns the number of rows.
 pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>) -> Result<usize> {
     let mut parts: BTreeMap<usize, (PathBuf, Vec<Record>)> = BTreeMap::new();
@@ -582,8 +583,7 @@ pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>)
         ));
     }
     let rows: Vec<Record> = parts.into_values().flat_map(|(_, rows)| rows).collect();
-    write_atomically(&out.join("results.csv"), to_csv(&rows).as_bytes())?;
-    write_atomically(&out.join("results.jsonl"), to_jsonl(&rows).as_bytes())?;
+    write_rows(out, "results", &rows)?;
     Ok(rows.len())
 }
 

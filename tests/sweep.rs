@@ -114,6 +114,11 @@ fn shards_merge_into_the_unsharded_run() {
         read(&whole.join("results.jsonl")),
         read(&merged.join("results.jsonl"))
     );
+    let bytes = |p: &Path| std::fs::read(p).unwrap();
+    assert_eq!(
+        bytes(&whole.join("results.parquet")),
+        bytes(&merged.join("results.parquet"))
+    );
 }
 
 #[test]
