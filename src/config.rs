@@ -210,6 +210,9 @@ pub struct Config {
     pub run: RunSection,
     /// `[sweep]`: the axes of `icq sweep` (other commands run the base config and ignore it).
     pub sweep: Option<toml::Table>,
+    /// `[[figure]]`: the figures `icq sweep` draws (see [`crate::plot::figures_of`]; other
+    /// commands ignore them).
+    pub figure: Option<Vec<toml::Table>>,
 }
 
 impl Config {

@@ -320,7 +320,8 @@ fn failed_export_leaves_nothing_behind() {
     assert!(!out.exists(), "a failed export wrote {}", out.display());
 }
 
-/// Every config and model file under `examples/` loads and validates.
+/// Every config and model file under `examples/` loads and validates (a sweep: every grid
+/// point and figure).
 #[test]
 fn examples_load() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -332,6 +333,14 @@ fn examples_load() {
             Some("toml" | "json")
         ) {
             icq::config::load_input(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let text = std::fs::read_to_string(&path).unwrap();
+            if text.contains("[sweep") {
+                // Every grid point of a sweep validates, and so do its figures.
+                icq::sweep::expand(&text, &path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let table: toml::Table = toml::from_str(&text).unwrap();
+                icq::plot::figures_of(&table).unwrap();
+            }
             seen += 1;
         }
     }
