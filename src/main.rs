@@ -71,7 +71,7 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Log–log figure (SVG) of a metric against an axis of a sweep's results, with fitted
+    /// Log–log figure (SVG and PNG) of a metric against an axis of a sweep's results, with fitted
     /// slopes and their 95% intervals; the fits also go to OUT/fits.csv.
     Plot {
         /// A sweep's folder or its results.jsonl.
@@ -307,6 +307,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     r.rows
                 );
             }
+            if r.figures > 0 {
+                println!(
+                    "figures    {} in {} (SVG and PNG), their slopes in {}/fits.csv",
+                    r.figures,
+                    out.display(),
+                    out.display()
+                );
+            }
             Ok(())
         }
         Command::Plot {
@@ -373,8 +381,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
             println!(
-                "\nwrote {} and {}",
+                "\nwrote {}, {} and {}",
                 svg.display(),
+                svg.with_extension("png").display(),
                 out.join("fits.csv").display()
             );
             Ok(())

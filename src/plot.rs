@@ -1,11 +1,16 @@
-//! `icq plot`: log–log figures (SVG, plotters) of a metric against an axis of a sweep's
-//! results, one line per value of a second axis, the seeds as a band, and the fitted slope with
-//! its 95% interval in the legend; the fits also go to `fits.csv`.
+//! `icq plot`: log–log figures (SVG and PNG, plotters) of a metric against an axis of a
+//! sweep's results, one line per value of a second axis, the seeds as a band, and the fitted
+//! slope with its 95% interval in the legend; the fits also go to `fits.csv`.
+//!
+//! Text is set in DejaVu Sans, embedded in the binary (`assets/fonts/`, Bitstream Vera
+//! license), so figures look the same on every machine and need no system fonts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -243,8 +248,72 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
-/// Draws `lines` as an SVG at `path`.
-pub fn draw(path: &Path, figure: &Figure, lines: &[Line]) -> Result<()> {
+/// Figure size in pixels.
+const SIZE: (u32, u32) = (860, 600);
+
+/// The embedded font, registered once as plotters' `sans-serif`.
+fn font() -> Result<()> {
+    static FONT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *FONT.get_or_init(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+        register_font("sans-serif", FontStyle::Normal, bytes).is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Plot("the embedded font does not load".into()))
+    }
+}
+
+/// Draws `lines` as an SVG at `svg` and a PNG at `png`.
+pub fn draw(svg: &Path, png: &Path, figure: &Figure, lines: &[Line]) -> Result<()> {
+    font()?;
+    draw_on(
+        SVGBackend::new(svg, SIZE).into_drawing_area(),
+        figure,
+        lines,
+    )?;
+    let mut pixels = vec![0u8; SIZE.0 as usize * SIZE.1 as usize * 3];
+    draw_on(
+        BitMapBackend::with_buffer(&mut pixels, SIZE).into_drawing_area(),
+        figure,
+        lines,
+    )?;
+    let mut encoded = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut encoded, SIZE.0, SIZE.1);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(plot_err)?;
+        writer.write_image_data(&pixels).map_err(plot_err)?;
+        writer.finish().map_err(plot_err)?;
+    }
+    write_atomically(png, &encoded)
+}
+
+/// A tick label: three significant digits, no trailing zeros (4914.8 → 4910, 0.5493 →
+/// 0.549, 7.389 → 7.39).
+fn tick(v: f64) -> String {
+    if !(v.is_finite() && v > 0.0) {
+        return format!("{v}");
+    }
+    let digits = 2 - v.log10().floor() as i32;
+    let scale = 10f64.powi(digits);
+    let rounded = (v * scale).round() / scale;
+    let text = format!("{:.*}", digits.max(0) as usize, rounded);
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// Draws `lines` on `root`.
+fn draw_on<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    figure: &Figure,
+    lines: &[Line],
+) -> Result<()> {
     let positive: Vec<(f64, f64)> = lines
         .iter()
         .flat_map(|l| l.points.iter().copied())
@@ -267,7 +336,6 @@ pub fn draw(path: &Path, figure: &Figure, lines: &[Line]) -> Result<()> {
     };
     let (x0, x1) = range(positive.iter().map(|p| p.0).collect());
     let (y0, y1) = range(positive.iter().map(|p| p.1).collect());
-    let root = SVGBackend::new(path, (860, 600)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -287,8 +355,8 @@ pub fn draw(path: &Path, figure: &Figure, lines: &[Line]) -> Result<()> {
         .y_desc(figure.y.as_str())
         .x_labels(10)
         .y_labels(10)
-        .x_label_formatter(&|v| format!("{:.3}", v.exp()))
-        .y_label_formatter(&|v| format!("{:.3}", v.exp()))
+        .x_label_formatter(&|v| tick(v.exp()))
+        .y_label_formatter(&|v| tick(v.exp()))
         .draw()
         .map_err(plot_err)?;
     for (i, line) in lines.iter().enumerate() {
@@ -350,8 +418,8 @@ pub fn draw(path: &Path, figure: &Figure, lines: &[Line]) -> Result<()> {
     Ok(())
 }
 
-/// Draws `figure` from the results at `results` into `out` (an SVG named after the figure)
-/// and records its fits in `out/fits.csv` (replacing earlier rows of the same figure).
+/// Draws `figure` from the results at `results` into `out` (an SVG and a PNG named after the
+/// figure) and records its fits in `out/fits.csv` (replacing earlier rows of the same figure).
 /// Returns the SVG's path and the lines.
 pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec<Line>)> {
     let rows = read_results(results)?;
@@ -369,7 +437,7 @@ pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec
     }
     let svg = out.join(format!("{name}.svg"));
     let partial = out.join(format!("{name}.svg.partial"));
-    draw(&partial, figure, &lines)?;
+    draw(&partial, &out.join(format!("{name}.png")), figure, &lines)?;
     std::fs::rename(&partial, &svg).map_err(|source| Error::Io {
         path: svg.clone(),
         source,
@@ -398,4 +466,19 @@ pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec
     }
     write_atomically(&fits, format!("{header}\n{}\n", kept.join("\n")).as_bytes())?;
     Ok((svg, lines))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick;
+
+    #[test]
+    fn ticks_keep_three_significant_digits() {
+        assert_eq!(tick(4914.769), "4910");
+        assert_eq!(tick(36315.5), "36300");
+        assert_eq!(tick(0.5493), "0.549");
+        assert_eq!(tick(7.389), "7.39");
+        assert_eq!(tick(20.0), "20");
+        assert_eq!(tick(0.0012345), "0.00123");
+    }
 }

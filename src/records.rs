@@ -290,6 +290,18 @@ mod tests {
             .collect()
     }
 
+    /// Every row of a Parquet file as its fields.
+    fn fields(reader: &SerializedFileReader<File>) -> Vec<Vec<Field>> {
+        reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|row| {
+                let row = row.unwrap();
+                row.get_column_iter().map(|(_, f)| f.clone()).collect()
+            })
+            .collect()
+    }
+
     #[test]
     fn parquet_reads_back_every_value_and_type() {
         let d = dir("kinds");
@@ -371,14 +383,7 @@ mod tests {
                 Field::Null,
             ],
         ];
-        let got: Vec<Vec<Field>> = reader
-            .get_row_iter(None)
-            .unwrap()
-            .map(|row| {
-                let row = row.unwrap();
-                row.get_column_iter().map(|(_, f)| f.clone()).collect()
-            })
-            .collect();
+        let got = fields(&reader);
         assert_eq!(got, want);
     }
 
@@ -406,14 +411,7 @@ mod tests {
         write_rows(&d, "rows", &[a, b, c]).unwrap();
         let reader =
             SerializedFileReader::new(File::open(d.join("rows.parquet")).unwrap()).unwrap();
-        let got: Vec<Vec<Field>> = reader
-            .get_row_iter(None)
-            .unwrap()
-            .map(|row| {
-                let row = row.unwrap();
-                row.get_column_iter().map(|(_, f)| f.clone()).collect()
-            })
-            .collect();
+        let got = fields(&reader);
         let s = |t: &str| Field::Str(t.to_string());
         assert_eq!(
             got,

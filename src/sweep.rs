@@ -377,6 +377,8 @@ pub struct SweepReport {
     pub rows: usize,
     /// Seconds this call ran.
     pub seconds: f64,
+    /// Figures drawn (the config's `[[figure]]`s, once the grid is complete).
+    pub figures: usize,
 }
 
 /// Runs the sweep of the config at `path` into `out`.
@@ -487,6 +489,7 @@ pub fn sweep(
         skipped: mine.len() - todo.len(),
         rows,
         seconds: start.elapsed().as_secs_f64(),
+        figures: if shard.is_none() { figures.len() } else { 0 },
     })
 }
 

@@ -37,6 +37,19 @@ fn plot_recovers_known_slopes_per_group() {
     };
     let (svg, fitted) = plot(&dir, &figure, &dir).unwrap();
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
+    // The PNG beside it decodes to the figure's size, with ink on it (axes, text, lines).
+    let png = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(svg.with_extension("png")).unwrap(),
+    ));
+    let mut reader = png.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width, info.height), (860, 600));
+    let dark = pixels[..info.buffer_size()]
+        .chunks(3)
+        .filter(|p| p.iter().all(|&c| c < 100))
+        .count();
+    assert!(dark > 2_000, "{dark} dark pixels");
     assert_eq!(fitted.len(), 2);
     for (line, want) in fitted.iter().zip([-0.5, 1.0]) {
         let f = line.fit.unwrap();
