@@ -30,7 +30,7 @@ fn cuda_philox_matches_rust() {
 #[cfg(feature = "cuda")]
 #[test]
 fn every_kernel_variant_compiles_to_ptx() {
-    use icq::backend::cuda::{compile_epoch, nvrtc_available};
+    use icq::backend::cuda::{compile_epoch_in, nvrtc_available};
     if !nvrtc_available() {
         if std::env::var("ICQ_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
             panic!("ICQ_REQUIRE_NVRTC=1 but NVRTC cannot be loaded (is its lib folder on LD_LIBRARY_PATH?)");
@@ -41,7 +41,7 @@ fn every_kernel_variant_compiles_to_ptx() {
     // Tabular (width 1), and MLP widths, for a few action counts; two target architectures.
     for (width, actions) in [(1, 3), (32, 3), (64, 2), (128, 8)] {
         for arch in [Some("compute_80"), Some("compute_90")] {
-            let ptx = compile_epoch(width, actions, arch)
+            let ptx = compile_epoch_in(width, actions, arch, None)
                 .unwrap_or_else(|e| panic!("{width}/{actions}/{arch:?}: {e}"));
             assert!(
                 ptx.contains(".entry epochs"),
@@ -49,4 +49,43 @@ fn every_kernel_variant_compiles_to_ptx() {
             );
         }
     }
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn compiled_ptx_is_cached_on_disk_under_its_whole_key() {
+    use icq::backend::cuda::{compile_epoch_in, nvrtc_available, ptx_cache_file};
+    if !nvrtc_available() {
+        if std::env::var("ICQ_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
+            panic!("ICQ_REQUIRE_NVRTC=1 but NVRTC cannot be loaded");
+        }
+        eprintln!("skipped: NVRTC cannot be loaded");
+        return;
+    }
+    let root = std::env::temp_dir().join(format!("icq-ptx-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let (a, b, c) = (root.join("a"), root.join("b"), root.join("c"));
+    let arch = Some("compute_80");
+    // A first compile writes the file, holding its key (the source among it) and the PTX.
+    let ptx = compile_epoch_in(24, 3, arch, Some(&a)).unwrap();
+    let file = ptx_cache_file(&a, 24, 3, arch);
+    let stored = std::fs::read_to_string(&file).unwrap();
+    assert!(stored.contains("#define ICQ_WIDTH 24") && stored.ends_with(&ptx));
+    // A later process reads it instead of compiling: a marked copy is what comes back.
+    std::fs::create_dir_all(&b).unwrap();
+    let marked = stored.replace(".entry epochs", ".entry epochs // from the cache");
+    std::fs::write(ptx_cache_file(&b, 24, 3, arch), &marked).unwrap();
+    let read = compile_epoch_in(24, 3, arch, Some(&b)).unwrap();
+    assert!(read.contains("// from the cache"));
+    // A file of the same name whose key differs (another source) is not trusted.
+    std::fs::create_dir_all(&c).unwrap();
+    let wrong = marked.replace("#define ICQ_WIDTH 24", "#define ICQ_WIDTH 25");
+    std::fs::write(ptx_cache_file(&c, 24, 3, arch), wrong).unwrap();
+    let fresh = compile_epoch_in(24, 3, arch, Some(&c)).unwrap();
+    assert!(!fresh.contains("// from the cache"));
+    assert_eq!(
+        std::fs::read_to_string(ptx_cache_file(&c, 24, 3, arch)).unwrap(),
+        stored
+    );
+    let _ = std::fs::remove_dir_all(&root);
 }

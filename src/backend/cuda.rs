@@ -1,7 +1,9 @@
 //! The CUDA backend (cargo feature `cuda`): `kernels/epoch.cu` compiled at run time by NVRTC
 //! through cudarc, which loads the CUDA libraries dynamically, so the crate builds and its
-//! tests run on machines with no CUDA at all. PTX is cached per kernel source and device for
-//! the life of the process, so a sweep compiles each variant once.
+//! tests run on machines with no CUDA at all. PTX is cached per kernel source, target
+//! architecture and NVRTC version, in the process and on disk (`$ICQ_CACHE_DIR`, else
+//! `$XDG_CACHE_HOME/icq/ptx`, else `~/.cache/icq/ptx`), so a sweep — and the next one —
+//! compiles each variant once.
 //!
 //! Without the feature the backend still exists and says it was left out.
 
@@ -25,6 +27,7 @@ pub use enabled::*;
 #[cfg(feature = "cuda")]
 mod enabled {
     use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
     use std::sync::{Arc, Mutex, OnceLock};
 
     use cudarc::driver::{
@@ -39,6 +42,7 @@ mod enabled {
     };
     use crate::backend::{Backend, Counters, QTables};
     use crate::error::{Error, Result};
+    use crate::io::write_atomically;
     use crate::learn::plan::Plan;
 
     /// Threads per block of the epoch kernel.
@@ -62,34 +66,123 @@ mod enabled {
         CACHE.get_or_init(|| Mutex::new(HashMap::new()))
     }
 
-    /// PTX of the epoch kernel for `width` and `actions` (compiled once per source and
-    /// `arch`, then cached); NVRTC failures carry the compiler log.
+    /// The NVRTC version, as "major.minor".
+    fn nvrtc_version() -> String {
+        let (mut major, mut minor) = (0, 0);
+        // SAFETY: NVRTC is loaded (checked by the caller); the call writes two ints.
+        unsafe { cudarc::nvrtc::sys::nvrtcVersion(&mut major, &mut minor) };
+        format!("{major}.{minor}")
+    }
+
+    /// Where compiled PTX is kept between processes (none when no folder can be named).
+    pub fn ptx_cache_dir() -> Option<PathBuf> {
+        let var = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        var("ICQ_CACHE_DIR")
+            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("icq").join("ptx")))
+            .or_else(|| var("HOME").map(|d| d.join(".cache").join("icq").join("ptx")))
+    }
+
+    /// FNV-1a, 64 bits: names a cache file (the file itself holds the whole key, checked on
+    /// every read, so a collision can only cost a recompile).
+    fn fnv1a(text: &str) -> u64 {
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
+
+    /// The cached PTX of `key` in `dir`, if a file there holds exactly that key.
+    fn read_cached(dir: &Path, key: &str) -> Option<String> {
+        let text = std::fs::read_to_string(cache_file(dir, key)).ok()?;
+        let (stored, ptx) = text.split_once(CACHE_SEPARATOR)?;
+        (stored == key).then(|| ptx.to_string())
+    }
+
+    /// Stores the PTX of `key` in `dir` (atomically; a cache that cannot be written is only
+    /// slower, so failures are ignored).
+    fn write_cached(dir: &Path, key: &str, ptx: &str) {
+        if std::fs::create_dir_all(dir).is_ok() {
+            let body = format!("{key}{CACHE_SEPARATOR}{ptx}");
+            let _ = write_atomically(&cache_file(dir, key), body.as_bytes());
+        }
+    }
+
+    /// Separates a cache file's key (arch, NVRTC version, source) from its PTX.
+    const CACHE_SEPARATOR: &str = "\n// ---- icq: PTX below ----\n";
+
+    /// PTX of the epoch kernel for `width` and `actions` (compiled once per source, `arch`
+    /// and NVRTC version, then cached in the process and in [`ptx_cache_dir`]); NVRTC
+    /// failures carry the compiler log.
     pub fn compile_epoch(width: u32, actions: u32, arch: Option<&'static str>) -> Result<String> {
+        compile_epoch_in(width, actions, arch, ptx_cache_dir().as_deref())
+    }
+
+    /// [`compile_epoch`] with the on-disk cache in `dir` (none: the process's cache only).
+    pub fn compile_epoch_in(
+        width: u32,
+        actions: u32,
+        arch: Option<&'static str>,
+        dir: Option<&Path>,
+    ) -> Result<String> {
         if !nvrtc_available() {
             return Err(Error::BackendUnavailable(
                 "NVRTC (libnvrtc) cannot be loaded".into(),
             ));
         }
-        let source = cuda_source(width, actions);
-        let key = format!("{}:{source}", arch.unwrap_or("default"));
-        if let Some(ptx) = ptx_cache().lock().expect("PTX cache").get(&key) {
+        let key = cache_key(width, actions, arch);
+        let memo = format!("{dir:?}\n{key}");
+        if let Some(ptx) = ptx_cache().lock().expect("PTX cache").get(&memo) {
             return Ok(ptx.clone());
         }
-        let opts = CompileOptions {
-            arch,
-            name: Some("epoch.cu".into()),
-            ..Default::default()
+        let text = match dir.and_then(|d| read_cached(d, &key)) {
+            Some(ptx) => ptx,
+            None => {
+                let opts = CompileOptions {
+                    arch,
+                    name: Some("epoch.cu".into()),
+                    ..Default::default()
+                };
+                let ptx =
+                    compile_ptx_with_opts(cuda_source(width, actions), opts).map_err(|e| {
+                        Error::Shader {
+                            name: "kernels/epoch.cu (epochs)".into(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                let text = ptx.to_src();
+                if let Some(d) = dir {
+                    write_cached(d, &key, &text);
+                }
+                text
+            }
         };
-        let ptx = compile_ptx_with_opts(&source, opts).map_err(|e| Error::Shader {
-            name: "kernels/epoch.cu (epochs)".into(),
-            message: e.to_string(),
-        })?;
-        let text = ptx.to_src();
         ptx_cache()
             .lock()
             .expect("PTX cache")
-            .insert(key, text.clone());
+            .insert(memo, text.clone());
         Ok(text)
+    }
+
+    /// The file in `dir` that caches the PTX of `width`, `actions` and `arch`.
+    pub fn ptx_cache_file(dir: &Path, width: u32, actions: u32, arch: Option<&str>) -> PathBuf {
+        cache_file(dir, &cache_key(width, actions, arch))
+    }
+
+    fn cache_file(dir: &Path, key: &str) -> PathBuf {
+        dir.join(format!("{:016x}.ptx", fnv1a(key)))
+    }
+
+    /// What a cached PTX depends on: the target, the compiler and the source.
+    fn cache_key(width: u32, actions: u32, arch: Option<&str>) -> String {
+        format!(
+            "// arch {}, NVRTC {}\n{}",
+            arch.unwrap_or("default"),
+            nvrtc_version(),
+            cuda_source(width, actions)
+        )
     }
 
     fn driver(e: cudarc::driver::DriverError) -> Error {
