@@ -21,7 +21,7 @@
 
 // Mirrors `EpochParams` in src/backend/wgpu.rs field for field.
 struct EpochParams {
-    unsigned int instances, epochs, epoch0, seed_lo, seed_hi, agents, states, actions;
+    unsigned int instances, epochs, epoch0, per_seed, off_seeds, agents, states, actions;
     unsigned int artifact_states, stride_x, stride_h, mode, network, width, depth, behavior;
     unsigned int explore_threshold, sampler, sampler_threshold, step_kind;
     float alpha, t0, clip, gamma;
@@ -51,13 +51,16 @@ struct Ctx {
 
 // ---- Philox streams -------------------------------------------------------------------
 
+// Instance b of the batch draws as instance b mod per_seed of seed floor(b / per_seed).
 ICQ_FN void stream_start(Ctx* c, unsigned int instance, unsigned int epoch, unsigned int tag) {
-    c->key0 = instance;
-    c->key1 = c->P.seed_lo;
+    unsigned int j = instance / c->P.per_seed;
+    unsigned int seed = c->P.off_seeds + 2u * j;
+    c->key0 = instance - j * c->P.per_seed;
+    c->key1 = c->MU[seed];
     c->ctr.x = 0u;
     c->ctr.y = epoch;
     c->ctr.z = tag;
-    c->ctr.w = c->P.seed_hi;
+    c->ctr.w = c->MU[seed + 1u];
     c->lane = 4u;
 }
 

@@ -9,8 +9,8 @@ struct EpochParams {
     instances: u32,
     epochs: u32,
     epoch0: u32,
-    seed_lo: u32,
-    seed_hi: u32,
+    per_seed: u32,
+    off_seeds: u32,
     agents: u32,
     states: u32,
     actions: u32,
@@ -73,9 +73,12 @@ struct Stream {
 
 var<private> S: Stream;
 
+// Instance b of the batch draws as instance b mod per_seed of seed ⌊b / per_seed⌋.
 fn stream_start(instance: u32, epoch: u32, tag: u32) {
-    S.key = vec2<u32>(instance, P.seed_lo);
-    S.ctr = vec4<u32>(0u, epoch, tag, P.seed_hi);
+    let j = instance / P.per_seed;
+    let seed = P.off_seeds + 2u * j;
+    S.key = vec2<u32>(instance - j * P.per_seed, MU[seed]);
+    S.ctr = vec4<u32>(0u, epoch, tag, MU[seed + 1u]);
     S.lane = 4u;
 }
 

@@ -32,6 +32,14 @@ impl Record {
         self.0.extend(other.0.iter().cloned());
     }
 
+    /// Replaces the value of `key` (appends the field if there is none).
+    pub fn set(&mut self, key: &str, value: impl Into<Value>) {
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value.into(),
+            None => self.push(key, value),
+        }
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)

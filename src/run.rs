@@ -145,6 +145,19 @@ pub fn run_chosen(
     input: &Input,
     progress: bool,
 ) -> Result<RunReport> {
+    run_seeds(chosen, why, input, &[input.config.run.seed], progress)
+}
+
+/// Runs the config of `input` once per seed of `seeds`, all in one batch (`[run] instances`
+/// per seed, seed-major, each instance drawing what it would in a run of its seed alone) with
+/// the oracle computed once. Rows and metrics come in batch order; each row names its seed.
+pub fn run_seeds(
+    chosen: &Chosen,
+    why: String,
+    input: &Input,
+    seeds: &[u64],
+    progress: bool,
+) -> Result<RunReport> {
     let cfg = &input.config;
     let checkpoints = cfg.run.checkpoint_epochs()?;
     let oracle = Oracle::new(&input.model)?;
@@ -152,11 +165,11 @@ pub fn run_chosen(
         sampler: cfg.learner.sampler,
         ..OracleOptions::default()
     })?;
-    let plan = Plan::new(
+    let plan = Plan::packed(
         &input.model,
         &cfg.learner,
         cfg.run.instances,
-        cfg.run.seed,
+        seeds,
         Some(&analysis.mu),
     )?;
     let job = Job {
@@ -235,8 +248,9 @@ fn run_on<B: Backend>(backend: &B, job: Job<'_>, analysis: Analysis) -> Result<R
             input.config.run.policy_gap_instances as usize,
             POLICY_TOLERANCE,
         )?;
-        for m in &metrics {
+        for (b, m) in metrics.iter().enumerate() {
             let mut r = ctx.clone();
+            r.set("seed", plan.key(b as u32).0);
             r.extend(&metrics_record(c, m));
             rows.push(r);
         }

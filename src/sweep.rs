@@ -1,6 +1,7 @@
 //! `icq sweep` and `icq merge`: a grid of configs (every combination of the `[sweep]` axes,
-//! times the seeds), run unit by unit — a unit is one (grid point, seed) — on the chosen
-//! backend, one row per (grid point, seed, checkpoint) with every knob, every exact figure and
+//! times the seeds) on the chosen backend — a unit is one (grid point, seed); the seeds of a
+//! grid point run packed in one batch with one oracle (as many as fit 512 MiB of instance
+//! state) — one row per (grid point, seed, checkpoint) with every knob, every exact figure and
 //! the mean and standard deviation over instances of every metric.
 //!
 //! A `[sweep]` table holds lists (axes shared by the whole sweep), `seeds`, and optionally
@@ -26,8 +27,9 @@ use crate::config::{Config, Input};
 use crate::error::{Error, Result};
 use crate::io::write_atomically;
 use crate::learn::metrics::Metrics;
+use crate::learn::net::NetLayout;
 use crate::records::{num, to_jsonl, write_rows, Record};
-use crate::run::{context, mean_sd, run_chosen};
+use crate::run::{context, mean_sd, run_seeds};
 
 /// Knobs of `[model]` that a bare axis name may set.
 const MODEL_KNOBS: &[&str] = &[
@@ -434,25 +436,35 @@ pub fn sweep(
     // One backend for the whole sweep (units may name theirs only through the shared config).
     let mut chosen: Option<(crate::backend::Chosen, String)> = None;
     let mut backend_used = String::new();
-    for unit in &todo {
+    for pack in packs(&todo) {
+        let first = pack[0];
         if chosen.is_none() {
             chosen = Some(crate::backend::Chosen::pick(
-                &unit.input.config.run.backend,
+                &first.input.config.run.backend,
             )?);
         }
         let (backend, why) = chosen.as_ref().expect("chosen above");
-        let parts: Vec<String> = unit
+        let parts: Vec<String> = first
             .values
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        bar.set_message(format!("{} seed {}", parts.join(" "), unit.seed));
-        let report = run_chosen(backend, why.clone(), &unit.input, false)?;
+        let seeds: Vec<u64> = pack.iter().map(|u| u.seed).collect();
+        bar.set_message(format!("{} seeds {seeds:?}", parts.join(" ")));
+        let report = run_seeds(backend, why.clone(), &first.input, &seeds, false)?;
         backend_used = report.backend.clone();
-        let ctx = context(&unit.input, &report.analysis, report.backend_name);
-        let rows = unit_rows(unit, &ctx, &report.checkpoints);
-        write_atomically(&part_path(out, unit.index), to_jsonl(&rows).as_bytes())?;
-        bar.inc(1);
+        let per_seed = first.input.config.run.instances as usize;
+        for (k, unit) in pack.iter().enumerate() {
+            let own: Vec<Vec<Metrics>> = report
+                .checkpoints
+                .iter()
+                .map(|c| c[k * per_seed..(k + 1) * per_seed].to_vec())
+                .collect();
+            let ctx = context(&unit.input, &report.analysis, report.backend_name);
+            let rows = unit_rows(unit, &ctx, &own);
+            write_atomically(&part_path(out, unit.index), to_jsonl(&rows).as_bytes())?;
+            bar.inc(1);
+        }
     }
     bar.finish_and_clear();
     // A shard leaves its parts for `icq merge`; a whole grid writes its results now.
@@ -491,6 +503,29 @@ pub fn sweep(
         seconds: start.elapsed().as_secs_f64(),
         figures: if shard.is_none() { figures.len() } else { 0 },
     })
+}
+
+/// Bytes of instance state (parameters and records) one packed batch may hold.
+const PACK_BYTES: usize = 512 << 20;
+
+/// The units to run, packed: the seeds of one grid point share a batch (and one oracle), as
+/// many as fit [`PACK_BYTES`].
+fn packs<'a>(todo: &[&&'a Unit]) -> Vec<Vec<&'a Unit>> {
+    let mut out: Vec<Vec<&Unit>> = Vec::new();
+    for &&unit in todo {
+        let (cfg, model) = (&unit.input.config, &unit.input.model);
+        let space = model.space();
+        let l = &cfg.learner;
+        let layout = NetLayout::new(&space, model.actions, l.mode, l.network, l.encoding);
+        let words = layout.params + 5 + layout.units.len() + 5 * space.agents;
+        let bytes = 4 * words * cfg.run.instances as usize;
+        let room = (PACK_BYTES / bytes.max(1)).max(1);
+        match out.last_mut() {
+            Some(pack) if pack[0].point == unit.point && pack.len() < room => pack.push(unit),
+            _ => out.push(vec![unit]),
+        }
+    }
+    out
 }
 
 /// The `[[figure]]` entries of the sweep config `text` at `path`.
@@ -648,4 +683,34 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize> {
             .as_bytes(),
     )?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::{expand, packs};
+
+    #[test]
+    fn the_seeds_of_a_point_share_a_batch() {
+        let text = "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\n\
+            [learner]\nnetwork = \"tabular\"\n[run]\ninstances = 4\nepochs = 10\n\
+            [sweep]\ninterface_noise = [0.0, 0.2]\nseeds = [1, 2, 3]\n";
+        let units = expand(text, Path::new("sweep.toml")).unwrap();
+        let todo: Vec<&_> = units.iter().collect();
+        let refs: Vec<&&_> = todo.iter().collect();
+        let shape = |refs: &[&&super::Unit]| -> Vec<Vec<(usize, u64)>> {
+            packs(refs)
+                .iter()
+                .map(|p| p.iter().map(|u| (u.point, u.seed)).collect())
+                .collect()
+        };
+        assert_eq!(
+            shape(&refs),
+            [vec![(0, 1), (0, 2), (0, 3)], vec![(1, 1), (1, 2), (1, 3)]]
+        );
+        // A resumed or sharded run packs what is left of each point.
+        let left: Vec<&&_> = refs.iter().copied().filter(|u| u.seed != 2).collect();
+        assert_eq!(shape(&left), [vec![(0, 1), (0, 3)], vec![(1, 1), (1, 3)]]);
+    }
 }

@@ -242,3 +242,52 @@ fn results_do_not_depend_on_thread_count() {
         "nothing was learned"
     );
 }
+
+/// A batch packing several seeds is, seed block by seed block, the runs of those seeds alone:
+/// the same Q-values, states and counters, bit for bit.
+#[test]
+fn packed_seeds_run_as_their_own_runs() {
+    let text = format!(
+        "{MODEL}[learner]\nnetwork = {{ mlp = {{ width = 8, depth = 1 }} }}\n\
+         behavior = {{ epsilon_greedy = {{ epsilon = 0.3 }} }}\n[run]\ninstances = 5\n"
+    );
+    let inp = input(&text);
+    let seeds = [3u64, (1 << 33) + 1, 0];
+    let cpu = Cpu::new();
+    let run = |plan: &Plan| {
+        let mut batch = cpu.upload(plan).unwrap();
+        cpu.advance(&mut batch, 250).unwrap();
+        (
+            cpu.read_q(&batch).unwrap(),
+            cpu.counters(&batch).unwrap(),
+            batch.states(),
+        )
+    };
+    let packed = Plan::packed(&inp.model, &inp.config.learner, 5, &seeds, None).unwrap();
+    assert_eq!(packed.instances, 15);
+    let (q, counters, states) = run(&packed);
+    let per_q = q.inputs * q.actions;
+    let units = counters.updates.len() / 15;
+    for (j, &seed) in seeds.iter().enumerate() {
+        let alone = Plan::new(&inp.model, &inp.config.learner, 5, seed, None).unwrap();
+        let (q1, c1, s1) = run(&alone);
+        let block = j * 5..(j + 1) * 5;
+        assert_eq!(
+            q.values[block.start * per_q..block.end * per_q],
+            q1.values[..],
+            "seed {seed}: Q"
+        );
+        assert_eq!(states[block.clone()], s1[..], "seed {seed}: states");
+        assert_eq!(
+            counters.steps[block.clone()],
+            c1.steps[..],
+            "seed {seed}: steps"
+        );
+        assert_eq!(
+            counters.updates[block.start * units..block.end * units],
+            c1.updates[..],
+            "seed {seed}: updates"
+        );
+    }
+    assert!(Plan::packed(&inp.model, &inp.config.learner, 5, &[], None).is_err());
+}

@@ -149,7 +149,10 @@ impl Backend for Cpu {
         params
             .par_chunks_mut(p.max(1))
             .enumerate()
-            .for_each(|(i, chunk)| plan.layout.init(plan.seed, i as u32, chunk));
+            .for_each(|(i, chunk)| {
+                let (seed, local) = plan.key(i as u32);
+                plan.layout.init(seed, local, chunk)
+            });
         let states = (0..b)
             .into_par_iter()
             .map(|i| InstanceState {

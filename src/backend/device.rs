@@ -24,10 +24,10 @@ pub struct EpochParams {
     pub epochs: u32,
     /// Index of the first epoch of this dispatch.
     pub epoch0: u32,
-    /// Low word of the run seed.
-    pub seed_lo: u32,
-    /// High word of the run seed.
-    pub seed_hi: u32,
+    /// Instances per seed (instance b draws as instance b mod per_seed of its seed).
+    pub per_seed: u32,
+    /// Offset in the words of the seeds, two words (low, high) per seed.
+    pub off_seeds: u32,
     /// N.
     pub agents: u32,
     /// Joint states.
@@ -182,6 +182,10 @@ impl DeviceModel {
         if let Some(mu) = &plan.mu_table {
             words.extend(&mu.thresholds);
         }
+        let off_seeds = mark(&words);
+        for &seed in &plan.seeds {
+            words.extend([seed as u32, (seed >> 32) as u32]);
+        }
         let off_feat_idx = mark(&words);
         words.extend(&layout.feat_idx);
         let mut feat_starts = Vec::new();
@@ -213,8 +217,8 @@ impl DeviceModel {
             StepSize::Inverse { alpha, t0 } => (2, alpha, t0),
         };
         let params = EpochParams {
-            seed_lo: plan.seed as u32,
-            seed_hi: (plan.seed >> 32) as u32,
+            per_seed: plan.per_seed,
+            off_seeds,
             agents: space.agents as u32,
             states: space.states as u32,
             actions: model.actions as u32,
@@ -289,7 +293,8 @@ pub fn initial_instances(plan: &Plan, start: u32, len: u32) -> (Vec<u32>, Vec<f3
     let mut inst = vec![0u32; f * n];
     for b in 0..n {
         let global = start + b as u32;
-        plan.layout.init(plan.seed, global, &mut own);
+        let (seed, local) = plan.key(global);
+        plan.layout.init(seed, local, &mut own);
         for (j, &v) in own.iter().enumerate() {
             params[j * n + b] = v;
         }

@@ -97,7 +97,8 @@ pub fn run_epoch<L: Lanes>(
     let (model, space, layout) = (&plan.model, &plan.space, &plan.layout);
     let learner = &plan.learner;
     let k = inst.state.epoch;
-    let mut stream = Stream::with_lanes(lanes, plan.seed, b, k, TAG_EPOCH);
+    let (seed, local) = plan.key(b);
+    let mut stream = Stream::with_lanes(lanes, seed, local, k, TAG_EPOCH);
     let s = inst.state.state as usize;
     let parts = plan.decode(s);
     let (h, x) = (parts[0] as usize, parts[1] as usize);

@@ -17,7 +17,7 @@ use crate::oracle::{Analysis, Oracle};
 /// One instance's metrics at one checkpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Metrics {
-    /// Instance index.
+    /// Instance index (among the instances of its seed).
     pub instance: u32,
     /// Epochs run.
     pub epoch: u32,
@@ -37,8 +37,8 @@ pub struct Metrics {
     pub updates: Vec<u32>,
 }
 
-/// Metrics of every instance; the policy gap for the first `policy_gap_instances` only
-/// (greedy policies shared by several instances are evaluated once).
+/// Metrics of every instance; the policy gap for the first `policy_gap_instances` of each
+/// seed only (greedy policies shared by several instances are evaluated once).
 pub fn checkpoint_metrics(
     plan: &Plan,
     oracle: &Oracle,
@@ -83,7 +83,7 @@ pub fn checkpoint_metrics(
             let total_updates: u64 = updates.iter().map(|&u| u64::from(u)).sum();
             let epochs = counters.epochs[b];
             Metrics {
-                instance: b as u32,
+                instance: plan.key(b as u32).1,
                 epoch: epochs,
                 q_err: sq.sqrt(),
                 q_err_obs: sq_obs.sqrt(),
@@ -97,9 +97,13 @@ pub fn checkpoint_metrics(
         .collect();
 
     // Greedy policies, keyed by their actions per joint state, each evaluated once.
-    let with_gap = policy_gap_instances.min(instances);
-    let policies: Vec<Vec<u32>> = (0..with_gap)
-        .into_par_iter()
+    let per_seed = plan.per_seed as usize;
+    let with_gap: Vec<usize> = (0..instances)
+        .filter(|b| b % per_seed < policy_gap_instances)
+        .collect();
+    let policies: Vec<Vec<u32>> = with_gap
+        .par_iter()
+        .map(|&b| b)
         .map(|b| {
             (0..space.states)
                 .map(|s| argmax(row(b, s)) as u32)
@@ -123,7 +127,7 @@ pub fn checkpoint_metrics(
         .collect();
     let values: Vec<f64> = values.into_iter().collect::<Result<_>>()?;
     let v_star = analysis.v_star_initial;
-    for (b, p) in policies.iter().enumerate() {
+    for (&b, p) in with_gap.iter().zip(&policies) {
         let v = values[distinct[p.as_slice()]];
         out[b].policy_gap = Some((v_star - v) / v_star.abs().max(f64::MIN_POSITIVE));
     }

@@ -22,10 +22,13 @@ pub struct Plan {
     pub learner: LearnerConfig,
     /// Parameter layout and input features.
     pub layout: NetLayout,
-    /// Instances B.
+    /// Instances B (all seeds together).
     pub instances: u32,
-    /// The run seed.
-    pub seed: u64,
+    /// The run seeds: instances `j·per_seed .. (j+1)·per_seed` are instances `0..per_seed` of
+    /// seed `seeds[j]`, each drawing exactly what it would in a run of that seed alone.
+    pub seeds: Vec<u64>,
+    /// Instances per seed.
+    pub per_seed: u32,
     /// Per joint state: the input index of its decider's unit (observation or joint state).
     pub state_input: Vec<u32>,
     /// μ as a cumulative table over joint states (the `reset` sampler only).
@@ -41,8 +44,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of `instances` instances; `mu` (the oracle's stationary law) is needed by the
-    /// `reset` sampler only.
+    /// The plan of `instances` instances under `seed`; `mu` (the oracle's stationary law) is
+    /// needed by the `reset` sampler only.
     pub fn new(
         model: &Model,
         learner: &LearnerConfig,
@@ -50,6 +53,30 @@ impl Plan {
         seed: u64,
         mu: Option<&[f64]>,
     ) -> Result<Self> {
+        Self::packed(model, learner, instances, &[seed], mu)
+    }
+
+    /// One batch of `per_seed` instances for each of `seeds` (seed-major), every instance
+    /// drawing what it would in a run of its seed alone.
+    pub fn packed(
+        model: &Model,
+        learner: &LearnerConfig,
+        per_seed: u32,
+        seeds: &[u64],
+        mu: Option<&[f64]>,
+    ) -> Result<Self> {
+        let instances = u32::try_from(u64::from(per_seed) * seeds.len() as u64)
+            .ok()
+            .filter(|_| !seeds.is_empty())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "run.instances",
+                    format!(
+                        "{per_seed} instances × {} seeds do not fit one batch",
+                        seeds.len()
+                    ),
+                )
+            })?;
         learner.validate()?;
         if instances == 0 {
             return Err(Error::invalid(
@@ -111,7 +138,8 @@ impl Plan {
             learner: learner.clone(),
             layout,
             instances,
-            seed,
+            seeds: seeds.to_vec(),
+            per_seed,
             state_input,
             mu_table,
             sampler_threshold,
@@ -152,8 +180,17 @@ impl Plan {
         s
     }
 
+    /// The seed and the index within its seed of batch instance `instance`: the key of its
+    /// streams.
+    #[inline]
+    pub fn key(&self, instance: u32) -> (u64, u32) {
+        let j = instance / self.per_seed;
+        (self.seeds[j as usize], instance - j * self.per_seed)
+    }
+
     /// Instance `b`'s initial joint state (its `TAG_INIT` stream).
     pub fn initial_state(&self, instance: u32) -> usize {
-        self.draw_initial(&mut Stream::new(self.seed, instance, 0, TAG_INIT))
+        let (seed, local) = self.key(instance);
+        self.draw_initial(&mut Stream::new(seed, local, 0, TAG_INIT))
     }
 }
