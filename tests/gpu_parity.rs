@@ -1,5 +1,7 @@
 //! The device kernels against the CPU reference on every run of the suite — the WGSL kernel
-//! on lavapipe in CI, the CUDA kernel's host build everywhere:
+//! on lavapipe in CI, the CUDA kernel's host build everywhere, and with `--features cuda` the
+//! CUDA kernel itself wherever a CUDA device is present (skipped with the reason when not;
+//! `ICQ_REQUIRE_CUDA=1` makes that a failure):
 //! with uniform behavior the joint-state sequence, durations and update counts are identical
 //! for every instance, and Q-values agree within a stated tolerance, for every network kind,
 //! encoding, baseline and sampler. Batches pack three seeds (one above 2³²) of 13 instances
@@ -36,6 +38,21 @@ fn wgpu() -> Option<Wgpu> {
             None
         }
         Err(e) => panic!("ICQ_REQUIRE_ADAPTER=1 but {e}"),
+    }
+}
+
+/// CUDA device 0, or `None` with the reason on stderr (a failure when `ICQ_REQUIRE_CUDA=1`).
+#[cfg(feature = "cuda")]
+fn cuda() -> Option<icq::backend::cuda::Cuda> {
+    match icq::backend::cuda::Cuda::new() {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("ICQ_REQUIRE_CUDA").is_ok_and(|v| v == "1") => {
+            panic!("ICQ_REQUIRE_CUDA=1 but {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: no CUDA device ({e})");
+            None
+        }
     }
 }
 
@@ -140,6 +157,16 @@ macro_rules! parity_tests {
                 #[test]
                 fn $name() {
                     parity(Some(CudaHost), stringify!($name), $model, $learner, 6, 25);
+                }
+            )*
+        }
+        #[cfg(feature = "cuda")]
+        mod on_cuda {
+            use super::*;
+            $(
+                #[test]
+                fn $name() {
+                    parity(cuda(), stringify!($name), $model, $learner, 6, 25);
                 }
             )*
         }

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The GPU checks of one short session, in one command: the parity tests of the WGSL and CUDA
+# kernels against the CPU backend on the real adapter and device, then `icq bench` for the
+# cpu, wgpu and cuda backends on the same machine at B = 2^10 … 2^20 (quickstart and bench
+# configurations). Results go to ${OUT:-out/gpu}: gpu.txt, parity.txt, bench.jsonl.
+#
+# Needs the binaries of benches/gpu/build.sh in target/gpu/ (the GPU machine has no Rust),
+# libnvrtc (found through python3's nvidia packages) and a Vulkan loader for wgpu.
+#
+#   OUT=/tmp/gpu bash benches/gpu/check.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-out/gpu}
+export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+EPOCHS=${EPOCHS:-200}
+bin=target/gpu
+mkdir -p "$OUT"
+nvrtc=$(python3 - <<'PY'
+import glob, os
+try:
+    import nvidia
+    roots = list(nvidia.__path__)
+except ImportError:
+    roots = []
+for root in roots:
+    hits = glob.glob(os.path.join(root, "*", "lib", "libnvrtc.so*"))
+    if hits:
+        print(os.path.dirname(hits[0]))
+        break
+PY
+)
+export LD_LIBRARY_PATH="${nvrtc}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The test binaries look for examples/ where they were built.
+built=$(cat "$bin/built-in")
+if [ "$built" != "$PWD" ] && [ ! -e "$built" ]; then
+    mkdir -p "$(dirname "$built")" && ln -s "$PWD" "$built"
+fi
+
+{ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv
+  echo "nvrtc: ${nvrtc:-not found}"; date -u; } >"$OUT/gpu.txt" 2>&1
+
+ICQ_REQUIRE_ADAPTER=1 ICQ_REQUIRE_CUDA=1 ICQ_REQUIRE_NVRTC=1 \
+    timeout 300 "$bin/gpu_parity" --test-threads 1 >"$OUT/parity.txt" 2>&1
+echo "gpu_parity exit $?" >>"$OUT/parity.txt"
+ICQ_REQUIRE_NVRTC=1 timeout 120 "$bin/cuda_kernels" >>"$OUT/parity.txt" 2>&1
+echo "cuda_kernels exit $?" >>"$OUT/parity.txt"
+
+for config in examples/quickstart.toml examples/bench.toml; do
+    for backend in cuda wgpu cpu; do
+        for log2 in 10 14 17 20; do
+            # The CPU only at the smaller sizes (it is the baseline, not the subject).
+            if [ "$backend" = cpu ] && [ "$log2" -gt 14 ]; then continue; fi
+            line=$(timeout 120 "$bin/icq" bench "$config" --backend "$backend" \
+                --instances $((1 << log2)) --epochs "$EPOCHS" --json 2>>"$OUT/bench.err")
+            echo "{\"config\":\"$config\",\"result\":${line:-null}}" >>"$OUT/bench.jsonl"
+        done
+    done
+done
+tail -n 5 "$OUT/parity.txt"
+cat "$OUT/bench.jsonl"
