@@ -154,6 +154,21 @@ struct Failure {
     error: anyhow::Error,
 }
 
+/// The figures line of `icq sweep` and `icq merge`, and a warning per figure not drawn.
+fn report_figures(figures: &icq::sweep::Figures, out: &std::path::Path) {
+    if figures.drawn > 0 {
+        println!(
+            "figures    {} in {} (SVG and PNG), their slopes in {}/fits.csv",
+            figures.drawn,
+            out.display(),
+            out.display()
+        );
+    }
+    for failure in &figures.failed {
+        eprintln!("warning: {failure} (results and manifest are written; `icq plot` can retry)");
+    }
+}
+
 fn bad_input(e: icq::Error) -> Failure {
     let code = if matches!(e, icq::Error::Io { .. }) || e.is_bad_input() {
         2
@@ -307,14 +322,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     r.rows
                 );
             }
-            if r.figures > 0 {
-                println!(
-                    "figures    {} in {} (SVG and PNG), their slopes in {}/fits.csv",
-                    r.figures,
-                    out.display(),
-                    out.display()
-                );
-            }
+            report_figures(&r.figures, &out);
             Ok(())
         }
         Command::Plot {
@@ -389,11 +397,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Merge { dirs, out } => {
-            let rows = icq::sweep::merge(&dirs, &out).map_err(bad_input_or_failure)?;
+            let (rows, figures) = icq::sweep::merge(&dirs, &out).map_err(bad_input_or_failure)?;
             println!(
                 "wrote      {0}/results.csv, {0}/results.jsonl, {0}/results.parquet ({rows} rows), {0}/manifest.json",
                 out.display()
             );
+            report_figures(&figures, &out);
             Ok(())
         }
         Command::Bench {

@@ -294,8 +294,8 @@ pub fn draw(svg: &Path, png: &Path, figure: &Figure, lines: &[Line]) -> Result<(
 /// A tick label: three significant digits, no trailing zeros (4914.8 → 4910, 0.5493 →
 /// 0.549, 7.389 → 7.39).
 fn tick(v: f64) -> String {
-    if !(v.is_finite() && v > 0.0) {
-        return format!("{v}");
+    if !(v.is_finite() && v > 1e-300) {
+        return format!("{v:e}");
     }
     let digits = 2 - v.log10().floor() as i32;
     let scale = 10f64.powi(digits);

@@ -135,6 +135,12 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
     let mut studies: Vec<(Option<String>, toml::Table)> = Vec::new();
     for (name, values) in sweep {
         match values {
+            toml::Value::Table(_) if ["model", "learner", "run"].contains(&name.as_str()) => {
+                return Err(Error::invalid(
+                    format!("sweep.{name}"),
+                    "a table here is a study; write a dotted axis name in quotes (\"learner.alpha\" = [...])",
+                ))
+            }
             toml::Value::Table(t) => studies.push((Some(name), t)),
             toml::Value::Array(list) if !list.is_empty() && name == "seeds" => {
                 seeds = list
@@ -172,6 +178,12 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
         let mut axes = shared.clone();
         for (name, value) in entries {
             let key = format!("sweep.{}.{name}", study.as_deref().unwrap_or_default());
+            if shared.iter().any(|(n, _, _)| *n == name) {
+                return Err(Error::invalid(
+                    key,
+                    "also an axis of the whole [sweep]: set it in one place",
+                ));
+            }
             let home = axis_path(&name).map_err(|e| match e {
                 Error::Invalid { message, .. } => Error::invalid(key.clone(), message),
                 other => other,
@@ -379,8 +391,18 @@ pub struct SweepReport {
     pub rows: usize,
     /// Seconds this call ran.
     pub seconds: f64,
-    /// Figures drawn (the config's `[[figure]]`s, once the grid is complete).
-    pub figures: usize,
+    /// The config's `[[figure]]`s, drawn once the grid is complete.
+    pub figures: Figures,
+}
+
+/// What became of a sweep's `[[figure]]`s.
+#[derive(Clone, Debug, Default)]
+pub struct Figures {
+    /// Figures drawn.
+    pub drawn: usize,
+    /// Figures that could not be drawn, each with why (a column that is not there, a filter
+    /// that keeps no row, nothing positive to put on log axes…).
+    pub failed: Vec<String>,
 }
 
 /// Runs the sweep of the config at `path` into `out`.
@@ -472,9 +494,6 @@ pub fn sweep(
         None => collect(&[out.to_path_buf()], out, units.len(), None)?,
         Some(_) => 0,
     };
-    if shard.is_none() {
-        draw_figures(out, &figures)?;
-    }
     let manifest = serde_json::json!({
         "config": text,
         "config_path": path.display().to_string(),
@@ -495,13 +514,18 @@ pub fn sweep(
             .expect("json")
             .as_bytes(),
     )?;
+    // Figures last: results and manifest stand whatever a figure's fate.
+    let figures = match shard {
+        None => draw_figures(out, &figures),
+        Some(_) => Figures::default(),
+    };
     Ok(SweepReport {
         units: units.len(),
         mine: mine.len(),
         skipped: mine.len() - todo.len(),
         rows,
         seconds: start.elapsed().as_secs_f64(),
-        figures: if shard.is_none() { figures.len() } else { 0 },
+        figures,
     })
 }
 
@@ -537,12 +561,17 @@ fn figures_in(text: &str, path: &Path) -> Result<Vec<crate::plot::Figure>> {
     crate::plot::figures_of(&table)
 }
 
-/// Draws `figures` from the results in `out` into `out`.
-fn draw_figures(out: &Path, figures: &[crate::plot::Figure]) -> Result<()> {
+/// Draws `figures` from the results in `out` into `out`; a figure that fails is reported, not
+/// fatal.
+fn draw_figures(out: &Path, figures: &[crate::plot::Figure]) -> Figures {
+    let mut done = Figures::default();
     for figure in figures {
-        crate::plot::plot(out, figure, out)?;
+        match crate::plot::plot(out, figure, out) {
+            Ok(_) => done.drawn += 1,
+            Err(e) => done.failed.push(format!("figure {}: {e}", figure.stem())),
+        }
     }
-    Ok(())
+    done
 }
 
 /// Reads the part files of `dirs`, checks each unit appears once (and, for a whole grid, that
@@ -626,8 +655,9 @@ pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>)
 }
 
 /// Joins the shard folders `dirs` into `out`: every unit of the grid exactly once, the same
-/// results files an unsharded sweep writes, and a manifest. Returns the number of rows.
-pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize> {
+/// results files an unsharded sweep writes, a manifest, and the sweep's figures. Returns the
+/// number of rows and what became of the figures.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
     let mut grid: Option<(u64, String)> = None;
     for dir in dirs {
         let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
@@ -668,7 +698,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize> {
     let (units, config) =
         grid.ok_or_else(|| Error::invalid("merge", "no sweep manifest in the given folders"))?;
     let rows = collect(dirs, out, units as usize, None)?;
-    draw_figures(out, &figures_in(&config, Path::new("manifest.json"))?)?;
+    let figures = figures_in(&config, Path::new("manifest.json"))?;
     let manifest = serde_json::json!({
         "config": config,
         "icq_version": env!("CARGO_PKG_VERSION"),
@@ -682,7 +712,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<usize> {
             .expect("json")
             .as_bytes(),
     )?;
-    Ok(rows)
+    Ok((rows, draw_figures(out, &figures)))
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ fn compiled_ptx_is_cached_on_disk_under_its_whole_key() {
     let ptx = compile_epoch_in(24, 3, arch, Some(&a)).unwrap();
     let file = ptx_cache_file(&a, 24, 3, arch);
     let stored = std::fs::read_to_string(&file).unwrap();
-    assert!(stored.contains("#define ICQ_WIDTH 24") && stored.ends_with(&ptx));
+    assert!(stored.contains("#define ICQ_WIDTH 24") && stored.contains(&ptx));
     // A later process reads it instead of compiling: a marked copy is what comes back.
     std::fs::create_dir_all(&b).unwrap();
     let marked = stored.replace(".entry epochs", ".entry epochs // from the cache");

@@ -104,7 +104,7 @@ fn shards_merge_into_the_unsharded_run() {
         .to_string();
     assert!(err.contains("4 of 12 units have no results"), "{err}");
     let merged = d.join("merged");
-    assert_eq!(merge(&shards, &merged).unwrap(), 24);
+    assert_eq!(merge(&shards, &merged).unwrap().0, 24);
     let read = |p: &Path| std::fs::read_to_string(p).unwrap();
     assert_eq!(
         read(&whole.join("results.csv")),
@@ -218,6 +218,22 @@ fn studies_expand_in_order_with_their_own_axes_and_settings() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("sweep.noise.interface_nois"), "{err}");
+    let clash = STUDIES.replace("[sweep.lazy]\n", "[sweep.lazy]\ngamma = 0.7\n");
+    let err = expand(&clash, Path::new("sweep.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sweep.lazy.gamma") && err.contains("one place"),
+        "{err}"
+    );
+    let dotted = STUDIES.replace("gamma = [0.8, 0.9]", "learner.clip = [1.0, 2.0]");
+    let err = expand(&dotted, Path::new("sweep.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sweep.learner") && err.contains("quotes"),
+        "{err}"
+    );
     let empty = STUDIES.replace("interface_noise = [0.1, 0.2, 0.4]", "interface_noise = []");
     let err = expand(&empty, Path::new("sweep.toml"))
         .unwrap_err()
@@ -265,4 +281,17 @@ fn a_sweep_with_studies_draws_its_figures() {
         .to_string();
     assert!(err.contains("figure[0].where_"), "{err}");
     assert!(!d.join("bad").join("parts").exists(), "nothing ran");
+
+    // A figure that cannot be drawn (a column that is not there) is reported; the results
+    // and the manifest are written all the same.
+    let typo = STUDIES.replace("y = \"interface_term\"", "y = \"interface_trem\"");
+    let path = config(&d, &typo);
+    let report = sweep(&path, &d.join("typo"), None, false, None, false).unwrap();
+    assert_eq!(report.figures.drawn, 1);
+    assert!(
+        report.figures.failed[0].contains("interface_trem"),
+        "{:?}",
+        report.figures.failed
+    );
+    assert!(d.join("typo").join("manifest.json").exists());
 }

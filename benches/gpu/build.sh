@@ -11,7 +11,7 @@ mkdir -p "$out"
 cargo build --release --features cuda
 cp target/release/icq "$out/icq"
 for t in gpu_parity cuda_kernels; do
-    exe=$(cargo test --release --features cuda --no-run --test "$t" --message-format=json 2>/dev/null |
+    exe=$(cargo test --release --features cuda --no-run --test "$t" --message-format=json |
         python3 -c 'import json, sys
 for l in sys.stdin:
     m = json.loads(l)

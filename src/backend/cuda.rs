@@ -94,10 +94,12 @@ mod enabled {
         })
     }
 
-    /// The cached PTX of `key` in `dir`, if a file there holds exactly that key.
+    /// The cached PTX of `key` in `dir`, if a file there holds exactly that key and a whole
+    /// PTX (its closing line is there).
     fn read_cached(dir: &Path, key: &str) -> Option<String> {
         let text = std::fs::read_to_string(cache_file(dir, key)).ok()?;
-        let (stored, ptx) = text.split_once(CACHE_SEPARATOR)?;
+        let (stored, rest) = text.split_once(CACHE_SEPARATOR)?;
+        let ptx = rest.strip_suffix(CACHE_END)?;
         (stored == key).then(|| ptx.to_string())
     }
 
@@ -105,13 +107,15 @@ mod enabled {
     /// slower, so failures are ignored).
     fn write_cached(dir: &Path, key: &str, ptx: &str) {
         if std::fs::create_dir_all(dir).is_ok() {
-            let body = format!("{key}{CACHE_SEPARATOR}{ptx}");
+            let body = format!("{key}{CACHE_SEPARATOR}{ptx}{CACHE_END}");
             let _ = write_atomically(&cache_file(dir, key), body.as_bytes());
         }
     }
 
     /// Separates a cache file's key (arch, NVRTC version, source) from its PTX.
     const CACHE_SEPARATOR: &str = "\n// ---- icq: PTX below ----\n";
+    /// Closes a cache file: a file without it was cut short and is not used.
+    const CACHE_END: &str = "\n// ---- icq: end of PTX ----\n";
 
     /// PTX of the epoch kernel for `width` and `actions` (compiled once per source, `arch`
     /// and NVRTC version, then cached in the process and in [`ptx_cache_dir`]); NVRTC
@@ -240,7 +244,14 @@ mod enabled {
                 return Ok(f.clone());
             }
             let ptx = compile_epoch(width, actions, None)?;
-            let module = self.ctx.load_module(Ptx::from_src(ptx)).map_err(driver)?;
+            // A cached PTX the driver rejects is compiled afresh, once, bypassing the cache.
+            let module = match self.ctx.load_module(Ptx::from_src(ptx)) {
+                Ok(m) => m,
+                Err(_) => {
+                    let fresh = compile_epoch_in(width, actions, None, None)?;
+                    self.ctx.load_module(Ptx::from_src(fresh)).map_err(driver)?
+                }
+            };
             let f = module.load_function("epochs").map_err(driver)?;
             cache.insert((width, actions), f.clone());
             Ok(f)

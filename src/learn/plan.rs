@@ -65,18 +65,21 @@ impl Plan {
         seeds: &[u64],
         mu: Option<&[f64]>,
     ) -> Result<Self> {
-        let instances = u32::try_from(u64::from(per_seed) * seeds.len() as u64)
-            .ok()
-            .filter(|_| !seeds.is_empty())
-            .ok_or_else(|| {
-                Error::invalid(
-                    "run.instances",
-                    format!(
-                        "{per_seed} instances × {} seeds do not fit one batch",
-                        seeds.len()
-                    ),
-                )
-            })?;
+        if seeds.is_empty() {
+            return Err(Error::invalid(
+                "run.seed",
+                "a batch needs at least one seed",
+            ));
+        }
+        let instances = u32::try_from(u64::from(per_seed) * seeds.len() as u64).map_err(|_| {
+            Error::invalid(
+                "run.instances",
+                format!(
+                    "{per_seed} instances × {} seeds do not fit one batch",
+                    seeds.len()
+                ),
+            )
+        })?;
         learner.validate()?;
         if instances == 0 {
             return Err(Error::invalid(
