@@ -13,6 +13,13 @@ use crate::rng::philox4x32_10;
 pub trait Lanes: Copy + Send + Sync {
     /// Σ a·b (over the shorter length).
     fn dot(self, a: &[f32], b: &[f32]) -> f32;
+    /// out[r] = bias[r] + [`Lanes::dot`](rows[r·n .. (r+1)·n], x) for every output, n = x.len().
+    fn dots(self, rows: &[f32], x: &[f32], bias: &[f32], out: &mut [f32]) {
+        let n = x.len();
+        for ((o, &b), row) in out.iter_mut().zip(bias).zip(rows.chunks_exact(n.max(1))) {
+            *o = b + self.dot(row, x);
+        }
+    }
     /// y ← y + s·x.
     fn add_scaled(self, y: &mut [f32], x: &[f32], s: f32);
     /// y ← y − s·x.
@@ -143,6 +150,50 @@ mod avx2 {
         reduce8(lanes)
     }
 
+    /// The lanes of `acc` added as ((a₀+a₄)+(a₂+a₆)) + ((a₁+a₅)+(a₃+a₇)), in registers.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn reduce(acc: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
+        let t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps::<1>(t, t)))
+    }
+
+    /// Four rows at a time sharing each chunk of `x`; rows of whole chunks only (else the
+    /// portable loop).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn dots(rows: &[f32], x: &[f32], bias: &[f32], out: &mut [f32]) {
+        let n = x.len();
+        if n == 0 || !n.is_multiple_of(8) {
+            for ((o, &b), row) in out.iter_mut().zip(bias).zip(rows.chunks_exact(n.max(1))) {
+                *o = b + dot(row, x);
+            }
+            return;
+        }
+        let (xc, _) = x.as_chunks::<8>();
+        let count = out.len().min(bias.len()).min(rows.len() / n);
+        let mut r = 0;
+        while r < count {
+            let group = (count - r).min(4);
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (c, xs) in xc.iter().enumerate() {
+                // SAFETY: each chunk is eight readable f32s; rows r..r+group lie in `rows`.
+                unsafe {
+                    let xv = _mm256_loadu_ps(xs.as_ptr());
+                    for (k, a) in acc.iter_mut().enumerate().take(group) {
+                        let w = _mm256_loadu_ps(rows.as_ptr().add((r + k) * n + c * 8));
+                        *a = _mm256_add_ps(*a, _mm256_mul_ps(w, xv));
+                    }
+                }
+            }
+            for (k, a) in acc.iter().enumerate().take(group) {
+                out[r + k] = bias[r + k] + reduce(*a);
+            }
+            r += group;
+        }
+    }
+
     /// y ← y + s·x, y ← y − s·x or y ← y − (s·x)·v, chunk by chunk.
     #[derive(Clone, Copy)]
     enum Axpy {
@@ -262,6 +313,12 @@ mod avx2 {
         }
 
         #[inline(always)]
+        fn dots(self, rows: &[f32], x: &[f32], bias: &[f32], out: &mut [f32]) {
+            // SAFETY: as above.
+            unsafe { dots(rows, x, bias, out) }
+        }
+
+        #[inline(always)]
         fn add_scaled(self, y: &mut [f32], x: &[f32], s: f32) {
             // SAFETY: as above.
             unsafe { axpy(y, x, Axpy::Add(s)) }
@@ -340,6 +397,14 @@ mod tests {
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&p), bits(&w), "n = {n}, op {op}");
             }
+        }
+        for (rows, n) in [(1, 8), (3, 16), (5, 32), (8, 32), (9, 24), (4, 12), (7, 1)] {
+            let (w, x, bias) = (draw(rows * n), draw(n), draw(rows));
+            let (mut p, mut v) = (vec![0.0; rows], vec![0.0; rows]);
+            Portable.dots(&w, &x, &bias, &mut p);
+            wide.dots(&w, &x, &bias, &mut v);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&p), bits(&v), "{rows} rows of {n}");
         }
         let (ctr, key) = ([u32::MAX, 3, 0, 9], [5, 0xDEAD_BEEF]);
         assert_eq!(Portable.philox_pair(ctr, key), wide.philox_pair(ctr, key));

@@ -230,11 +230,8 @@ impl NetLayout {
                     let w2 = &p[at..at + width * width];
                     let b2 = &p[at + width * width..at + width * width + width];
                     acts.h2.resize(width, 0.0);
-                    for (k, h) in acts.h2.iter_mut().enumerate() {
-                        let row = &w2[k * width..(k + 1) * width];
-                        let pre = b2[k] + lanes.dot(row, &acts.h1);
-                        *h = if pre > 0.0 { pre } else { 0.0 };
-                    }
+                    lanes.dots(w2, &acts.h1, b2, &mut acts.h2);
+                    lanes.relu(&mut acts.h2);
                     at += width * width + width;
                     &acts.h2
                 } else {
@@ -242,9 +239,7 @@ impl NetLayout {
                 };
                 let wo = &p[at..at + a_count * width];
                 let bo = &p[at + a_count * width..at + a_count * width + a_count];
-                for (a, q) in acts.q.iter_mut().enumerate() {
-                    *q = bo[a] + lanes.dot(&wo[a * width..(a + 1) * width], last);
-                }
+                lanes.dots(wo, last, bo, &mut acts.q);
             }
         }
     }
