@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of one short session, in one command: the parity tests of the WGSL and CUDA
+# The GPU checks of a short visit to a GPU machine, in one command: the parity tests of the WGSL and CUDA
 # kernels against the CPU backend on the real adapter and device, then `icq bench` for the
 # cpu, wgpu and cuda backends on the same machine at B = 2^10 … 2^20 (quickstart and bench
 # configurations). Results go to ${OUT:-out/gpu}: gpu.txt, parity.txt, bench.jsonl.
