@@ -51,12 +51,17 @@ pub fn num(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
 
-fn csv_field(v: &Value) -> String {
-    let raw = match v {
+/// A value as plain text: a string as itself, null as nothing, anything else as JSON.
+fn plain_text(v: &Value) -> String {
+    match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    };
+    }
+}
+
+fn csv_field(v: &Value) -> String {
+    let raw = plain_text(v);
     if raw.contains([',', '"', '\n']) {
         format!("\"{}\"", raw.replace('"', "\"\""))
     } else {
@@ -212,13 +217,7 @@ fn parquet_bytes(rows: &[Record]) -> Result<Vec<u8>, ParquetError> {
                 }
                 Kind::Text => {
                     let data: Vec<ByteArray> = present
-                        .map(|v| {
-                            let text = match v {
-                                Value::String(s) => s.clone(),
-                                other => other.to_string(),
-                            };
-                            ByteArray::from(text.into_bytes())
-                        })
+                        .map(|v| ByteArray::from(plain_text(v).into_bytes()))
                         .collect();
                     column
                         .typed::<ByteArrayType>()

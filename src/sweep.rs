@@ -23,6 +23,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+use crate::backend::device::record_fields;
 use crate::config::{Config, Input};
 use crate::error::{Error, Result};
 use crate::io::write_atomically;
@@ -536,20 +537,28 @@ const PACK_BYTES: usize = 512 << 20;
 /// many as fit [`PACK_BYTES`].
 fn packs<'a>(todo: &[&&'a Unit]) -> Vec<Vec<&'a Unit>> {
     let mut out: Vec<Vec<&Unit>> = Vec::new();
+    let mut room = 0;
     for &&unit in todo {
-        let (cfg, model) = (&unit.input.config, &unit.input.model);
-        let space = model.space();
-        let l = &cfg.learner;
-        let layout = NetLayout::new(&space, model.actions, l.mode, l.network, l.encoding);
-        let words = layout.params + 5 + layout.units.len() + 5 * space.agents;
-        let bytes = 4 * words * cfg.run.instances as usize;
-        let room = (PACK_BYTES / bytes.max(1)).max(1);
+        let same_point = out.last().is_some_and(|p| p[0].point == unit.point);
+        if !same_point {
+            room = pack_room(unit);
+        }
         match out.last_mut() {
-            Some(pack) if pack[0].point == unit.point && pack.len() < room => pack.push(unit),
+            Some(pack) if same_point && pack.len() < room => pack.push(unit),
             _ => out.push(vec![unit]),
         }
     }
     out
+}
+
+/// How many seeds of `unit`'s grid point fit one batch of [`PACK_BYTES`] (at least one).
+fn pack_room(unit: &Unit) -> usize {
+    let (cfg, model) = (&unit.input.config, &unit.input.model);
+    let space = model.space();
+    let l = &cfg.learner;
+    let layout = NetLayout::new(&space, model.actions, l.mode, l.network, l.encoding);
+    let words = layout.params + record_fields(layout.units.len(), space.agents);
+    (PACK_BYTES / (4 * words * cfg.run.instances as usize).max(1)).max(1)
 }
 
 /// The `[[figure]]` entries of the sweep config `text` at `path`.

@@ -27,15 +27,25 @@ fn cuda_philox_matches_rust() {
     }
 }
 
+/// Whether NVRTC can be loaded; without it the caller skips (a failure under
+/// `ICQ_REQUIRE_NVRTC=1`).
+#[cfg(feature = "cuda")]
+fn nvrtc_ready() -> bool {
+    if icq::backend::cuda::nvrtc_available() {
+        return true;
+    }
+    if std::env::var("ICQ_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
+        panic!("ICQ_REQUIRE_NVRTC=1 but NVRTC cannot be loaded (is its lib folder on LD_LIBRARY_PATH?)");
+    }
+    eprintln!("skipped: NVRTC cannot be loaded");
+    false
+}
+
 #[cfg(feature = "cuda")]
 #[test]
 fn every_kernel_variant_compiles_to_ptx() {
-    use icq::backend::cuda::{compile_epoch_in, nvrtc_available};
-    if !nvrtc_available() {
-        if std::env::var("ICQ_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
-            panic!("ICQ_REQUIRE_NVRTC=1 but NVRTC cannot be loaded (is its lib folder on LD_LIBRARY_PATH?)");
-        }
-        eprintln!("skipped: NVRTC cannot be loaded");
+    use icq::backend::cuda::compile_epoch_in;
+    if !nvrtc_ready() {
         return;
     }
     // Tabular (width 1), and MLP widths, for a few action counts; two target architectures.
@@ -54,12 +64,8 @@ fn every_kernel_variant_compiles_to_ptx() {
 #[cfg(feature = "cuda")]
 #[test]
 fn compiled_ptx_is_cached_on_disk_under_its_whole_key() {
-    use icq::backend::cuda::{compile_epoch_in, nvrtc_available, ptx_cache_file};
-    if !nvrtc_available() {
-        if std::env::var("ICQ_REQUIRE_NVRTC").is_ok_and(|v| v == "1") {
-            panic!("ICQ_REQUIRE_NVRTC=1 but NVRTC cannot be loaded");
-        }
-        eprintln!("skipped: NVRTC cannot be loaded");
+    use icq::backend::cuda::{compile_epoch_in, ptx_cache_file};
+    if !nvrtc_ready() {
         return;
     }
     let root = std::env::temp_dir().join(format!("icq-ptx-{}", std::process::id()));

@@ -210,35 +210,35 @@ fn studies_expand_in_order_with_their_own_axes_and_settings() {
     let points: Vec<usize> = units.iter().map(|u| u.point).collect();
     assert!(points.windows(2).all(|w| w[1] == w[0] || w[1] == w[0] + 1));
 
-    let bad = STUDIES.replace(
+    // Each change of the config fails to expand, naming the key.
+    let fails = |from: &str, to: &str, want: &[&str]| {
+        let text = STUDIES.replace(from, to);
+        assert_ne!(text, STUDIES, "{from:?} is in the config");
+        let err = expand(&text, Path::new("sweep.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(want.iter().all(|w| err.contains(w)), "{want:?} in {err}");
+    };
+    fails(
         "[sweep.noise]\ninterface_noise",
         "[sweep.noise]\ninterface_nois",
+        &["sweep.noise.interface_nois"],
     );
-    let err = expand(&bad, Path::new("sweep.toml"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("sweep.noise.interface_nois"), "{err}");
-    let clash = STUDIES.replace("[sweep.lazy]\n", "[sweep.lazy]\ngamma = 0.7\n");
-    let err = expand(&clash, Path::new("sweep.toml"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("sweep.lazy.gamma") && err.contains("one place"),
-        "{err}"
+    fails(
+        "[sweep.lazy]\n",
+        "[sweep.lazy]\ngamma = 0.7\n",
+        &["sweep.lazy.gamma", "one place"],
     );
-    let dotted = STUDIES.replace("gamma = [0.8, 0.9]", "learner.clip = [1.0, 2.0]");
-    let err = expand(&dotted, Path::new("sweep.toml"))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("sweep.learner") && err.contains("quotes"),
-        "{err}"
+    fails(
+        "gamma = [0.8, 0.9]",
+        "learner.clip = [1.0, 2.0]",
+        &["sweep.learner", "quotes"],
     );
-    let empty = STUDIES.replace("interface_noise = [0.1, 0.2, 0.4]", "interface_noise = []");
-    let err = expand(&empty, Path::new("sweep.toml"))
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("sweep.noise.interface_noise"), "{err}");
+    fails(
+        "interface_noise = [0.1, 0.2, 0.4]",
+        "interface_noise = []",
+        &["sweep.noise.interface_noise"],
+    );
 }
 
 #[test]

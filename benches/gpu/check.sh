@@ -15,20 +15,7 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 EPOCHS=${EPOCHS:-200}
 bin=target/gpu
 mkdir -p "$OUT"
-nvrtc=$(python3 - <<'PY'
-import glob, os
-try:
-    import nvidia
-    roots = list(nvidia.__path__)
-except ImportError:
-    roots = []
-for root in roots:
-    hits = glob.glob(os.path.join(root, "*", "lib", "libnvrtc.so*"))
-    if hits:
-        print(os.path.dirname(hits[0]))
-        break
-PY
-)
+nvrtc=$(python3 scripts/nvrtc_lib_dir.py)
 export LD_LIBRARY_PATH="${nvrtc}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # The test binaries look for examples/ where they were built.
 built=$(cat "$bin/built-in")

@@ -281,7 +281,12 @@ impl DeviceModel {
 /// `u32` fields of one instance record: joint state, epoch, steps (two words), Σ|y| (f32
 /// bits), updates per unit, then five per agent for pending independent updates.
 pub fn inst_fields(plan: &Plan) -> usize {
-    5 + plan.units() + 5 * plan.space.agents
+    record_fields(plan.units(), plan.space.agents)
+}
+
+/// [`inst_fields`] of a batch with `units` learning units and `agents` agents.
+pub fn record_fields(units: usize, agents: usize) -> usize {
+    5 + units + 5 * agents
 }
 
 /// Instance records and parameters of instances `start..start + len`, instance-minor, as the
