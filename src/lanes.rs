@@ -13,7 +13,8 @@ use crate::rng::philox4x32_10;
 pub trait Lanes: Copy + Send + Sync {
     /// Σ a·b (over the shorter length).
     fn dot(self, a: &[f32], b: &[f32]) -> f32;
-    /// out[r] = bias[r] + [`Lanes::dot`](rows[r·n .. (r+1)·n], x) for every output, n = x.len().
+    /// `out[r] = bias[r] + dot(rows[r·n .. (r+1)·n], x)` for every output `r`, with
+    /// `n = x.len()` and the dot product of [`Lanes::dot`].
     fn dots(self, rows: &[f32], x: &[f32], bias: &[f32], out: &mut [f32]) {
         let n = x.len();
         for ((o, &b), row) in out.iter_mut().zip(bias).zip(rows.chunks_exact(n.max(1))) {
