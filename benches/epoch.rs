@@ -33,7 +33,7 @@ fn group<B: Backend>(c: &mut Criterion, name: &str, backend: &B, input: &Input) 
             let mut learner = input.config.learner.clone();
             learner.network = network;
             let plan = Plan::new(&input.model, &learner, instances, 0, None).expect("plan");
-            let mut batch = backend.upload(&plan).expect("upload");
+            let mut batch = backend.upload(&plan.into()).expect("upload");
             group.throughput(Throughput::Elements(
                 u64::from(instances) * u64::from(EPOCHS),
             ));

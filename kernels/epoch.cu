@@ -3,8 +3,8 @@
 //
 // Compiled by NVRTC for the device with -DICQ_WIDTH=<hidden width> -DICQ_ACTIONS=<A>, and as
 // plain C++ on the host (the test shim: `icq_epochs_host` runs the same instance function in a
-// loop), where the arrays take their largest sizes. Per-instance data is instance-minor:
-// field f of instance b is at f·B + b.
+// loop), where the arrays take their largest sizes. Per-instance data is instance-minor within
+// a group: field f of the group's instance b is at base + f·n + b, n the group's instances.
 
 #include "philox.cuh"
 
@@ -19,16 +19,22 @@
 #define ICQ_ACTIONS 64
 #endif
 
-// Mirrors `EpochParams` in src/backend/wgpu.rs field for field.
+// Mirror `Dispatch` and `EpochParams` in src/backend/device.rs field for field. A chunk holds
+// the instances of one or more plans in groups; each thread copies its group's entry of the
+// group table into its context (see shaders/epoch.wgsl).
+struct Dispatch {
+    unsigned int instances, epochs, epoch0, groups;
+};
+
 struct EpochParams {
-    unsigned int instances, epochs, epoch0, per_seed, off_seeds, agents, states, actions;
+    unsigned int instances, first, inst_base, param_base, per_seed, off_seeds, agents, states, actions;
     unsigned int artifact_states, stride_x, stride_h, mode, network, width, depth, behavior;
     unsigned int explore_threshold, sampler, sampler_threshold, step_kind;
     float alpha, t0, clip, gamma;
     unsigned int params_per_instance, units, inst_fields, off_options, off_action_options;
     unsigned int off_decoded, off_state_input, off_stride_p, off_private_states;
     unsigned int off_init_artifact, off_init_private, off_mu, off_units, off_feat_idx;
-    unsigned int init_agent, instance0;
+    unsigned int init_agent, instance0, off_feat_val;
 };
 
 #define MODE_CENTRALIZED 1u
@@ -86,17 +92,17 @@ ICQ_FN unsigned int uniform_action(const Ctx* c, unsigned int u) { return icq_mu
 
 // ---- instance records -----------------------------------------------------------------
 
-ICQ_FN unsigned int inst_get(const Ctx* c, unsigned int b, unsigned int f) { return c->INST[f * c->P.instances + b]; }
-ICQ_FN void inst_set(Ctx* c, unsigned int b, unsigned int f, unsigned int v) { c->INST[f * c->P.instances + b] = v; }
+ICQ_FN unsigned int inst_get(const Ctx* c, unsigned int b, unsigned int f) { return c->INST[c->P.inst_base + f * c->P.instances + b]; }
+ICQ_FN void inst_set(Ctx* c, unsigned int b, unsigned int f, unsigned int v) { c->INST[c->P.inst_base + f * c->P.instances + b] = v; }
 ICQ_FN unsigned int pending_field(const Ctx* c, unsigned int agent, unsigned int f) { return 5u + c->P.units + agent * 5u + f; }
 ICQ_FN float as_float(unsigned int u) { union { unsigned int u; float f; } x; x.u = u; return x.f; }
 ICQ_FN unsigned int as_bits(float f) { union { unsigned int u; float f; } x; x.f = f; return x.u; }
 
 // ---- networks -------------------------------------------------------------------------
 
-ICQ_FN float param(const Ctx* c, unsigned int b, unsigned int j) { return c->PARAMS[j * c->P.instances + b]; }
+ICQ_FN float param(const Ctx* c, unsigned int b, unsigned int j) { return c->PARAMS[c->P.param_base + j * c->P.instances + b]; }
 ICQ_FN void param_sub(Ctx* c, unsigned int b, unsigned int j, float d) {
-    unsigned int i = j * c->P.instances + b;
+    unsigned int i = c->P.param_base + j * c->P.instances + b;
     c->PARAMS[i] = c->PARAMS[i] - d;
 }
 ICQ_FN unsigned int unit_field(const Ctx* c, unsigned int unit, unsigned int f) { return c->MU[c->P.off_units + unit * UNIT_FIELDS + f]; }
@@ -127,7 +133,7 @@ ICQ_FN void forward(Ctx* c, unsigned int b, unsigned int unit, unsigned int inpu
     for (unsigned int k = 0u; k < w; k++) c->h1[k] = param(c, b, base + in_dim * w + k);
     for (unsigned int f = f0; f < f1; f++) {
         unsigned int j = c->MU[c->P.off_feat_idx + f];
-        float v = c->MF[f];
+        float v = c->MF[c->P.off_feat_val + f];
         for (unsigned int k = 0u; k < w; k++) c->h1[k] += v * param(c, b, base + j * w + k);
     }
     for (unsigned int k = 0u; k < w; k++) c->h1[k] = fmaxf(c->h1[k], 0.0f);
@@ -197,7 +203,10 @@ ICQ_FN void sgd(Ctx* c, unsigned int b, unsigned int unit, unsigned int input, u
     float scale = 1.0f;
     if (clipping) {
         float x_sq = 0.0f;
-        for (unsigned int f = f0; f < f1; f++) x_sq += c->MF[f] * c->MF[f];
+        for (unsigned int f = f0; f < f1; f++) {
+            float v = c->MF[c->P.off_feat_val + f];
+            x_sq += v * v;
+        }
         norm_sq += dot_self(c, c->g1) * (x_sq + 1.0f);
         if (sqrtf(norm_sq) > c->P.clip) scale = c->P.clip / sqrtf(norm_sq);
     }
@@ -215,7 +224,7 @@ ICQ_FN void sgd(Ctx* c, unsigned int b, unsigned int unit, unsigned int input, u
     }
     for (unsigned int f = f0; f < f1; f++) {
         unsigned int j = c->MU[c->P.off_feat_idx + f];
-        float v = c->MF[f];
+        float v = c->MF[c->P.off_feat_val + f];
         for (unsigned int k = 0u; k < w; k++) param_sub(c, b, base + j * w + k, step * c->g1[k] * v);
     }
     for (unsigned int k = 0u; k < w; k++) param_sub(c, b, base + in_dim * w + k, step * c->g1[k]);
@@ -369,20 +378,29 @@ ICQ_FN void run_epoch(Ctx* c, unsigned int b, unsigned int k) {
     inst_set(c, b, 1u, k + 1u);
 }
 
-ICQ_FN void run_instance(const EpochParams* P, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS, unsigned int b) {
+// Chunk instance `id`: finds its group (the last whose first instance is at or before it) and
+// runs the dispatch's epochs.
+ICQ_FN void run_instance(const Dispatch* D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS, unsigned int id) {
+    unsigned int lo = 0u, hi = D->groups;
+    while (hi - lo > 1u) {
+        unsigned int mid = (lo + hi) / 2u;
+        if (G[mid].first <= id) lo = mid;
+        else hi = mid;
+    }
     Ctx c;
-    c.P = *P;
+    c.P = G[lo];
     c.MU = MU;
     c.MF = MF;
     c.INST = INST;
     c.PARAMS = PARAMS;
-    for (unsigned int e = 0u; e < P->epochs; e++) run_epoch(&c, b, P->epoch0 + e);
+    unsigned int b = id - c.P.first;
+    for (unsigned int e = 0u; e < D->epochs; e++) run_epoch(&c, b, D->epoch0 + e);
 }
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-extern "C" __global__ void epochs(const EpochParams P, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS) {
-    unsigned int b = blockIdx.x * blockDim.x + threadIdx.x;
-    if (b < P.instances) run_instance(&P, MU, MF, INST, PARAMS, b);
+extern "C" __global__ void epochs(const Dispatch D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS) {
+    unsigned int id = blockIdx.x * blockDim.x + threadIdx.x;
+    if (id < D.instances) run_instance(&D, G, MU, MF, INST, PARAMS, id);
 }
 #else
 // Philox blocks on the host: the known-answer check of kernels/philox.cuh.
@@ -398,7 +416,7 @@ extern "C" void icq_philox_host(const unsigned int* ctr, const unsigned int* key
 }
 
 // The host shim: every instance in turn, one "thread" at a time.
-extern "C" void icq_epochs_host(const EpochParams* P, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS) {
-    for (unsigned int b = 0u; b < P->instances; b++) run_instance(P, MU, MF, INST, PARAMS, b);
+extern "C" void icq_epochs_host(const Dispatch* D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS) {
+    for (unsigned int id = 0u; id < D->instances; id++) run_instance(D, G, MU, MF, INST, PARAMS, id);
 }
 #endif

@@ -1,14 +1,27 @@
-// The fused IC-Q epoch: one invocation per instance runs `P.epochs` whole epochs (behavior
+// The fused IC-Q epoch: one invocation per instance runs `D.epochs` whole epochs (behavior
 // action, duration, the option's primitive steps, the one scalar, the decider's SGD step)
 // with no host round-trip. The twin of `run_epoch` in src/learn/epoch.rs, draw for draw.
 //
 // Constants injected by the host before compilation: WORKGROUP, WIDTH (hidden width, ≥ 1),
-// ACTIONS. Per-instance data is instance-minor: field f of instance b is at f·B + b.
+// ACTIONS (the largest hidden width and action count of the batch's plans).
+//
+// A chunk holds the instances of one or more plans (each its own model and learner), in
+// groups: the group table `G` gives each group's parameters, and every invocation works on a
+// private copy `P` of its group's entry. Per-instance data is instance-minor within a group:
+// field f of the group's instance b is at base + f·n + b, n the group's instances here.
 
-struct EpochParams {
+struct Dispatch {
     instances: u32,
     epochs: u32,
     epoch0: u32,
+    groups: u32,
+}
+
+struct EpochParams {
+    instances: u32,
+    first: u32,
+    inst_base: u32,
+    param_base: u32,
     per_seed: u32,
     off_seeds: u32,
     agents: u32,
@@ -46,6 +59,7 @@ struct EpochParams {
     off_feat_idx: u32,
     init_agent: u32,
     instance0: u32,
+    off_feat_val: u32,
 }
 
 const MODE_ICQ: u32 = 0u;
@@ -56,11 +70,15 @@ const TAG_EPOCH: u32 = 0u;
 const OPTION_FIELDS: u32 = 8u;
 const UNIT_FIELDS: u32 = 4u;
 
-@group(0) @binding(0) var<uniform> P: EpochParams;
+@group(0) @binding(0) var<uniform> D: Dispatch;
 @group(0) @binding(1) var<storage, read> MU: array<u32>;
 @group(0) @binding(2) var<storage, read> MF: array<f32>;
 @group(0) @binding(3) var<storage, read_write> INST: array<u32>;
 @group(0) @binding(4) var<storage, read_write> PARAMS: array<f32>;
+@group(0) @binding(5) var<storage, read> G: array<EpochParams>;
+
+// The parameters of this invocation's group.
+var<private> P: EpochParams;
 
 // ---- Philox streams -------------------------------------------------------------------
 
@@ -115,11 +133,11 @@ fn uniform_action(u: u32) -> u32 {
 // ---- instance records -----------------------------------------------------------------
 
 fn inst_get(b: u32, f: u32) -> u32 {
-    return INST[f * P.instances + b];
+    return INST[P.inst_base + f * P.instances + b];
 }
 
 fn inst_set(b: u32, f: u32, v: u32) {
-    INST[f * P.instances + b] = v;
+    INST[P.inst_base + f * P.instances + b] = v;
 }
 
 fn pending_field(agent: u32, f: u32) -> u32 {
@@ -135,11 +153,11 @@ var<private> G2: array<f32, WIDTH>;
 var<private> Q: array<f32, ACTIONS>;
 
 fn param(b: u32, j: u32) -> f32 {
-    return PARAMS[j * P.instances + b];
+    return PARAMS[P.param_base + j * P.instances + b];
 }
 
 fn param_add(b: u32, j: u32, d: f32) {
-    let i = j * P.instances + b;
+    let i = P.param_base + j * P.instances + b;
     PARAMS[i] = PARAMS[i] - d;
 }
 
@@ -198,7 +216,7 @@ fn forward(b: u32, unit: u32, input: u32) {
     }
     for (var f = f0; f < f1; f++) {
         let j = MU[P.off_feat_idx + f];
-        let v = MF[f];
+        let v = MF[P.off_feat_val + f];
         for (var k = 0u; k < w; k++) {
             H1[k] += v * param(b, base + j * w + k);
         }
@@ -311,7 +329,8 @@ fn sgd(b: u32, unit: u32, input: u32, action: u32, delta: f32, lr: f32) {
     if (clipping) {
         var x_sq = 0.0;
         for (var f = f0; f < f1; f++) {
-            x_sq += MF[f] * MF[f];
+            let v = MF[P.off_feat_val + f];
+            x_sq += v * v;
         }
         norm_sq += dot_self(2u) * (x_sq + 1.0);
         if (sqrt(norm_sq) > P.clip) {
@@ -340,7 +359,7 @@ fn sgd(b: u32, unit: u32, input: u32, action: u32, delta: f32, lr: f32) {
     }
     for (var f = f0; f < f1; f++) {
         let j = MU[P.off_feat_idx + f];
-        let v = MF[f];
+        let v = MF[P.off_feat_val + f];
         for (var k = 0u; k < w; k++) {
             param_add(b, base + j * w + k, step * G1[k] * v);
         }
@@ -560,11 +579,23 @@ fn run_epoch(b: u32, k: u32) {
 
 @compute @workgroup_size(WORKGROUP)
 fn epochs(@builtin(global_invocation_id) id: vec3<u32>) {
-    let b = id.x;
-    if (b >= P.instances) {
+    if (id.x >= D.instances) {
         return;
     }
-    for (var e = 0u; e < P.epochs; e++) {
-        run_epoch(b, P.epoch0 + e);
+    // The last group whose first instance is at or before this one.
+    var lo = 0u;
+    var hi = D.groups;
+    while (hi - lo > 1u) {
+        let mid = (lo + hi) / 2u;
+        if (G[mid].first <= id.x) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    P = G[lo];
+    let b = id.x - P.first;
+    for (var e = 0u; e < D.epochs; e++) {
+        run_epoch(b, D.epoch0 + e);
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::backend::{Backend, Chosen};
 use crate::config::Input;
 use crate::error::Result;
-use crate::learn::plan::Plan;
+use crate::learn::plan::{BatchPlan, Plan};
 use crate::learn::Sampler;
 use crate::oracle::Oracle;
 
@@ -87,15 +87,17 @@ pub fn bench(input: &Input, backend: &str, instances: u32, epochs: u32) -> Resul
 }
 
 fn time<B: Backend>(backend: &B, plan: &Plan, epochs: u32) -> Result<BenchResult> {
-    let mut batch = backend.upload(plan)?;
+    let mut batch = backend.upload(&BatchPlan::from(plan.clone()))?;
     backend.advance(&mut batch, 1)?;
     backend.sync()?;
-    let before: u64 = backend.counters(&batch)?.steps.iter().sum();
+    let steps =
+        |batch: &B::Batch| -> Result<u64> { Ok(backend.counters(batch)?[0].steps.iter().sum()) };
+    let before = steps(&batch)?;
     let start = Instant::now();
     backend.advance(&mut batch, epochs)?;
     backend.sync()?;
     let seconds = start.elapsed().as_secs_f64();
-    let after: u64 = backend.counters(&batch)?.steps.iter().sum();
+    let after = steps(&batch)?;
     let updates = f64::from(plan.instances) * f64::from(epochs);
     Ok(BenchResult {
         backend: backend.name().into(),

@@ -7,9 +7,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backend::{Backend, Chosen};
 use crate::config::Input;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::learn::metrics::{checkpoint_metrics, Metrics};
-use crate::learn::plan::Plan;
+use crate::learn::plan::{BatchPlan, Plan};
 use crate::learn::{Network, StepSize};
 use crate::oracle::{Analysis, Oracle, OracleOptions};
 use crate::records::{num, Record};
@@ -158,56 +158,103 @@ pub fn run_seeds(
     seeds: &[u64],
     progress: bool,
 ) -> Result<RunReport> {
-    let cfg = &input.config;
-    let checkpoints = cfg.run.checkpoint_epochs()?;
-    let oracle = Oracle::new(&input.model)?;
-    let analysis = oracle.analyze(&OracleOptions {
-        sampler: cfg.learner.sampler,
-        ..OracleOptions::default()
-    })?;
-    let plan = Plan::packed(
-        &input.model,
-        &cfg.learner,
-        cfg.run.instances,
-        seeds,
-        Some(&analysis.mu),
-    )?;
+    let mut reports = run_points(chosen, why, &[Point { input, seeds }], progress)?;
+    Ok(reports.remove(0))
+}
+
+/// One config of a packed batch and the seeds it runs.
+#[derive(Clone, Copy)]
+pub struct Point<'a> {
+    /// The config (its model, learner and `[run]` table).
+    pub input: &'a Input,
+    /// Its seeds, `[run] instances` instances each.
+    pub seeds: &'a [u64],
+}
+
+/// Runs several configs side by side in one batch — each with its own model, learner, seeds
+/// and oracle, every instance drawing what it would in a run of its config alone — and returns
+/// one report per config, in order. The configs must share their checkpoint epochs; training
+/// time and speed are those of the whole batch.
+pub fn run_points(
+    chosen: &Chosen,
+    why: String,
+    points: &[Point<'_>],
+    progress: bool,
+) -> Result<Vec<RunReport>> {
+    let first = points
+        .first()
+        .ok_or_else(|| Error::invalid("batch", "a batch needs at least one config"))?;
+    let checkpoints = first.input.config.run.checkpoint_epochs()?;
+    let mut runs = Vec::with_capacity(points.len());
+    let mut plans = Vec::with_capacity(points.len());
+    for point in points {
+        let cfg = &point.input.config;
+        if cfg.run.checkpoint_epochs()? != checkpoints {
+            return Err(Error::invalid(
+                "run.checkpoints",
+                "configs packed in one batch must share their checkpoint epochs",
+            ));
+        }
+        let oracle = Oracle::new(&point.input.model)?;
+        let analysis = oracle.analyze(&OracleOptions {
+            sampler: cfg.learner.sampler,
+            ..OracleOptions::default()
+        })?;
+        plans.push(Plan::packed(
+            &point.input.model,
+            &cfg.learner,
+            cfg.run.instances,
+            point.seeds,
+            Some(&analysis.mu),
+        )?);
+        runs.push(PointRun {
+            input: point.input,
+            oracle,
+            analysis,
+        });
+    }
+    let batch = BatchPlan::new(plans)?;
     let job = Job {
-        input,
-        plan: &plan,
-        oracle: &oracle,
+        batch: &batch,
         checkpoints: &checkpoints,
         why,
         progress,
     };
     match chosen {
-        Chosen::Cpu(b) => run_on(b, job, analysis),
-        Chosen::Wgpu(b) => run_on(&**b, job, analysis),
+        Chosen::Cpu(b) => run_on(b, job, runs),
+        Chosen::Wgpu(b) => run_on(&**b, job, runs),
         #[cfg(feature = "cuda")]
-        Chosen::Cuda(b) => run_on(&**b, job, analysis),
+        Chosen::Cuda(b) => run_on(&**b, job, runs),
     }
 }
 
-/// Everything a run needs besides its backend and the oracle's analysis.
-struct Job<'a> {
+/// A config of a batch and its oracle.
+struct PointRun<'a> {
     input: &'a Input,
-    plan: &'a Plan,
-    oracle: &'a Oracle,
+    oracle: Oracle,
+    analysis: Analysis,
+}
+
+/// Everything a run needs besides its backend and its configs' oracles.
+struct Job<'a> {
+    batch: &'a BatchPlan,
     checkpoints: &'a [u32],
     why: String,
     progress: bool,
 }
 
-fn run_on<B: Backend>(backend: &B, job: Job<'_>, analysis: Analysis) -> Result<RunReport> {
+fn run_on<B: Backend>(
+    backend: &B,
+    job: Job<'_>,
+    runs: Vec<PointRun<'_>>,
+) -> Result<Vec<RunReport>> {
     let Job {
-        input,
-        plan,
-        oracle,
+        batch,
         checkpoints,
         why,
         progress,
     } = job;
-    let b = u64::from(plan.instances);
+    let b = u64::from(batch.instances());
     let total = u64::from(*checkpoints.last().expect("at least one checkpoint")) * b;
     let bar = if progress {
         let bar = ProgressBar::new(total);
@@ -221,51 +268,64 @@ fn run_on<B: Backend>(backend: &B, job: Job<'_>, analysis: Analysis) -> Result<R
     } else {
         ProgressBar::hidden()
     };
-    let mut batch = backend.upload(plan)?;
-    let ctx = context(input, &analysis, backend.name());
-    let (mut rows, mut all) = (Vec::new(), Vec::new());
+    let mut device = backend.upload(batch)?;
+    let ctxs: Vec<Record> = runs
+        .iter()
+        .map(|r| context(r.input, &r.analysis, backend.name()))
+        .collect();
+    let mut rows = vec![Vec::new(); runs.len()];
+    let mut all = vec![Vec::new(); runs.len()];
     let (mut done, mut train_seconds) = (0u32, 0.0);
     let slice = (checkpoints.last().copied().unwrap_or(1) / 200).max(1);
     for (c, &at) in checkpoints.iter().enumerate() {
         while done < at {
             let step = slice.min(at - done);
             let t = Instant::now();
-            backend.advance(&mut batch, step)?;
+            backend.advance(&mut device, step)?;
             backend.sync()?;
             train_seconds += t.elapsed().as_secs_f64();
             done += step;
             bar.set_position(u64::from(done) * b);
             bar.set_message(format!("epoch {done}"));
         }
-        let q = backend.read_q(&batch)?;
-        let counters = backend.counters(&batch)?;
-        let metrics = checkpoint_metrics(
-            plan,
-            oracle,
-            &analysis,
-            &q,
-            &counters,
-            input.config.run.policy_gap_instances as usize,
-            POLICY_TOLERANCE,
-        )?;
-        for (b, m) in metrics.iter().enumerate() {
-            let mut r = ctx.clone();
-            r.set("seed", plan.key(b as u32).0);
-            r.extend(&metrics_record(c, m));
-            rows.push(r);
+        let q = backend.read_q(&device)?;
+        let counters = backend.counters(&device)?;
+        for (g, run) in runs.iter().enumerate() {
+            let plan = &batch.plans[g];
+            let metrics = checkpoint_metrics(
+                plan,
+                &run.oracle,
+                &run.analysis,
+                &q[g],
+                &counters[g],
+                run.input.config.run.policy_gap_instances as usize,
+                POLICY_TOLERANCE,
+            )?;
+            for (b, m) in metrics.iter().enumerate() {
+                let mut r = ctxs[g].clone();
+                r.set("seed", plan.key(b as u32).0);
+                r.extend(&metrics_record(c, m));
+                rows[g].push(r);
+            }
+            all[g].push(metrics);
         }
-        all.push(metrics);
     }
     bar.finish_and_clear();
-    Ok(RunReport {
-        rows,
-        checkpoints: all,
-        analysis,
-        backend: why,
-        backend_name: backend.name(),
-        updates_per_second: total as f64 / train_seconds.max(1e-12),
-        train_seconds,
-    })
+    let updates_per_second = total as f64 / train_seconds.max(1e-12);
+    Ok(runs
+        .into_iter()
+        .zip(rows)
+        .zip(all)
+        .map(|((run, rows), checkpoints)| RunReport {
+            rows,
+            checkpoints,
+            analysis: run.analysis,
+            backend: why.clone(),
+            backend_name: backend.name(),
+            updates_per_second,
+            train_seconds,
+        })
+        .collect())
 }
 
 /// Mean and standard deviation of a metric over instances.

@@ -30,7 +30,7 @@ use crate::io::write_atomically;
 use crate::learn::metrics::Metrics;
 use crate::learn::net::NetLayout;
 use crate::records::{num, to_jsonl, write_rows, Record};
-use crate::run::{context, mean_sd, run_seeds};
+use crate::run::{context, mean_sd, run_points, Point};
 
 /// Knobs of `[model]` that a bare axis name may set.
 const MODEL_KNOBS: &[&str] = &[
@@ -459,34 +459,52 @@ pub fn sweep(
     // One backend for the whole sweep (units may name theirs only through the shared config).
     let mut chosen: Option<(crate::backend::Chosen, String)> = None;
     let mut backend_used = String::new();
-    for pack in packs(&todo) {
-        let first = pack[0];
+    for pack in packs(&todo)? {
+        let first = pack[0][0];
         if chosen.is_none() {
             chosen = Some(crate::backend::Chosen::pick(
                 &first.input.config.run.backend,
             )?);
         }
         let (backend, why) = chosen.as_ref().expect("chosen above");
-        let parts: Vec<String> = first
-            .values
+        let seeds: Vec<Vec<u64>> = pack
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|units| units.iter().map(|u| u.seed).collect())
             .collect();
-        let seeds: Vec<u64> = pack.iter().map(|u| u.seed).collect();
-        bar.set_message(format!("{} seeds {seeds:?}", parts.join(" ")));
-        let report = run_seeds(backend, why.clone(), &first.input, &seeds, false)?;
-        backend_used = report.backend.clone();
-        let per_seed = first.input.config.run.instances as usize;
-        for (k, unit) in pack.iter().enumerate() {
-            let own: Vec<Vec<Metrics>> = report
-                .checkpoints
-                .iter()
-                .map(|c| c[k * per_seed..(k + 1) * per_seed].to_vec())
-                .collect();
-            let ctx = context(&unit.input, &report.analysis, report.backend_name);
-            let rows = unit_rows(unit, &ctx, &own);
-            write_atomically(&part_path(out, unit.index), to_jsonl(&rows).as_bytes())?;
-            bar.inc(1);
+        let points: Vec<Point<'_>> = pack
+            .iter()
+            .zip(&seeds)
+            .map(|(units, seeds)| Point {
+                input: &units[0].input,
+                seeds,
+            })
+            .collect();
+        bar.set_message(match pack.len() {
+            1 => {
+                let parts: Vec<String> = first
+                    .values
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!("{} seeds {:?}", parts.join(" "), seeds[0])
+            }
+            n => format!("{n} grid points from point {}", first.point),
+        });
+        let reports = run_points(backend, why.clone(), &points, false)?;
+        for (units, report) in pack.iter().zip(&reports) {
+            backend_used = report.backend.clone();
+            let per_seed = units[0].input.config.run.instances as usize;
+            for (k, unit) in units.iter().enumerate() {
+                let own: Vec<Vec<Metrics>> = report
+                    .checkpoints
+                    .iter()
+                    .map(|c| c[k * per_seed..(k + 1) * per_seed].to_vec())
+                    .collect();
+                let ctx = context(&unit.input, &report.analysis, report.backend_name);
+                let rows = unit_rows(unit, &ctx, &own);
+                write_atomically(&part_path(out, unit.index), to_jsonl(&rows).as_bytes())?;
+                bar.inc(1);
+            }
         }
     }
     bar.finish_and_clear();
@@ -533,32 +551,38 @@ pub fn sweep(
 /// Bytes of instance state (parameters and records) one packed batch may hold.
 const PACK_BYTES: usize = 512 << 20;
 
-/// The units to run, packed: the seeds of one grid point share a batch (and one oracle), as
-/// many as fit [`PACK_BYTES`].
-fn packs<'a>(todo: &[&&'a Unit]) -> Vec<Vec<&'a Unit>> {
-    let mut out: Vec<Vec<&Unit>> = Vec::new();
-    let mut room = 0;
+/// The units to run, packed into batches: per batch, its grid points in order, per point the
+/// units (seeds) it runs. Consecutive units share a batch while their checkpoint epochs agree
+/// and their instance state fits [`PACK_BYTES`] (a unit larger than that runs alone); each
+/// point keeps one model, learner and oracle, whatever its neighbours in the batch.
+fn packs<'a>(todo: &[&&'a Unit]) -> Result<Vec<Vec<Vec<&'a Unit>>>> {
+    let mut out: Vec<Vec<Vec<&Unit>>> = Vec::new();
+    let (mut bytes, mut epochs) = (0, Vec::new());
     for &&unit in todo {
-        let same_point = out.last().is_some_and(|p| p[0].point == unit.point);
-        if !same_point {
-            room = pack_room(unit);
+        let (size, at) = (unit_bytes(unit), unit.input.config.run.checkpoint_epochs()?);
+        let joins = !out.is_empty() && at == epochs && bytes + size <= PACK_BYTES;
+        if !joins {
+            out.push(Vec::new());
+            (bytes, epochs) = (0, at);
         }
-        match out.last_mut() {
-            Some(pack) if same_point && pack.len() < room => pack.push(unit),
-            _ => out.push(vec![unit]),
+        bytes += size;
+        let pack = out.last_mut().expect("a pack");
+        match pack.last_mut() {
+            Some(point) if point[0].point == unit.point => point.push(unit),
+            _ => pack.push(vec![unit]),
         }
     }
-    out
+    Ok(out)
 }
 
-/// How many seeds of `unit`'s grid point fit one batch of [`PACK_BYTES`] (at least one).
-fn pack_room(unit: &Unit) -> usize {
+/// Bytes of instance state (parameters and records) of one unit.
+fn unit_bytes(unit: &Unit) -> usize {
     let (cfg, model) = (&unit.input.config, &unit.input.model);
     let space = model.space();
     let l = &cfg.learner;
     let layout = NetLayout::new(&space, model.actions, l.mode, l.network, l.encoding);
     let words = layout.params + record_fields(layout.units.len(), space.agents);
-    (PACK_BYTES / (4 * words * cfg.run.instances as usize).max(1)).max(1)
+    4 * words * cfg.run.instances as usize
 }
 
 /// The `[[figure]]` entries of the sweep config `text` at `path`.
@@ -728,28 +752,71 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
 mod tests {
     use std::path::Path;
 
-    use super::{expand, packs};
+    use super::{expand, packs, unit_bytes, Unit, PACK_BYTES};
+
+    /// (point, seed) of every unit, per point, per batch.
+    fn shape(refs: &[&&Unit]) -> Vec<Vec<Vec<(usize, u64)>>> {
+        packs(refs)
+            .unwrap()
+            .iter()
+            .map(|batch| {
+                batch
+                    .iter()
+                    .map(|point| point.iter().map(|u| (u.point, u.seed)).collect())
+                    .collect()
+            })
+            .collect()
+    }
 
     #[test]
-    fn the_seeds_of_a_point_share_a_batch() {
+    fn grid_points_with_the_same_checkpoints_share_a_batch() {
         let text = "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\n\
             [learner]\nnetwork = \"tabular\"\n[run]\ninstances = 4\nepochs = 10\n\
-            [sweep]\ninterface_noise = [0.0, 0.2]\nseeds = [1, 2, 3]\n";
+            [sweep]\ninterface_noise = [0.0, 0.2]\nepochs = [10, 20]\nseeds = [1, 2, 3]\n";
         let units = expand(text, Path::new("sweep.toml")).unwrap();
         let todo: Vec<&_> = units.iter().collect();
         let refs: Vec<&&_> = todo.iter().collect();
-        let shape = |refs: &[&&super::Unit]| -> Vec<Vec<(usize, u64)>> {
-            packs(refs)
-                .iter()
-                .map(|p| p.iter().map(|u| (u.point, u.seed)).collect())
-                .collect()
-        };
+        // Points: (10 epochs, η 0), (10, η 0.2), (20, η 0), (20, η 0.2): two batches of two.
+        let seeds = |p: usize| vec![(p, 1), (p, 2), (p, 3)];
         assert_eq!(
             shape(&refs),
-            [vec![(0, 1), (0, 2), (0, 3)], vec![(1, 1), (1, 2), (1, 3)]]
+            [vec![seeds(0), seeds(1)], vec![seeds(2), seeds(3)]]
         );
-        // A resumed or sharded run packs what is left of each point.
+        // The same epochs: both points in one batch.
+        let text = text.replace("epochs = [10, 20]\n", "");
+        let units = expand(&text, Path::new("sweep.toml")).unwrap();
+        let todo: Vec<&_> = units.iter().collect();
+        let refs: Vec<&&_> = todo.iter().collect();
+        assert_eq!(
+            shape(&refs),
+            [vec![
+                vec![(0, 1), (0, 2), (0, 3)],
+                vec![(1, 1), (1, 2), (1, 3)]
+            ]]
+        );
+        // A resumed or sharded run packs what is left.
         let left: Vec<&&_> = refs.iter().copied().filter(|u| u.seed != 2).collect();
-        assert_eq!(shape(&left), [vec![(0, 1), (0, 3)], vec![(1, 1), (1, 3)]]);
+        assert_eq!(
+            shape(&left),
+            [vec![vec![(0, 1), (0, 3)], vec![(1, 1), (1, 3)]]]
+        );
+    }
+
+    #[test]
+    fn a_batch_holds_what_fits_its_bytes() {
+        let text = "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\n\
+            [learner]\nnetwork = { mlp = { width = 64, depth = 2 } }\n\
+            [run]\ninstances = 10000\nepochs = 10\n\
+            [sweep]\ninterface_noise = [0.0, 0.2]\nseeds = [1, 2]\n";
+        let units = expand(text, Path::new("sweep.toml")).unwrap();
+        let size = unit_bytes(&units[0]);
+        assert!(
+            size > PACK_BYTES / 2 && size <= PACK_BYTES,
+            "{size} bytes: the test needs one unit per batch"
+        );
+        let todo: Vec<&_> = units.iter().collect();
+        let refs: Vec<&&_> = todo.iter().collect();
+        let one = |p: usize, seed: u64| vec![vec![(p, seed)]];
+        assert_eq!(shape(&refs), [one(0, 1), one(0, 2), one(1, 1), one(1, 2)]);
     }
 }

@@ -21,7 +21,7 @@ use icq::backend::gpu::{adapter_required, AdapterChoice};
 use icq::backend::wgpu::Wgpu;
 use icq::backend::Backend;
 use icq::config::{load_input, Config};
-use icq::learn::plan::Plan;
+use icq::learn::plan::{BatchPlan, Plan};
 use icq::model::Model;
 use icq::oracle::Oracle;
 
@@ -66,17 +66,8 @@ fn model_of(model_toml: &str) -> Model {
     config.model.build(Path::new(".")).unwrap()
 }
 
-/// Runs `rounds` × `per_round` epochs on the CPU and on `gpu`, comparing states after every
-/// round.
-fn parity<B: Backend>(
-    gpu: Option<B>,
-    name: &str,
-    model_toml: &str,
-    learner_toml: &str,
-    rounds: u32,
-    per_round: u32,
-) {
-    let Some(gpu) = gpu else { return };
+/// The plan of one parity case: `INSTANCES` instances under each of `SEEDS`.
+fn case_plan(model_toml: &str, learner_toml: &str) -> Plan {
     let model = model_of(model_toml);
     let config = Config::parse(learner_toml, Path::new("learner.toml")).unwrap();
     let mu = Oracle::new(&model)
@@ -85,12 +76,26 @@ fn parity<B: Backend>(
         .stationary(1_000_000)
         .unwrap()
         .0;
-    let plan = Plan::packed(&model, &config.learner, INSTANCES, &SEEDS, Some(&mu)).unwrap();
+    Plan::packed(&model, &config.learner, INSTANCES, &SEEDS, Some(&mu)).unwrap()
+}
+
+/// Packs the plans of `cases` (model, learner) in one batch and runs `rounds` × `per_round`
+/// epochs on the CPU and on `gpu`, comparing states after every round.
+fn parity<B: Backend>(
+    gpu: Option<B>,
+    name: &str,
+    cases: &[(&str, &str)],
+    rounds: u32,
+    per_round: u32,
+) {
+    let Some(gpu) = gpu else { return };
+    let plans = cases.iter().map(|(m, l)| case_plan(m, l)).collect();
+    let batch = BatchPlan::new(plans).unwrap();
     let cpu = Cpu::new();
-    let mut c = cpu.upload(&plan).unwrap();
-    let mut g = gpu.upload(&plan).unwrap();
+    let mut c = cpu.upload(&batch).unwrap();
+    let mut g = gpu.upload(&batch).unwrap();
     assert_eq!(
-        c.states(),
+        cpu.states(&c).unwrap(),
         gpu.states(&g).unwrap(),
         "{name}: initial states"
     );
@@ -98,38 +103,50 @@ fn parity<B: Backend>(
         cpu.advance(&mut c, per_round).unwrap();
         gpu.advance(&mut g, per_round).unwrap();
         gpu.sync().unwrap();
-        let (cs, gs) = (c.states(), gpu.states(&g).unwrap());
-        if let Some(b) = (0..cs.len()).find(|&b| cs[b] != gs[b]) {
-            panic!(
-                "{name}: instance {b} diverged after epoch {}: cpu state {} gpu state {}",
-                (round + 1) * per_round,
-                cs[b],
-                gs[b]
-            );
+        let (cs, gs) = (cpu.states(&c).unwrap(), gpu.states(&g).unwrap());
+        for (p, (cs, gs)) in cs.iter().zip(&gs).enumerate() {
+            if let Some(b) = (0..cs.len()).find(|&b| cs[b] != gs[b]) {
+                panic!(
+                    "{name}: plan {p}, instance {b} diverged after epoch {}: cpu state {} gpu state {}",
+                    (round + 1) * per_round,
+                    cs[b],
+                    gs[b]
+                );
+            }
         }
     }
     let (cc, gc) = (cpu.counters(&c).unwrap(), gpu.counters(&g).unwrap());
-    assert_eq!(cc.epochs, gc.epochs, "{name}: epochs");
-    assert_eq!(cc.steps, gc.steps, "{name}: primitive steps");
-    assert_eq!(cc.updates, gc.updates, "{name}: updates per unit");
     let (cq, gq) = (cpu.read_q(&c).unwrap(), gpu.read_q(&g).unwrap());
-    let per_instance = cq.inputs * cq.actions;
     let mut worst = 0.0f32;
-    for (i, (&x, &y)) in gq.values.iter().zip(&cq.values).enumerate() {
-        let tol = (1e-4 * y.abs()).max(1e-5);
-        let (b, rest) = (i / per_instance, i % per_instance);
-        assert!(
-            (x - y).abs() <= tol,
-            "{name}: instance {b}, input {}, action {}: gpu {x} cpu {y}",
-            rest / cq.actions,
-            rest % cq.actions
+    for p in 0..cases.len() {
+        assert_eq!(cc[p].epochs, gc[p].epochs, "{name}: plan {p}: epochs");
+        assert_eq!(
+            cc[p].steps, gc[p].steps,
+            "{name}: plan {p}: primitive steps"
         );
-        worst = worst.max((x - y).abs());
+        assert_eq!(
+            cc[p].updates, gc[p].updates,
+            "{name}: plan {p}: updates per unit"
+        );
+        let (cq, gq) = (&cq[p], &gq[p]);
+        let per_instance = cq.inputs * cq.actions;
+        for (i, (&x, &y)) in gq.values.iter().zip(&cq.values).enumerate() {
+            let tol = (1e-4 * y.abs()).max(1e-5);
+            let (b, rest) = (i / per_instance, i % per_instance);
+            assert!(
+                (x - y).abs() <= tol,
+                "{name}: plan {p}, instance {b}, input {}, action {}: gpu {x} cpu {y}",
+                rest / cq.actions,
+                rest % cq.actions
+            );
+            worst = worst.max((x - y).abs());
+        }
+        assert_eq!(gq.values.len(), cq.values.len(), "{name}: plan {p}: Q size");
+        assert!(
+            cq.values.iter().any(|&v| v != 0.0),
+            "{name}: plan {p}: nothing was learned"
+        );
     }
-    assert!(
-        cq.values.iter().any(|&v| v != 0.0),
-        "{name}: nothing was learned"
-    );
     eprintln!(
         "{name}: largest |Q_gpu − Q_cpu| = {worst:e} on {}",
         gpu.device()
@@ -140,14 +157,22 @@ const SYNTH: &str =
     "[model]\nagents = 3\nartifact_states = 8\ninterface_states = 4\nprivate_states = 2\n\
                      interface_noise = 0.2\nprivate_weight = 0.3\nmodel_seed = 5\n";
 
+/// Learners used in more than one case.
+const SCALAR_DEEP_CLIPPED: &str = "[learner]\nnetwork = { mlp = { width = 12, depth = 2 } }\nencoding = \"scalar\"\nstep_size = { constant = { alpha = 0.05 } }\nclip = 1.0\n";
+const EMBED: &str = "[learner]\nnetwork = { mlp = { width = 8, depth = 1 } }\nencoding = { embed = { d = 6, seed = 3 } }\nstep_size = { constant = { alpha = 0.02 } }\n";
+const INDEPENDENT_TABULAR: &str = "[learner]\nmode = \"independent\"\nnetwork = \"tabular\"\nstep_size = { constant = { alpha = 0.1 } }\n";
+const RESET_TABULAR: &str =
+    "[learner]\nnetwork = \"tabular\"\nsampler = { reset = { rho = 0.6 } }\n";
+const HANDOFF: &str = "file:examples/handoff.json";
+
 macro_rules! parity_tests {
-    ($($name:ident: $model:expr, $learner:expr;)*) => {
+    ($($name:ident: $cases:expr;)*) => {
         mod on_wgpu {
             use super::*;
             $(
                 #[test]
                 fn $name() {
-                    parity(wgpu(), stringify!($name), $model, $learner, 6, 25);
+                    parity(wgpu(), stringify!($name), $cases, 6, 25);
                 }
             )*
         }
@@ -156,7 +181,7 @@ macro_rules! parity_tests {
             $(
                 #[test]
                 fn $name() {
-                    parity(Some(CudaHost), stringify!($name), $model, $learner, 6, 25);
+                    parity(Some(CudaHost), stringify!($name), $cases, 6, 25);
                 }
             )*
         }
@@ -166,7 +191,7 @@ macro_rules! parity_tests {
             $(
                 #[test]
                 fn $name() {
-                    parity(cuda(), stringify!($name), $model, $learner, 6, 25);
+                    parity(cuda(), stringify!($name), $cases, 6, 25);
                 }
             )*
         }
@@ -174,109 +199,92 @@ macro_rules! parity_tests {
 }
 
 parity_tests! {
-    parity_tabular_geometric: SYNTH, "[learner]\nnetwork = \"tabular\"\nstep_size = { constant = { alpha = 0.1 } }\n";
-    parity_tabular_fixed: &format!("{SYNTH}duration = {{ fixed = {{ steps = 3 }} }}\n"),
-        "[learner]\nnetwork = \"tabular\"\nstep_size = { inverse = { alpha = 1.0, t0 = 50 } }\n";
-    parity_tabular_poisson: &format!("{SYNTH}duration = {{ poisson = {{ mean = 2.5 }} }}\n"),
-        "[learner]\nnetwork = \"tabular\"\nstep_size = { inverse_sqrt = { alpha = 0.5 } }\nclip = 0.5\n";
-    parity_mlp_onehot: SYNTH, "[learner]\nnetwork = { mlp = { width = 16, depth = 1 } }\nencoding = \"onehot\"\nstep_size = { constant = { alpha = 0.05 } }\n";
-    parity_mlp_scalar_deep_clipped: SYNTH, "[learner]\nnetwork = { mlp = { width = 12, depth = 2 } }\nencoding = \"scalar\"\nstep_size = { constant = { alpha = 0.05 } }\nclip = 1.0\n";
-    parity_mlp_embed: SYNTH, "[learner]\nnetwork = { mlp = { width = 8, depth = 1 } }\nencoding = { embed = { d = 6, seed = 3 } }\nstep_size = { constant = { alpha = 0.02 } }\n";
-    parity_centralized: SYNTH, "[learner]\nmode = \"centralized\"\nnetwork = { mlp = { width = 16, depth = 1 } }\nstep_size = { constant = { alpha = 0.05 } }\n";
-    parity_independent_terminal: "file:examples/handoff.json", "[learner]\nmode = \"independent\"\nnetwork = \"tabular\"\nstep_size = { constant = { alpha = 0.1 } }\n";
-    parity_myopic_terminal: "file:examples/handoff.json", "[learner]\nmode = \"myopic\"\nnetwork = { mlp = { width = 8, depth = 1 } }\nstep_size = { constant = { alpha = 0.1 } }\n";
-    parity_icq_terminal: "file:examples/handoff.json", "[learner]\nnetwork = { mlp = { width = 8, depth = 2 } }\nstep_size = { constant = { alpha = 0.01 } }\n";
-    parity_lazy_sampler: SYNTH, "[learner]\nnetwork = \"tabular\"\nsampler = { lazy = { rho = 0.4 } }\n";
-    parity_reset_sampler: SYNTH, "[learner]\nnetwork = \"tabular\"\nsampler = { reset = { rho = 0.6 } }\n";
+    parity_tabular_geometric: &[(SYNTH, "[learner]\nnetwork = \"tabular\"\nstep_size = { constant = { alpha = 0.1 } }\n")];
+    parity_tabular_fixed: &[(&format!("{SYNTH}duration = {{ fixed = {{ steps = 3 }} }}\n"), "[learner]\nnetwork = \"tabular\"\nstep_size = { inverse = { alpha = 1.0, t0 = 50 } }\n")];
+    parity_tabular_poisson: &[(&format!("{SYNTH}duration = {{ poisson = {{ mean = 2.5 }} }}\n"), "[learner]\nnetwork = \"tabular\"\nstep_size = { inverse_sqrt = { alpha = 0.5 } }\nclip = 0.5\n")];
+    parity_mlp_onehot: &[(SYNTH, "[learner]\nnetwork = { mlp = { width = 16, depth = 1 } }\nencoding = \"onehot\"\nstep_size = { constant = { alpha = 0.05 } }\n")];
+    parity_mlp_scalar_deep_clipped: &[(SYNTH, SCALAR_DEEP_CLIPPED)];
+    parity_mlp_embed: &[(SYNTH, EMBED)];
+    parity_centralized: &[(SYNTH, "[learner]\nmode = \"centralized\"\nnetwork = { mlp = { width = 16, depth = 1 } }\nstep_size = { constant = { alpha = 0.05 } }\n")];
+    parity_independent_terminal: &[(HANDOFF, INDEPENDENT_TABULAR)];
+    parity_myopic_terminal: &[(HANDOFF, "[learner]\nmode = \"myopic\"\nnetwork = { mlp = { width = 8, depth = 1 } }\nstep_size = { constant = { alpha = 0.1 } }\n")];
+    parity_icq_terminal: &[(HANDOFF, "[learner]\nnetwork = { mlp = { width = 8, depth = 2 } }\nstep_size = { constant = { alpha = 0.01 } }\n")];
+    parity_lazy_sampler: &[(SYNTH, "[learner]\nnetwork = \"tabular\"\nsampler = { lazy = { rho = 0.4 } }\n")];
+    parity_reset_sampler: &[(SYNTH, RESET_TABULAR)];
+    // Plans of different models (actions, agents, terminal options), widths, modes and
+    // samplers packed in one batch: every group finds its own parameters and buffers.
+    parity_mixed_batch: &[
+        (SYNTH, SCALAR_DEEP_CLIPPED),
+        (HANDOFF, INDEPENDENT_TABULAR),
+        (&format!("{SYNTH}duration = {{ poisson = {{ mean = 2.5 }} }}\n"), EMBED),
+        (SYNTH, RESET_TABULAR),
+    ];
 }
 
 /// A batch split into chunks (here 10 instances each; on hardware, by the adapter's storage
 /// limits) runs the same instances as one unsplit batch: each chunk keys its Philox streams by
-/// global instance index.
+/// each group's index within its plan. Chunks of 10 cut across seed blocks of 13 and across
+/// the boundary between the two plans (at instance 39).
 #[test]
 fn parity_split_batches() {
-    let Some(gpu) = wgpu() else { return };
-    let gpu = gpu.with_chunk_limit(10);
-    let model = model_of(SYNTH);
-    let config = Config::parse(
-        "[learner]\nnetwork = { mlp = { width = 8, depth = 1 } }\nstep_size = { constant = { alpha = 0.05 } }\n",
-        Path::new("learner.toml"),
-    )
-    .unwrap();
-    // Chunks of 10 cut across the seed blocks of 13.
-    let plan = Plan::packed(&model, &config.learner, INSTANCES, &[99, 1 << 35], None).unwrap();
-    let cpu = Cpu::new();
-    let mut c = cpu.upload(&plan).unwrap();
-    let mut g = gpu.upload(&plan).unwrap();
-    cpu.advance(&mut c, 150).unwrap();
-    gpu.advance(&mut g, 150).unwrap();
-    assert_eq!(c.states(), gpu.states(&g).unwrap());
-    assert_eq!(
-        cpu.counters(&c).unwrap().steps,
-        gpu.counters(&g).unwrap().steps
+    let gpu = wgpu().map(|g| g.with_chunk_limit(10));
+    let mlp = "[learner]\nnetwork = { mlp = { width = 8, depth = 1 } }\nstep_size = { constant = { alpha = 0.05 } }\n";
+    parity(
+        gpu,
+        "split",
+        &[(SYNTH, mlp), (HANDOFF, INDEPENDENT_TABULAR)],
+        3,
+        50,
     );
-    let (cq, gq) = (cpu.read_q(&c).unwrap(), gpu.read_q(&g).unwrap());
-    for (&x, &y) in gq.values.iter().zip(&cq.values) {
-        assert!(
-            (x - y).abs() <= (1e-4 * y.abs()).max(1e-5),
-            "gpu {x} cpu {y}"
-        );
-    }
 }
 
-/// `EpochParams` in `shaders/epoch.wgsl` and in `kernels/epoch.cu` declare the Rust struct's
-/// fields in the same order, all 4-byte scalars, so the layout is the same on every side.
-#[test]
-fn epoch_params_mirror_the_rust_struct() {
+/// The fields of `name` in the WGSL, Rust and CUDA sources, in order, as (field, type).
+fn mirrored_fields(name: &str) -> [Vec<(String, String)>; 3] {
+    let pair = |n: &str, t: &str| (n.trim().to_string(), t.trim().to_string());
     let wgsl = include_str!("../shaders/epoch.wgsl");
     let body = wgsl
-        .split("struct EpochParams {")
+        .split(&format!("struct {name} {{"))
         .nth(1)
         .and_then(|rest| rest.split('}').next())
         .expect("the WGSL struct");
-    let fields: Vec<(&str, &str)> = body
+    let wgsl_fields = body
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .map(|l| {
-            let (name, ty) = l.trim_end_matches(',').split_once(':').expect("name: type");
-            (name.trim(), ty.trim())
+            let (n, t) = l.trim_end_matches(',').split_once(':').expect("name: type");
+            pair(n, t)
         })
         .collect();
-    assert!(
-        fields.iter().all(|(_, ty)| *ty == "u32" || *ty == "f32"),
-        "{fields:?}"
-    );
     let rust = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("src/backend/device.rs"),
     )
     .unwrap();
     let rust_body = rust
-        .split("pub struct EpochParams {")
+        .split(&format!("pub struct {name} {{"))
         .nth(1)
         .and_then(|rest| rest.split("\n}").next())
         .expect("the Rust struct");
-    let rust_fields: Vec<(&str, &str)> = rust_body
+    let rust_fields = rust_body
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with("pub "))
         .map(|l| {
-            let (name, ty) = l
+            let (n, t) = l
                 .trim_start_matches("pub ")
                 .trim_end_matches(',')
                 .split_once(':')
                 .unwrap();
-            (name.trim(), ty.trim())
+            pair(n, t)
         })
         .collect();
-    assert_eq!(fields, rust_fields);
     let cuda = include_str!("../kernels/epoch.cu");
     let cuda_body = cuda
-        .split("struct EpochParams {")
+        .split(&format!("struct {name} {{"))
         .nth(1)
         .and_then(|rest| rest.split("};").next())
         .expect("the CUDA struct");
-    let mut cuda_fields: Vec<(&str, &str)> = Vec::new();
+    let mut cuda_fields = Vec::new();
     for decl in cuda_body
         .split(';')
         .map(str::trim)
@@ -287,14 +295,36 @@ fn epoch_params_mirror_the_rust_struct() {
         } else if let Some(rest) = decl.strip_prefix("float ") {
             ("f32", rest)
         } else {
-            panic!("a field that is not a 4-byte scalar: {decl}");
+            panic!("{name}: a field that is not a 4-byte scalar: {decl}");
         };
-        cuda_fields.extend(names.split(',').map(|n| (n.trim(), ty)));
+        cuda_fields.extend(names.split(',').map(|n| pair(n, ty)));
     }
-    assert_eq!(cuda_fields, rust_fields);
-    assert_eq!(
-        std::mem::size_of::<icq::backend::device::EpochParams>(),
-        4 * fields.len(),
-        "the Rust struct has padding"
-    );
+    [wgsl_fields, rust_fields, cuda_fields]
+}
+
+/// `Dispatch` and `EpochParams` in `shaders/epoch.wgsl` and in `kernels/epoch.cu` declare the
+/// Rust structs' fields in the same order, all 4-byte scalars, so the layout is the same on
+/// every side.
+#[test]
+fn kernel_structs_mirror_the_rust_structs() {
+    let sizes = [
+        (
+            "Dispatch",
+            std::mem::size_of::<icq::backend::device::Dispatch>(),
+        ),
+        (
+            "EpochParams",
+            std::mem::size_of::<icq::backend::device::EpochParams>(),
+        ),
+    ];
+    for (name, size) in sizes {
+        let [wgsl, rust, cuda] = mirrored_fields(name);
+        assert!(
+            wgsl.iter().all(|(_, ty)| ty == "u32" || ty == "f32"),
+            "{name}: {wgsl:?}"
+        );
+        assert_eq!(wgsl, rust, "{name}: WGSL against Rust");
+        assert_eq!(cuda, rust, "{name}: CUDA against Rust");
+        assert_eq!(size, 4 * rust.len(), "{name}: the Rust struct has padding");
+    }
 }

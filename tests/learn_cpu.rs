@@ -6,8 +6,8 @@ use std::path::Path;
 
 use icq::backend::cpu::Cpu;
 use icq::backend::Backend;
-use icq::config::{Config, Input};
-use icq::learn::plan::Plan;
+use icq::config::{load_input, Config, Input};
+use icq::learn::plan::{BatchPlan, Plan};
 use icq::rng::{clamp_u32, philox4x32_10, sample_cdf, TAG_EPOCH};
 use icq::run::{mean_sd, run, RunReport};
 
@@ -161,7 +161,7 @@ fn draw_order_is_pinned() {
     let inp = input(&text);
     let plan = Plan::new(&inp.model, &inp.config.learner, 3, 77, None).unwrap();
     let cpu = Cpu::new();
-    let mut batch = cpu.upload(&plan).unwrap();
+    let mut batch = cpu.upload(&plan.clone().into()).unwrap();
     let traces = batch.trace(2, 50);
     let (space, tables, model) = (&plan.space, &plan.tables, &inp.model);
     let mut s = plan.initial_state(2);
@@ -220,7 +220,7 @@ fn results_do_not_depend_on_thread_count() {
             .unwrap();
         pool.install(|| {
             let cpu = Cpu::new();
-            let mut batch = cpu.upload(&plan).unwrap();
+            let mut batch = cpu.upload(&plan.clone().into()).unwrap();
             cpu.advance(&mut batch, 300).unwrap();
             cpu.advance(&mut batch, 200).unwrap();
             (cpu.read_q(&batch).unwrap(), cpu.counters(&batch).unwrap())
@@ -231,14 +231,14 @@ fn results_do_not_depend_on_thread_count() {
     assert_eq!(one, three);
     // The portable build of the epoch loop gives the same bits as the vector build.
     let cpu = Cpu::portable();
-    let mut batch = cpu.upload(&plan).unwrap();
+    let mut batch = cpu.upload(&plan.clone().into()).unwrap();
     cpu.advance(&mut batch, 500).unwrap();
     assert_eq!(
         one,
         (cpu.read_q(&batch).unwrap(), cpu.counters(&batch).unwrap())
     );
     assert!(
-        one.0.values.iter().any(|&v| v != 0.0),
+        one.0[0].values.iter().any(|&v| v != 0.0),
         "nothing was learned"
     );
 }
@@ -255,11 +255,11 @@ fn packed_seeds_run_as_their_own_runs() {
     let seeds = [3u64, (1 << 33) + 1, 0];
     let cpu = Cpu::new();
     let run = |plan: &Plan| {
-        let mut batch = cpu.upload(plan).unwrap();
+        let mut batch = cpu.upload(&plan.clone().into()).unwrap();
         cpu.advance(&mut batch, 250).unwrap();
         (
-            cpu.read_q(&batch).unwrap(),
-            cpu.counters(&batch).unwrap(),
+            cpu.read_q(&batch).unwrap().remove(0),
+            cpu.counters(&batch).unwrap().remove(0),
             batch.states(),
         )
     };
@@ -290,4 +290,68 @@ fn packed_seeds_run_as_their_own_runs() {
         );
     }
     assert!(Plan::packed(&inp.model, &inp.config.learner, 5, &[], None).is_err());
+}
+
+/// A batch packing plans of different models and learners (tabular and MLP of two widths,
+/// IC-Q and independent, three seeds in one of them) is, plan by plan, the batches of each plan
+/// alone: the same Q-values, states and counters, bit for bit.
+#[test]
+fn packed_plans_run_as_their_own_batches() {
+    let handoff = load_input(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/handoff.json"))
+        .unwrap()
+        .model;
+    let noisy = input(NOISY).model;
+    let learner = |text: &str| input(&format!("{MODEL}{text}")).config.learner;
+    let plans = vec![
+        Plan::new(&noisy, &learner(TABULAR), 7, 11, None).unwrap(),
+        Plan::packed(
+            &input(MODEL).model,
+            &learner(
+                "[learner]\nnetwork = { mlp = { width = 16, depth = 2 } }\n\
+                 step_size = { constant = { alpha = 0.02 } }\n",
+            ),
+            4,
+            &[1, 2, 3],
+            None,
+        )
+        .unwrap(),
+        Plan::new(
+            &handoff,
+            &learner(
+                "[learner]\nmode = \"independent\"\nnetwork = { mlp = { width = 4, depth = 1 } }\n",
+            ),
+            9,
+            5,
+            None,
+        )
+        .unwrap(),
+    ];
+    let cpu = Cpu::new();
+    let batch = BatchPlan::new(plans.clone()).unwrap();
+    assert_eq!(batch.instances(), 7 + 12 + 9);
+    assert_eq!(batch.locate(19), (2, 0));
+    let mut packed = cpu.upload(&batch).unwrap();
+    cpu.advance(&mut packed, 120).unwrap();
+    cpu.advance(&mut packed, 80).unwrap();
+    let (q, counters, states) = (
+        cpu.read_q(&packed).unwrap(),
+        cpu.counters(&packed).unwrap(),
+        cpu.states(&packed).unwrap(),
+    );
+    for (g, plan) in plans.into_iter().enumerate() {
+        let mut alone = cpu.upload(&plan.into()).unwrap();
+        cpu.advance(&mut alone, 200).unwrap();
+        assert_eq!(q[g], cpu.read_q(&alone).unwrap()[0], "plan {g}: Q");
+        assert_eq!(
+            counters[g],
+            cpu.counters(&alone).unwrap()[0],
+            "plan {g}: counters"
+        );
+        assert_eq!(states[g], alone.states(), "plan {g}: states");
+        let values = &q[g].values;
+        assert!(
+            values.iter().any(|&v| v != 0.0) && values.iter().all(|v| v.is_finite()),
+            "plan {g}: nothing (finite) learned"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::lanes::Avx2;
 use crate::lanes::{Lanes, Portable};
 use crate::learn::epoch::{run_epoch, EpochTrace, InstanceMut, InstanceState, Pending, Workspace};
-use crate::learn::plan::Plan;
+use crate::learn::plan::{BatchPlan, Plan};
 
 /// Runs `epochs` epochs of instance `b` with the vector loops of `lanes`.
 #[inline(always)]
@@ -64,8 +64,8 @@ impl Cpu {
     }
 }
 
-/// A batch on the CPU.
-pub struct CpuBatch {
+/// One plan's instances on the CPU.
+struct Group {
     plan: Plan,
     states: Vec<InstanceState>,
     params: Vec<f32>,
@@ -73,76 +73,11 @@ pub struct CpuBatch {
     pending: Vec<Pending>,
 }
 
-impl CpuBatch {
-    fn parts(&mut self) -> impl IndexedParallelIterator<Item = (usize, InstanceMut<'_>)> {
-        let (p, u) = (self.plan.layout.params, self.plan.units());
-        let n = if self.pending.is_empty() {
-            0
-        } else {
-            self.plan.space.agents
-        };
-        let pending_chunks: Vec<&mut [Pending]> = if n == 0 {
-            (0..self.states.len())
-                .map(|_| <&mut [Pending]>::default())
-                .collect()
-        } else {
-            self.pending.chunks_mut(n).collect()
-        };
-        self.states
-            .par_iter_mut()
-            .zip(self.params.par_chunks_mut(p.max(1)))
-            .zip(self.updates.par_chunks_mut(u))
-            .zip(pending_chunks.into_par_iter())
-            .enumerate()
-            .map(|(b, (((state, params), updates), pending))| {
-                (
-                    b,
-                    InstanceMut {
-                        state,
-                        params,
-                        updates,
-                        pending,
-                    },
-                )
-            })
-    }
+/// One instance of a batch, ready to run: its plan, its index within the plan, its state.
+type Part<'a> = (&'a Plan, u32, InstanceMut<'a>);
 
-    /// Every instance's joint state (the start of its next epoch).
-    pub fn states(&self) -> Vec<u32> {
-        self.states.iter().map(|s| s.state).collect()
-    }
-
-    /// The plan of this batch.
-    pub fn plan(&self) -> &Plan {
-        &self.plan
-    }
-
-    /// Runs `epochs` epochs of instance `b` alone and returns what each did (parity tests).
-    pub fn trace(&mut self, b: usize, epochs: u32) -> Vec<EpochTrace> {
-        let plan = self.plan.clone();
-        let mut ws = Workspace::default();
-        let mut out = Vec::with_capacity(epochs as usize);
-        let part = self.parts().find_any(|(i, _)| *i == b).map(|(_, m)| m);
-        let mut inst = part.expect("instance in range");
-        for _ in 0..epochs {
-            out.push(run_epoch(Portable, &plan, b as u32, &mut inst, &mut ws));
-        }
-        out
-    }
-}
-
-impl Backend for Cpu {
-    type Batch = CpuBatch;
-
-    fn name(&self) -> &'static str {
-        "cpu"
-    }
-
-    fn device(&self) -> String {
-        format!("{} CPU threads", rayon::current_num_threads())
-    }
-
-    fn upload(&self, plan: &Plan) -> Result<CpuBatch> {
+impl Group {
+    fn new(plan: &Plan) -> Self {
         let b = plan.instances as usize;
         let p = plan.layout.params;
         let mut params = vec![0.0f32; b * p];
@@ -165,48 +100,149 @@ impl Backend for Cpu {
         } else {
             Vec::new()
         };
-        Ok(CpuBatch {
+        Self {
             plan: plan.clone(),
             states,
             params,
             updates: vec![0; b * plan.units()],
             pending,
+        }
+    }
+
+    /// Every instance of this plan, with what it needs to run.
+    fn parts(&mut self) -> impl Iterator<Item = Part<'_>> {
+        let (p, u) = (self.plan.layout.params, self.plan.units());
+        let n = if self.pending.is_empty() {
+            0
+        } else {
+            self.plan.space.agents
+        };
+        let mut pending = self.pending.chunks_mut(n.max(1));
+        let plan = &self.plan;
+        self.states
+            .iter_mut()
+            .zip(self.params.chunks_mut(p.max(1)))
+            .zip(self.updates.chunks_mut(u))
+            .enumerate()
+            .map(move |(b, ((state, params), updates))| {
+                let pending = if n == 0 {
+                    <&mut [Pending]>::default()
+                } else {
+                    pending.next().expect("one pending block per instance")
+                };
+                (
+                    plan,
+                    b as u32,
+                    InstanceMut {
+                        state,
+                        params,
+                        updates,
+                        pending,
+                    },
+                )
+            })
+    }
+
+    fn counters(&self) -> Counters {
+        Counters {
+            epochs: self.states.iter().map(|s| s.epoch).collect(),
+            steps: self.states.iter().map(|s| s.steps).collect(),
+            abs_target: self.states.iter().map(|s| s.abs_target).collect(),
+            updates: self.updates.clone(),
+        }
+    }
+}
+
+/// A batch on the CPU: each plan's instances laid out instance-major, all of them run in one
+/// parallel loop.
+pub struct CpuBatch {
+    groups: Vec<Group>,
+}
+
+impl CpuBatch {
+    fn parts(&mut self) -> Vec<Part<'_>> {
+        self.groups.iter_mut().flat_map(Group::parts).collect()
+    }
+
+    /// Every instance's joint state (the start of its next epoch), in batch order.
+    pub fn states(&self) -> Vec<u32> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.states.iter().map(|s| s.state))
+            .collect()
+    }
+
+    /// The plan of the batch's first (for a batch of one plan, only) plan.
+    pub fn plan(&self) -> &Plan {
+        &self.groups[0].plan
+    }
+
+    /// Runs `epochs` epochs of instance `b` of the first plan alone and returns what each did
+    /// (parity tests).
+    pub fn trace(&mut self, b: usize, epochs: u32) -> Vec<EpochTrace> {
+        let mut ws = Workspace::default();
+        let mut out = Vec::with_capacity(epochs as usize);
+        let (plan, local, mut inst) = self.groups[0].parts().nth(b).expect("instance in range");
+        for _ in 0..epochs {
+            out.push(run_epoch(Portable, plan, local, &mut inst, &mut ws));
+        }
+        out
+    }
+}
+
+impl Backend for Cpu {
+    type Batch = CpuBatch;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn device(&self) -> String {
+        format!("{} CPU threads", rayon::current_num_threads())
+    }
+
+    fn upload(&self, batch: &BatchPlan) -> Result<CpuBatch> {
+        Ok(CpuBatch {
+            groups: batch.plans.iter().map(Group::new).collect(),
         })
     }
 
     fn advance(&self, batch: &mut CpuBatch, epochs: u32) -> Result<()> {
-        let plan = batch.plan.clone();
         #[cfg(target_arch = "x86_64")]
         let wide = if self.portable { None } else { Avx2::detect() };
-        batch
-            .parts()
-            .for_each_init(Workspace::default, |ws, (b, mut inst)| {
+        batch.parts().into_par_iter().for_each_init(
+            Workspace::default,
+            |ws, (plan, b, mut inst)| {
                 #[cfg(target_arch = "x86_64")]
                 if let Some(lanes) = wide {
                     // SAFETY: an `Avx2` exists only where AVX2 was detected.
-                    unsafe { epochs_avx2(lanes, &plan, b as u32, &mut inst, ws, epochs) };
+                    unsafe { epochs_avx2(lanes, plan, b, &mut inst, ws, epochs) };
                     return;
                 }
-                epochs_with(Portable, &plan, b as u32, &mut inst, ws, epochs);
-            });
+                epochs_with(Portable, plan, b, &mut inst, ws, epochs);
+            },
+        );
         Ok(())
     }
 
-    fn read_q(&self, batch: &CpuBatch) -> Result<QTables> {
-        Ok(QTables::from_params(&batch.plan.layout, &batch.params))
+    fn read_q(&self, batch: &CpuBatch) -> Result<Vec<QTables>> {
+        Ok(batch
+            .groups
+            .iter()
+            .map(|g| QTables::from_params(&g.plan.layout, &g.params))
+            .collect())
     }
 
-    fn counters(&self, batch: &CpuBatch) -> Result<Counters> {
-        Ok(Counters {
-            epochs: batch.states.iter().map(|s| s.epoch).collect(),
-            steps: batch.states.iter().map(|s| s.steps).collect(),
-            abs_target: batch.states.iter().map(|s| s.abs_target).collect(),
-            updates: batch.updates.clone(),
-        })
+    fn counters(&self, batch: &CpuBatch) -> Result<Vec<Counters>> {
+        Ok(batch.groups.iter().map(Group::counters).collect())
     }
 
-    fn states(&self, batch: &CpuBatch) -> Result<Vec<u32>> {
-        Ok(batch.states())
+    fn states(&self, batch: &CpuBatch) -> Result<Vec<Vec<u32>>> {
+        Ok(batch
+            .groups
+            .iter()
+            .map(|g| g.states.iter().map(|s| s.state).collect())
+            .collect())
     }
 
     fn sync(&self) -> Result<()> {

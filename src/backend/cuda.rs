@@ -36,23 +36,25 @@ mod enabled {
     use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions, Ptx};
 
     use super::cuda_source;
-    use crate::backend::cuda_host::counters_of;
     use crate::backend::device::{
-        initial_instances, params_instance_major, DeviceModel, EpochParams,
+        gather_counters, gather_q, gather_states, Chunk, DeviceModel, Dispatch, EpochParams,
     };
     use crate::backend::{Backend, Counters, QTables};
     use crate::error::{Error, Result};
     use crate::io::write_atomically;
-    use crate::learn::plan::Plan;
+    use crate::learn::plan::BatchPlan;
 
     /// Threads per block of the epoch kernel.
     pub const BLOCK: u32 = 128;
     /// Epochs one launch runs.
     const EPOCHS_PER_LAUNCH: u32 = 64;
 
-    // SAFETY: `EpochParams` is `#[repr(C)]`, made only of 4-byte scalars, and mirrored field
-    // for field by `struct EpochParams` in kernels/epoch.cu (checked by a test), so passing it
-    // by value as the kernel's first argument is sound.
+    // SAFETY: `Dispatch` and `EpochParams` are `#[repr(C)]`, made only of 4-byte scalars, and
+    // mirrored field for field by the structs of the same names in kernels/epoch.cu (checked
+    // by a test), so passing a `Dispatch` by value and an array of `EpochParams` by pointer has
+    // the layout the kernel reads.
+    unsafe impl DeviceRepr for Dispatch {}
+    // SAFETY: as above.
     unsafe impl DeviceRepr for EpochParams {}
 
     /// Whether NVRTC can be loaded on this machine.
@@ -203,8 +205,9 @@ mod enabled {
 
     /// A batch on a CUDA device.
     pub struct CudaBatch {
-        plan: Plan,
-        base: EpochParams,
+        batch: BatchPlan,
+        chunk: Chunk,
+        groups: CudaSlice<EpochParams>,
         function: CudaFunction,
         words: CudaSlice<u32>,
         values: CudaSlice<f32>,
@@ -269,14 +272,17 @@ mod enabled {
             self.name.clone()
         }
 
-        fn upload(&self, plan: &Plan) -> Result<CudaBatch> {
-            let packed = DeviceModel::new(plan);
-            let function = self.function(packed.params.width, packed.params.actions)?;
-            let (inst, params) = initial_instances(plan, 0, plan.instances);
+        fn upload(&self, batch: &BatchPlan) -> Result<CudaBatch> {
+            let packed = DeviceModel::new(batch);
+            let (width, actions) = packed.kernel_shape();
+            let function = self.function(width, actions)?;
+            let chunk = Chunk::new(batch, &packed, 0, batch.instances());
+            let (inst, params) = chunk.initial(batch);
             let s = &self.stream;
             Ok(CudaBatch {
-                plan: plan.clone(),
-                base: packed.params,
+                batch: batch.clone(),
+                groups: s.clone_htod(&chunk.groups).map_err(driver)?,
+                chunk,
                 function,
                 words: s.clone_htod(&packed.words).map_err(driver)?,
                 values: s.clone_htod(&packed.values).map_err(driver)?,
@@ -288,21 +294,17 @@ mod enabled {
 
         fn advance(&self, batch: &mut CudaBatch, epochs: u32) -> Result<()> {
             let mut left = epochs;
-            let blocks = batch.plan.instances.div_ceil(BLOCK);
+            let blocks = batch.chunk.len.div_ceil(BLOCK);
             while left > 0 {
                 let n = left.min(EPOCHS_PER_LAUNCH);
-                let params = EpochParams {
-                    instances: batch.plan.instances,
-                    epochs: n,
-                    epoch0: batch.epoch,
-                    instance0: 0,
-                    ..batch.base
-                };
+                let d = batch.chunk.dispatch(n, batch.epoch);
                 let mut launch = self.stream.launch_builder(&batch.function);
-                // Arguments in the order of `epochs` in kernels/epoch.cu:
-                // (EpochParams P, const unsigned* MU, const float* MF, unsigned* INST, float* PARAMS).
+                // Arguments in the order of `epochs` in kernels/epoch.cu: (Dispatch D,
+                // const EpochParams* G, const unsigned* MU, const float* MF, unsigned* INST,
+                // float* PARAMS).
                 launch
-                    .arg(&params)
+                    .arg(&d)
+                    .arg(&batch.groups)
                     .arg(&batch.words)
                     .arg(&batch.values)
                     .arg(&mut batch.inst)
@@ -312,9 +314,10 @@ mod enabled {
                     block_dim: (BLOCK, 1, 1),
                     shared_mem_bytes: 0,
                 };
-                // SAFETY: the argument list matches the kernel's signature above, the buffers
-                // hold the packed model and `instances` instance-minor records and parameter
-                // blocks, and the kernel guards every thread index against `instances`.
+                // SAFETY: the argument list matches the kernel's signature above, the group
+                // table has `d.groups` entries whose offsets lie inside the packed model and the
+                // chunk's record and parameter buffers, and the kernel guards every thread
+                // index against `d.instances`.
                 unsafe { launch.launch(config) }.map_err(driver)?;
                 batch.epoch += n;
                 left -= n;
@@ -322,25 +325,19 @@ mod enabled {
             Ok(())
         }
 
-        fn read_q(&self, batch: &CudaBatch) -> Result<QTables> {
+        fn read_q(&self, batch: &CudaBatch) -> Result<Vec<QTables>> {
             let minor: Vec<f32> = self.stream.clone_dtoh(&batch.params).map_err(driver)?;
-            let (p, n) = (batch.plan.layout.params, batch.plan.instances as usize);
-            let major = params_instance_major(&minor, p, n);
-            Ok(QTables::from_params(&batch.plan.layout, &major))
+            Ok(gather_q(&batch.batch, [(&batch.chunk, minor)]))
         }
 
-        fn counters(&self, batch: &CudaBatch) -> Result<Counters> {
+        fn counters(&self, batch: &CudaBatch) -> Result<Vec<Counters>> {
             let words: Vec<u32> = self.stream.clone_dtoh(&batch.inst).map_err(driver)?;
-            Ok(counters_of(
-                batch.plan.units(),
-                batch.plan.instances as usize,
-                &words,
-            ))
+            Ok(gather_counters(&batch.batch, [(&batch.chunk, words)]))
         }
 
-        fn states(&self, batch: &CudaBatch) -> Result<Vec<u32>> {
+        fn states(&self, batch: &CudaBatch) -> Result<Vec<Vec<u32>>> {
             let words: Vec<u32> = self.stream.clone_dtoh(&batch.inst).map_err(driver)?;
-            Ok(words[..batch.plan.instances as usize].to_vec())
+            Ok(gather_states(&batch.batch, [(&batch.chunk, words)]))
         }
 
         fn sync(&self) -> Result<()> {

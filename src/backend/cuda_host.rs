@@ -2,15 +2,18 @@
 //! instance after another on the CPU. It exists so the CUDA source is tested against the CPU
 //! reference on every machine; on a GPU the `cuda` backend runs the same source.
 
-use super::device::{initial_instances, params_instance_major, DeviceModel, EpochParams};
+use super::device::{
+    gather_counters, gather_q, gather_states, Chunk, DeviceModel, Dispatch, EpochParams,
+};
 use super::{Backend, Counters, QTables};
 use crate::error::Result;
-use crate::learn::plan::Plan;
+use crate::learn::plan::BatchPlan;
 
 extern "C" {
     fn icq_philox_host(ctr: *const u32, key: *const u32, out: *mut u32, n: u32);
     fn icq_epochs_host(
-        p: *const EpochParams,
+        d: *const Dispatch,
+        groups: *const EpochParams,
         mu: *const u32,
         mf: *const f32,
         inst: *mut u32,
@@ -39,10 +42,12 @@ pub fn philox_blocks(counters: &[[u32; 4]], keys: &[[u32; 2]]) -> Vec<[u32; 4]> 
 #[derive(Clone, Debug, Default)]
 pub struct CudaHost;
 
-/// A batch of the host build: the same buffers the device would hold, in host memory.
+/// A batch of the host build: the same buffers the device would hold, in host memory (the
+/// whole batch one chunk).
 pub struct CudaHostBatch {
-    plan: Plan,
+    batch: BatchPlan,
     model: DeviceModel,
+    chunk: Chunk,
     inst: Vec<u32>,
     params: Vec<f32>,
     epoch: u32,
@@ -59,12 +64,14 @@ impl Backend for CudaHost {
         "kernels/epoch.cu compiled for the host".into()
     }
 
-    fn upload(&self, plan: &Plan) -> Result<CudaHostBatch> {
-        let model = DeviceModel::new(plan);
-        let (inst, params) = initial_instances(plan, 0, plan.instances);
+    fn upload(&self, batch: &BatchPlan) -> Result<CudaHostBatch> {
+        let model = DeviceModel::new(batch);
+        let chunk = Chunk::new(batch, &model, 0, batch.instances());
+        let (inst, params) = chunk.initial(batch);
         Ok(CudaHostBatch {
-            plan: plan.clone(),
+            batch: batch.clone(),
             model,
+            chunk,
             inst,
             params,
             epoch: 0,
@@ -72,20 +79,15 @@ impl Backend for CudaHost {
     }
 
     fn advance(&self, batch: &mut CudaHostBatch, epochs: u32) -> Result<()> {
-        let params = EpochParams {
-            instances: batch.plan.instances,
-            epochs,
-            epoch0: batch.epoch,
-            instance0: 0,
-            ..batch.model.params
-        };
+        let d = batch.chunk.dispatch(epochs, batch.epoch);
         // SAFETY: the pointers address live buffers laid out as kernels/epoch.cu expects: the
-        // packed model (`words`, `values`) with every offset inside it, and `instances`
-        // instance-minor records of `inst_fields` words and parameters of
-        // `params_per_instance` floats, which the call may write.
+        // dispatch, its `groups` group records, the packed model (`words`, `values`) with every
+        // offset inside it, and the chunk's records and parameters, where every group's
+        // `inst_base`/`param_base` block lies, which the call may write.
         unsafe {
             icq_epochs_host(
-                &params,
+                &d,
+                batch.chunk.groups.as_ptr(),
                 batch.model.words.as_ptr(),
                 batch.model.values.as_ptr(),
                 batch.inst.as_mut_ptr(),
@@ -96,41 +98,28 @@ impl Backend for CudaHost {
         Ok(())
     }
 
-    fn read_q(&self, batch: &CudaHostBatch) -> Result<QTables> {
-        let (p, n) = (batch.plan.layout.params, batch.plan.instances as usize);
-        let major = params_instance_major(&batch.params, p, n);
-        Ok(QTables::from_params(&batch.plan.layout, &major))
-    }
-
-    fn counters(&self, batch: &CudaHostBatch) -> Result<Counters> {
-        Ok(counters_of(
-            batch.plan.units(),
-            batch.plan.instances as usize,
-            &batch.inst,
+    fn read_q(&self, batch: &CudaHostBatch) -> Result<Vec<QTables>> {
+        Ok(gather_q(
+            &batch.batch,
+            [(&batch.chunk, batch.params.clone())],
         ))
     }
 
-    fn states(&self, batch: &CudaHostBatch) -> Result<Vec<u32>> {
-        Ok(batch.inst[..batch.plan.instances as usize].to_vec())
+    fn counters(&self, batch: &CudaHostBatch) -> Result<Vec<Counters>> {
+        Ok(gather_counters(
+            &batch.batch,
+            [(&batch.chunk, batch.inst.clone())],
+        ))
+    }
+
+    fn states(&self, batch: &CudaHostBatch) -> Result<Vec<Vec<u32>>> {
+        Ok(gather_states(
+            &batch.batch,
+            [(&batch.chunk, batch.inst.clone())],
+        ))
     }
 
     fn sync(&self) -> Result<()> {
         Ok(())
     }
-}
-
-/// Counters from the instance-minor records of `instances` instances with `units` learning
-/// units each (shared by the device backends).
-pub fn counters_of(units: usize, instances: usize, words: &[u32]) -> Counters {
-    let n = instances;
-    let field = |f: usize, b: usize| words[f * n + b];
-    let mut out = Counters::default();
-    for b in 0..n {
-        out.epochs.push(field(1, b));
-        out.steps
-            .push(u64::from(field(2, b)) | (u64::from(field(3, b)) << 32));
-        out.abs_target.push(f64::from(f32::from_bits(field(4, b))));
-        out.updates.extend((0..units).map(|u| field(5 + u, b)));
-    }
-    out
 }

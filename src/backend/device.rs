@@ -4,7 +4,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::learn::plan::Plan;
+use super::{Counters, QTables};
+use crate::learn::plan::{BatchPlan, Plan};
 use crate::learn::{Behavior, Mode, Network, Sampler, StepSize};
 use crate::model::DurationTable;
 
@@ -13,17 +14,37 @@ const OPTION_FIELDS: usize = 8;
 /// `u32` fields per unit record in the model buffer.
 const UNIT_FIELDS: usize = 4;
 
-/// Per-dispatch parameters of the epoch kernel; mirrored field for field by `EpochParams` in
-/// `shaders/epoch.wgsl` (only 4-byte scalars).
+/// Per-dispatch parameters of the epoch kernel, shared by every group of a chunk; mirrored
+/// field for field by `Dispatch` in `shaders/epoch.wgsl` and `kernels/epoch.cu`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
-pub struct EpochParams {
-    /// Instances in this chunk.
+pub struct Dispatch {
+    /// Instances in this chunk, all groups together.
     pub instances: u32,
     /// Epochs each invocation runs in this dispatch.
     pub epochs: u32,
     /// Index of the first epoch of this dispatch.
     pub epoch0: u32,
+    /// Groups in this chunk (entries of the group table).
+    pub groups: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<Dispatch>() == 16);
+
+/// The parameters of one group of a chunk — the instances of one plan that the chunk holds —
+/// read by each invocation from the chunk's group table; mirrored field for field by
+/// `EpochParams` in `shaders/epoch.wgsl` and `kernels/epoch.cu` (only 4-byte scalars).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct EpochParams {
+    /// Instances of this group in the chunk.
+    pub instances: u32,
+    /// Chunk index of the group's first instance (groups are contiguous and in order).
+    pub first: u32,
+    /// Offset of the group's instance records in the chunk's record buffer (words).
+    pub inst_base: u32,
+    /// Offset of the group's parameters in the chunk's parameter buffer (floats).
+    pub param_base: u32,
     /// Instances per seed (instance b draws as instance b mod per_seed of its seed).
     pub per_seed: u32,
     /// Offset in the words of the seeds, two words (low, high) per seed.
@@ -96,174 +117,33 @@ pub struct EpochParams {
     pub off_feat_idx: u32,
     /// The initial decider h₀.
     pub init_agent: u32,
-    /// Global index of this chunk's first instance (keys its Philox streams).
+    /// Index within its plan of the group's first instance in the chunk (keys its Philox
+    /// streams).
     pub instance0: u32,
+    /// Offset of the feature values in the values.
+    pub off_feat_val: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<EpochParams>().is_multiple_of(16));
-
-/// The model and learner tables of a plan, packed for the device.
+/// The model and learner tables of a batch's plans, packed one after the other for the device
+/// into one `u32` buffer and one `f32` buffer.
 pub struct DeviceModel {
     /// `u32` tables.
     pub words: Vec<u32>,
-    /// Feature values, then rewards.
+    /// Feature values and rewards.
     pub values: Vec<f32>,
-    /// Parameters with every offset filled in (per-dispatch fields zero).
-    pub params: EpochParams,
+    /// Per plan: its parameters with every offset filled in (per-chunk fields zero).
+    pub params: Vec<EpochParams>,
 }
 
 impl DeviceModel {
-    /// Packs `plan`.
-    pub fn new(plan: &Plan) -> Self {
-        let (model, space, layout) = (&plan.model, &plan.space, &plan.layout);
-        let mut words: Vec<u32> = Vec::new();
-        let mut values: Vec<f32> = layout.feat_val.clone();
-        let mark = |words: &Vec<u32>| words.len() as u32;
-        // Categorical tables first; options point into them.
-        let mut table_offsets = Vec::new();
-        for w in 0..model.options.len() {
-            let art = mark(&words);
-            words.extend(&plan.tables.artifact[w]);
-            let prv = mark(&words);
-            words.extend(&plan.tables.private[w]);
-            let dur = match &plan.tables.duration[w] {
-                DurationTable::Geometric(t) => (0, *t, 0),
-                DurationTable::Fixed(n) => (1, *n, 0),
-                DurationTable::Poisson(t) => {
-                    let off = mark(&words);
-                    words.extend(&t.thresholds);
-                    (2, off, t.thresholds.len() as u32)
-                }
-            };
-            let rew = values.len() as u32;
-            values.extend(plan.rewards[w].iter().map(|&r| r as f32));
-            table_offsets.push((art, prv, dur, rew));
-        }
-        let off_options = mark(&words);
-        for (w, &(art, prv, (kind, a, b), rew)) in table_offsets.iter().enumerate() {
-            let o = &model.options[w];
-            words.extend([
-                o.executor as u32,
-                kind,
-                a,
-                b,
-                u32::from(o.terminal),
-                art,
-                prv,
-                rew,
-            ]);
-        }
-        debug_assert_eq!(
-            words.len() - off_options as usize,
-            OPTION_FIELDS * model.options.len()
-        );
-        let off_action_options = mark(&words);
-        words.extend(model.action_options.iter().flatten().map(|&w| w as u32));
-        let off_decoded = mark(&words);
-        words.extend(&plan.decoded);
-        let off_state_input = mark(&words);
-        words.extend(&plan.state_input);
-        let off_stride_p = mark(&words);
-        words.extend(space.stride_p.iter().map(|&s| s as u32));
-        let off_private_states = mark(&words);
-        words.extend(space.private_states.iter().map(|&m| m as u32));
-        let off_init_artifact = mark(&words);
-        words.extend(&plan.tables.initial_artifact.thresholds);
-        let mut private_tables = Vec::new();
-        for t in &plan.tables.initial_private {
-            private_tables.push((mark(&words), t.thresholds.len() as u32));
-            words.extend(&t.thresholds);
-        }
-        let off_init_private = mark(&words);
-        for (off, len) in private_tables {
-            words.extend([off, len]);
-        }
-        let off_mu = mark(&words);
-        if let Some(mu) = &plan.mu_table {
-            words.extend(&mu.thresholds);
-        }
-        let off_seeds = mark(&words);
-        for &seed in &plan.seeds {
-            words.extend([seed as u32, (seed >> 32) as u32]);
-        }
-        let off_feat_idx = mark(&words);
-        words.extend(&layout.feat_idx);
-        let mut feat_starts = Vec::new();
-        for starts in &layout.feat_start {
-            feat_starts.push(mark(&words));
-            words.extend(starts);
-        }
-        let off_units = mark(&words);
-        for (u, unit) in layout.units.iter().enumerate() {
-            words.extend([
-                unit.offset as u32,
-                unit.inputs as u32,
-                unit.in_dim as u32,
-                feat_starts[u],
-            ]);
-        }
-        debug_assert_eq!(
-            words.len() - off_units as usize,
-            UNIT_FIELDS * layout.units.len()
-        );
-        let l = &plan.learner;
-        let (network, width, depth) = match l.network {
-            Network::Tabular => (0, 1, 1),
-            Network::Mlp { width, depth } => (1, width as u32, depth as u32),
-        };
-        let (step_kind, alpha, t0) = match l.step_size {
-            StepSize::Constant { alpha } => (0, alpha, 0.0),
-            StepSize::InverseSqrt { alpha } => (1, alpha, 0.0),
-            StepSize::Inverse { alpha, t0 } => (2, alpha, t0),
-        };
-        let params = EpochParams {
-            per_seed: plan.per_seed,
-            off_seeds,
-            agents: space.agents as u32,
-            states: space.states as u32,
-            actions: model.actions as u32,
-            artifact_states: model.artifact_states as u32,
-            stride_x: space.stride_x as u32,
-            stride_h: space.stride_h as u32,
-            mode: match l.mode {
-                Mode::Icq => 0,
-                Mode::Centralized => 1,
-                Mode::Independent => 2,
-                Mode::Myopic => 3,
-            },
-            network,
-            width,
-            depth,
-            behavior: u32::from(matches!(l.behavior, Behavior::EpsilonGreedy { .. })),
-            explore_threshold: plan.explore_threshold,
-            sampler: match l.sampler {
-                Sampler::Trajectory => 0,
-                Sampler::Lazy { .. } => 1,
-                Sampler::Reset { .. } => 2,
-            },
-            sampler_threshold: plan.sampler_threshold,
-            step_kind,
-            alpha: alpha as f32,
-            t0: t0 as f32,
-            clip: l.clip.map_or(-1.0, |c| c as f32),
-            gamma: model.gamma as f32,
-            params_per_instance: layout.params as u32,
-            units: layout.units.len() as u32,
-            inst_fields: inst_fields(plan) as u32,
-            off_options,
-            off_action_options,
-            off_decoded,
-            off_state_input,
-            off_stride_p,
-            off_private_states,
-            off_init_artifact,
-            off_init_private,
-            off_mu,
-            off_units,
-            off_feat_idx,
-            init_agent: model.initial.agent as u32,
-            ..EpochParams::default()
-        };
+    /// Packs the plans of `batch`.
+    pub fn new(batch: &BatchPlan) -> Self {
+        let (mut words, mut values) = (Vec::new(), Vec::new());
+        let params = batch
+            .plans
+            .iter()
+            .map(|plan| pack_plan(plan, &mut words, &mut values))
+            .collect();
         if words.is_empty() {
             words.push(0);
         }
@@ -275,6 +155,169 @@ impl DeviceModel {
             values,
             params,
         }
+    }
+
+    /// The hidden width and action count the kernel is specialised for: the largest of the
+    /// batch (loops run to each group's own).
+    pub fn kernel_shape(&self) -> (u32, u32) {
+        self.params
+            .iter()
+            .fold((1, 1), |(w, a), p| (w.max(p.width), a.max(p.actions)))
+    }
+}
+
+/// Appends the tables of `plan` to `words` and `values`; returns its parameters, every offset
+/// pointing into the two buffers.
+fn pack_plan(plan: &Plan, words: &mut Vec<u32>, values: &mut Vec<f32>) -> EpochParams {
+    let (model, space, layout) = (&plan.model, &plan.space, &plan.layout);
+    let off_feat_val = values.len() as u32;
+    values.extend(&layout.feat_val);
+    let mark = |words: &[u32]| words.len() as u32;
+    // Categorical tables first; options point into them.
+    let mut table_offsets = Vec::new();
+    for w in 0..model.options.len() {
+        let art = mark(words);
+        words.extend(&plan.tables.artifact[w]);
+        let prv = mark(words);
+        words.extend(&plan.tables.private[w]);
+        let dur = match &plan.tables.duration[w] {
+            DurationTable::Geometric(t) => (0, *t, 0),
+            DurationTable::Fixed(n) => (1, *n, 0),
+            DurationTable::Poisson(t) => {
+                let off = mark(words);
+                words.extend(&t.thresholds);
+                (2, off, t.thresholds.len() as u32)
+            }
+        };
+        let rew = values.len() as u32;
+        values.extend(plan.rewards[w].iter().map(|&r| r as f32));
+        table_offsets.push((art, prv, dur, rew));
+    }
+    let off_options = mark(words);
+    for (w, &(art, prv, (kind, a, b), rew)) in table_offsets.iter().enumerate() {
+        let o = &model.options[w];
+        words.extend([
+            o.executor as u32,
+            kind,
+            a,
+            b,
+            u32::from(o.terminal),
+            art,
+            prv,
+            rew,
+        ]);
+    }
+    debug_assert_eq!(
+        words.len() - off_options as usize,
+        OPTION_FIELDS * model.options.len()
+    );
+    let off_action_options = mark(words);
+    words.extend(model.action_options.iter().flatten().map(|&w| w as u32));
+    let off_decoded = mark(words);
+    words.extend(&plan.decoded);
+    let off_state_input = mark(words);
+    words.extend(&plan.state_input);
+    let off_stride_p = mark(words);
+    words.extend(space.stride_p.iter().map(|&s| s as u32));
+    let off_private_states = mark(words);
+    words.extend(space.private_states.iter().map(|&m| m as u32));
+    let off_init_artifact = mark(words);
+    words.extend(&plan.tables.initial_artifact.thresholds);
+    let mut private_tables = Vec::new();
+    for t in &plan.tables.initial_private {
+        private_tables.push((mark(words), t.thresholds.len() as u32));
+        words.extend(&t.thresholds);
+    }
+    let off_init_private = mark(words);
+    for (off, len) in private_tables {
+        words.extend([off, len]);
+    }
+    let off_mu = mark(words);
+    if let Some(mu) = &plan.mu_table {
+        words.extend(&mu.thresholds);
+    }
+    let off_seeds = mark(words);
+    for &seed in &plan.seeds {
+        words.extend([seed as u32, (seed >> 32) as u32]);
+    }
+    let off_feat_idx = mark(words);
+    words.extend(&layout.feat_idx);
+    let mut feat_starts = Vec::new();
+    for starts in &layout.feat_start {
+        feat_starts.push(mark(words));
+        words.extend(starts);
+    }
+    let off_units = mark(words);
+    for (u, unit) in layout.units.iter().enumerate() {
+        words.extend([
+            unit.offset as u32,
+            unit.inputs as u32,
+            unit.in_dim as u32,
+            feat_starts[u],
+        ]);
+    }
+    debug_assert_eq!(
+        words.len() - off_units as usize,
+        UNIT_FIELDS * layout.units.len()
+    );
+    let l = &plan.learner;
+    let (network, width, depth) = match l.network {
+        Network::Tabular => (0, 1, 1),
+        Network::Mlp { width, depth } => (1, width as u32, depth as u32),
+    };
+    let (step_kind, alpha, t0) = match l.step_size {
+        StepSize::Constant { alpha } => (0, alpha, 0.0),
+        StepSize::InverseSqrt { alpha } => (1, alpha, 0.0),
+        StepSize::Inverse { alpha, t0 } => (2, alpha, t0),
+    };
+    EpochParams {
+        per_seed: plan.per_seed,
+        off_seeds,
+        agents: space.agents as u32,
+        states: space.states as u32,
+        actions: model.actions as u32,
+        artifact_states: model.artifact_states as u32,
+        stride_x: space.stride_x as u32,
+        stride_h: space.stride_h as u32,
+        mode: match l.mode {
+            Mode::Icq => 0,
+            Mode::Centralized => 1,
+            Mode::Independent => 2,
+            Mode::Myopic => 3,
+        },
+        network,
+        width,
+        depth,
+        behavior: u32::from(matches!(l.behavior, Behavior::EpsilonGreedy { .. })),
+        explore_threshold: plan.explore_threshold,
+        sampler: match l.sampler {
+            Sampler::Trajectory => 0,
+            Sampler::Lazy { .. } => 1,
+            Sampler::Reset { .. } => 2,
+        },
+        sampler_threshold: plan.sampler_threshold,
+        step_kind,
+        alpha: alpha as f32,
+        t0: t0 as f32,
+        clip: l.clip.map_or(-1.0, |c| c as f32),
+        gamma: model.gamma as f32,
+        params_per_instance: layout.params as u32,
+        units: layout.units.len() as u32,
+        inst_fields: inst_fields(plan) as u32,
+        off_options,
+        off_action_options,
+        off_decoded,
+        off_state_input,
+        off_stride_p,
+        off_private_states,
+        off_init_artifact,
+        off_init_private,
+        off_mu,
+        off_units,
+        off_feat_idx,
+        init_agent: model.initial.agent as u32,
+        off_feat_val,
+        ..EpochParams::default()
     }
 }
 
@@ -317,4 +360,179 @@ pub fn params_instance_major(minor: &[f32], params: usize, instances: usize) -> 
         }
     }
     major
+}
+
+/// One chunk of a batch on a device: global instances `start..start + len`, cut into groups
+/// by plan, each group's records and parameters one instance-minor block after the other.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    /// Global index of the chunk's first instance.
+    pub start: u32,
+    /// Instances in the chunk.
+    pub len: u32,
+    /// The group table the kernel reads (instance fields filled in).
+    pub groups: Vec<EpochParams>,
+    /// The plan of each group.
+    pub plans: Vec<usize>,
+    /// Words of the chunk's record buffer.
+    pub inst_words: usize,
+    /// Floats of the chunk's parameter buffer.
+    pub param_words: usize,
+}
+
+impl Chunk {
+    /// The chunk of instances `start..start + len` of `batch`, packed as `model`.
+    pub fn new(batch: &BatchPlan, model: &DeviceModel, start: u32, len: u32) -> Self {
+        let end = start + len;
+        let mut chunk = Self {
+            start,
+            len,
+            groups: Vec::new(),
+            plans: Vec::new(),
+            inst_words: 0,
+            param_words: 0,
+        };
+        for (g, plan) in batch.plans.iter().enumerate() {
+            let (lo, hi) = (batch.start(g), batch.start(g) + plan.instances);
+            let (from, to) = (lo.max(start), hi.min(end));
+            if from >= to {
+                continue;
+            }
+            let n = to - from;
+            chunk.groups.push(EpochParams {
+                instances: n,
+                first: from - start,
+                inst_base: chunk.inst_words as u32,
+                param_base: chunk.param_words as u32,
+                instance0: from - lo,
+                ..model.params[g]
+            });
+            chunk.plans.push(g);
+            chunk.inst_words += inst_fields(plan) * n as usize;
+            chunk.param_words += plan.layout.params * n as usize;
+        }
+        chunk
+    }
+
+    /// The chunks of `batch`, each holding at most `per_chunk` instances.
+    pub fn split(batch: &BatchPlan, model: &DeviceModel, per_chunk: u32) -> Vec<Self> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        while start < batch.instances() {
+            let len = per_chunk.max(1).min(batch.instances() - start);
+            out.push(Self::new(batch, model, start, len));
+            start += len;
+        }
+        out
+    }
+
+    /// The parameters of one dispatch of `epochs` epochs from epoch `epoch0`.
+    pub fn dispatch(&self, epochs: u32, epoch0: u32) -> Dispatch {
+        Dispatch {
+            instances: self.len,
+            epochs,
+            epoch0,
+            groups: self.groups.len() as u32,
+        }
+    }
+
+    /// The chunk's initial records and parameters, as the host initialises them.
+    pub fn initial(&self, batch: &BatchPlan) -> (Vec<u32>, Vec<f32>) {
+        let (mut inst, mut params) = (Vec::new(), Vec::new());
+        for (group, &g) in self.groups.iter().zip(&self.plans) {
+            let (i, p) = initial_instances(&batch.plans[g], group.instance0, group.instances);
+            inst.extend(i);
+            params.extend(p);
+        }
+        (inst, params)
+    }
+
+    /// Each group's plan, its instance count, and its slice of `buffer` (a chunk's record
+    /// buffer when `records`, else its parameter buffer).
+    fn segments<'a, T>(
+        &'a self,
+        batch: &'a BatchPlan,
+        buffer: &'a [T],
+        records: bool,
+    ) -> impl Iterator<Item = (usize, usize, &'a [T])> + 'a {
+        self.groups.iter().zip(&self.plans).map(move |(group, &g)| {
+            let plan = &batch.plans[g];
+            let n = group.instances as usize;
+            let (base, size) = if records {
+                (group.inst_base as usize, inst_fields(plan) * n)
+            } else {
+                (group.param_base as usize, plan.layout.params * n)
+            };
+            (g, n, &buffer[base..base + size])
+        })
+    }
+}
+
+/// Per plan of `batch`: every instance's Q-values, from each chunk's parameter buffer.
+pub fn gather_q<'a>(
+    batch: &BatchPlan,
+    chunks: impl IntoIterator<Item = (&'a Chunk, Vec<f32>)>,
+) -> Vec<QTables> {
+    let mut major: Vec<Vec<f32>> = vec![Vec::new(); batch.plans.len()];
+    for (chunk, buffer) in chunks {
+        for (g, n, minor) in chunk.segments(batch, &buffer, false) {
+            let p = batch.plans[g].layout.params;
+            major[g].extend(params_instance_major(minor, p, n));
+        }
+    }
+    batch
+        .plans
+        .iter()
+        .zip(major)
+        .map(|(plan, params)| QTables::from_params(&plan.layout, &params))
+        .collect()
+}
+
+/// Per plan of `batch`: every instance's counters, from each chunk's record buffer.
+pub fn gather_counters<'a>(
+    batch: &BatchPlan,
+    chunks: impl IntoIterator<Item = (&'a Chunk, Vec<u32>)>,
+) -> Vec<Counters> {
+    let mut out = vec![Counters::default(); batch.plans.len()];
+    for (chunk, buffer) in chunks {
+        for (g, n, words) in chunk.segments(batch, &buffer, true) {
+            let part = counters_of(batch.plans[g].units(), n, words);
+            let o = &mut out[g];
+            o.epochs.extend(part.epochs);
+            o.steps.extend(part.steps);
+            o.abs_target.extend(part.abs_target);
+            o.updates.extend(part.updates);
+        }
+    }
+    out
+}
+
+/// Per plan of `batch`: every instance's joint state, from each chunk's record buffer.
+pub fn gather_states<'a>(
+    batch: &BatchPlan,
+    chunks: impl IntoIterator<Item = (&'a Chunk, Vec<u32>)>,
+) -> Vec<Vec<u32>> {
+    let mut out = vec![Vec::new(); batch.plans.len()];
+    for (chunk, buffer) in chunks {
+        for (g, n, words) in chunk.segments(batch, &buffer, true) {
+            out[g].extend_from_slice(&words[..n]);
+        }
+    }
+    out
+}
+
+/// Counters from the instance-minor records of `instances` instances with `units` learning
+/// units each.
+pub fn counters_of(units: usize, instances: usize, words: &[u32]) -> Counters {
+    let n = instances;
+    let field = |f: usize, b: usize| words[f * n + b];
+    let mut out = Counters::default();
+    for b in 0..n {
+        out.epochs.push(field(1, b));
+        out.steps
+            .push(u64::from(field(2, b)) | (u64::from(field(3, b)) << 32));
+        out.abs_target.push(f64::from(f32::from_bits(field(4, b))));
+        out.updates.extend((0..units).map(|u| field(5 + u, b)));
+    }
+    out
 }

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::lanes::Portable;
 use crate::learn::net::{Acts, NetLayout};
-use crate::learn::plan::Plan;
+use crate::learn::plan::BatchPlan;
 
 /// Every instance's Q-values over every input of every unit, read back at a checkpoint.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,16 +93,16 @@ pub trait Backend {
     fn name(&self) -> &'static str;
     /// What the backend runs on, in words.
     fn device(&self) -> String;
-    /// Creates the batch of a plan: initial states and parameters.
-    fn upload(&self, plan: &Plan) -> Result<Self::Batch>;
+    /// Creates a batch of one or more plans: initial states and parameters.
+    fn upload(&self, batch: &BatchPlan) -> Result<Self::Batch>;
     /// Runs `epochs` more epochs on every instance.
     fn advance(&self, batch: &mut Self::Batch, epochs: u32) -> Result<()>;
-    /// Reads every instance's Q-values back.
-    fn read_q(&self, batch: &Self::Batch) -> Result<QTables>;
-    /// Reads every instance's counters back.
-    fn counters(&self, batch: &Self::Batch) -> Result<Counters>;
-    /// Reads every instance's joint state back (the start of its next epoch).
-    fn states(&self, batch: &Self::Batch) -> Result<Vec<u32>>;
+    /// Reads every instance's Q-values back, one table set per plan of the batch.
+    fn read_q(&self, batch: &Self::Batch) -> Result<Vec<QTables>>;
+    /// Reads every instance's counters back, per plan.
+    fn counters(&self, batch: &Self::Batch) -> Result<Vec<Counters>>;
+    /// Reads every instance's joint state back (the start of its next epoch), per plan.
+    fn states(&self, batch: &Self::Batch) -> Result<Vec<Vec<u32>>>;
     /// Waits until submitted work is done (benches call it before reading the clock).
     fn sync(&self) -> Result<()>;
 }

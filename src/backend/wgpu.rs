@@ -11,15 +11,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::cuda_host::counters_of;
-use super::device::{
-    initial_instances, inst_fields, params_instance_major, DeviceModel, EpochParams,
-};
+use super::device::{gather_counters, gather_q, gather_states, inst_fields, Chunk, DeviceModel};
 use super::gpu::{AdapterChoice, GpuContext};
 use super::sources::epoch_wgsl;
 use super::{Backend, Counters, QTables};
 use crate::error::Result;
-use crate::learn::plan::Plan;
+use crate::learn::plan::BatchPlan;
 
 /// Invocations per workgroup of the epoch kernel.
 pub const WORKGROUP: u32 = 64;
@@ -33,22 +30,21 @@ pub struct Wgpu {
     pipelines: Mutex<HashMap<(u32, u32), std::sync::Arc<wgpu::ComputePipeline>>>,
 }
 
-/// One chunk of a batch: its instances' records and parameters.
-struct Chunk {
-    start: u32,
-    len: u32,
+/// One chunk of a batch on the device: its group table, records and parameters.
+struct DeviceChunk {
+    chunk: Chunk,
     inst: wgpu::Buffer,
     params: wgpu::Buffer,
     uniform: wgpu::Buffer,
     bind: wgpu::BindGroup,
+    _groups: wgpu::Buffer,
 }
 
 /// A batch on the device.
 pub struct WgpuBatch {
-    plan: Plan,
-    base: EpochParams,
+    batch: BatchPlan,
     pipeline: std::sync::Arc<wgpu::ComputePipeline>,
-    chunks: Vec<Chunk>,
+    chunks: Vec<DeviceChunk>,
     epoch: u32,
     _model: (wgpu::Buffer, wgpu::Buffer),
 }
@@ -89,17 +85,38 @@ impl Wgpu {
     }
 
     /// Instances per chunk under the adapter's limits.
-    fn chunk_size(&self, plan: &Plan) -> u32 {
+    fn chunk_size(&self, batch: &BatchPlan) -> u32 {
         let limit = self
             .ctx
             .limits
             .max_storage_buffer_binding_size
             .min(self.ctx.limits.max_buffer_size);
-        let per_instance = 4 * (plan.layout.params.max(inst_fields(plan))) as u64;
+        let widest = batch
+            .plans
+            .iter()
+            .map(|p| p.layout.params.max(inst_fields(p)))
+            .max()
+            .unwrap_or(1);
+        let per_instance = 4 * widest as u64;
         let by_memory = (limit / per_instance.max(1)).max(1);
         let by_dispatch =
             u64::from(self.ctx.limits.max_compute_workgroups_per_dimension) * u64::from(WORKGROUP);
         by_memory.min(by_dispatch).min(u64::from(self.max_chunk)) as u32
+    }
+}
+
+impl Wgpu {
+    /// One buffer of every chunk (`which` picks it), read back.
+    fn read_chunks<'a, T: bytemuck::Pod>(
+        &self,
+        batch: &'a WgpuBatch,
+        which: fn(&DeviceChunk) -> &wgpu::Buffer,
+    ) -> Result<Vec<(&'a Chunk, Vec<T>)>> {
+        let mut back = Vec::with_capacity(batch.chunks.len());
+        for c in &batch.chunks {
+            back.push((&c.chunk, self.ctx.read_back(which(c))?));
+        }
+        Ok(back)
     }
 }
 
@@ -118,38 +135,37 @@ impl Backend for Wgpu {
         )
     }
 
-    fn upload(&self, plan: &Plan) -> Result<WgpuBatch> {
-        let packed = DeviceModel::new(plan);
-        let pipeline = self.pipeline(packed.params.width, packed.params.actions)?;
+    fn upload(&self, batch: &BatchPlan) -> Result<WgpuBatch> {
+        let packed = DeviceModel::new(batch);
+        let (width, actions) = packed.kernel_shape();
+        let pipeline = self.pipeline(width, actions)?;
         let words = self.ctx.storage("model.words", &packed.words);
         let values = self.ctx.storage("model.values", &packed.values);
-        let per_chunk = self.chunk_size(plan);
-        let mut chunks = Vec::new();
-        let mut start = 0u32;
-        while start < plan.instances {
-            let len = per_chunk.min(plan.instances - start);
-            let (inst, params) = initial_instances(plan, start, len);
-            let inst = self.ctx.storage("instances.records", &inst);
-            let params = self.ctx.storage("instances.params", &params);
-            let uniform = self.ctx.uniform("epoch.params", &packed.params);
-            let bind = self.ctx.bind(
-                "epoch",
-                &pipeline,
-                &[&uniform, &words, &values, &inst, &params],
-            );
-            chunks.push(Chunk {
-                start,
-                len,
-                inst,
-                params,
-                uniform,
-                bind,
-            });
-            start += len;
-        }
+        let chunks = Chunk::split(batch, &packed, self.chunk_size(batch))
+            .into_iter()
+            .map(|chunk| {
+                let (inst, params) = chunk.initial(batch);
+                let inst = self.ctx.storage("instances.records", &inst);
+                let params = self.ctx.storage("instances.params", &params);
+                let groups = self.ctx.storage("chunk.groups", &chunk.groups);
+                let uniform = self.ctx.uniform("epoch.dispatch", &chunk.dispatch(0, 0));
+                let bind = self.ctx.bind(
+                    "epoch",
+                    &pipeline,
+                    &[&uniform, &words, &values, &inst, &params, &groups],
+                );
+                DeviceChunk {
+                    chunk,
+                    inst,
+                    params,
+                    uniform,
+                    bind,
+                    _groups: groups,
+                }
+            })
+            .collect();
         Ok(WgpuBatch {
-            plan: plan.clone(),
-            base: packed.params,
+            batch: batch.clone(),
             pipeline,
             chunks,
             epoch: 0,
@@ -162,18 +178,16 @@ impl Backend for Wgpu {
         while left > 0 {
             let n = left.min(EPOCHS_PER_DISPATCH);
             for c in &batch.chunks {
-                let params = EpochParams {
-                    instances: c.len,
-                    epochs: n,
-                    epoch0: batch.epoch,
-                    instance0: c.start,
-                    ..batch.base
-                };
+                let d = c.chunk.dispatch(n, batch.epoch);
                 self.ctx
                     .queue
-                    .write_buffer(&c.uniform, 0, bytemuck::bytes_of(&params));
-                self.ctx
-                    .dispatch("epoch", &batch.pipeline, &c.bind, c.len.div_ceil(WORKGROUP));
+                    .write_buffer(&c.uniform, 0, bytemuck::bytes_of(&d));
+                self.ctx.dispatch(
+                    "epoch",
+                    &batch.pipeline,
+                    &c.bind,
+                    c.chunk.len.div_ceil(WORKGROUP),
+                );
             }
             batch.epoch += n;
             left -= n;
@@ -181,36 +195,25 @@ impl Backend for Wgpu {
         Ok(())
     }
 
-    fn read_q(&self, batch: &WgpuBatch) -> Result<QTables> {
-        let p = batch.plan.layout.params;
-        let mut all = Vec::with_capacity(p * batch.plan.instances as usize);
-        for c in &batch.chunks {
-            let minor: Vec<f32> = self.ctx.read_back(&c.params)?;
-            all.extend(params_instance_major(&minor, p, c.len as usize));
-        }
-        Ok(QTables::from_params(&batch.plan.layout, &all))
+    fn read_q(&self, batch: &WgpuBatch) -> Result<Vec<QTables>> {
+        Ok(gather_q(
+            &batch.batch,
+            self.read_chunks(batch, |c| &c.params)?,
+        ))
     }
 
-    fn counters(&self, batch: &WgpuBatch) -> Result<Counters> {
-        let mut out = Counters::default();
-        for c in &batch.chunks {
-            let words: Vec<u32> = self.ctx.read_back(&c.inst)?;
-            let part = counters_of(batch.plan.units(), c.len as usize, &words);
-            out.epochs.extend(part.epochs);
-            out.steps.extend(part.steps);
-            out.abs_target.extend(part.abs_target);
-            out.updates.extend(part.updates);
-        }
-        Ok(out)
+    fn counters(&self, batch: &WgpuBatch) -> Result<Vec<Counters>> {
+        Ok(gather_counters(
+            &batch.batch,
+            self.read_chunks(batch, |c| &c.inst)?,
+        ))
     }
 
-    fn states(&self, batch: &WgpuBatch) -> Result<Vec<u32>> {
-        let mut out = Vec::with_capacity(batch.plan.instances as usize);
-        for c in &batch.chunks {
-            let words: Vec<u32> = self.ctx.read_back(&c.inst)?;
-            out.extend_from_slice(&words[..c.len as usize]);
-        }
-        Ok(out)
+    fn states(&self, batch: &WgpuBatch) -> Result<Vec<Vec<u32>>> {
+        Ok(gather_states(
+            &batch.batch,
+            self.read_chunks(batch, |c| &c.inst)?,
+        ))
     }
 
     fn sync(&self) -> Result<()> {

@@ -197,3 +197,62 @@ impl Plan {
         self.draw_initial(&mut Stream::new(seed, local, 0, TAG_INIT))
     }
 }
+
+/// One batch of one or more plans — each its own model, learner and seeds — run side by side
+/// on one backend: the instances of `plans[0]`, then those of `plans[1]`, … (plan-major). Every
+/// instance draws exactly what it would in a batch of its plan alone, so packing grid points
+/// of a sweep into one batch changes no number, only how full the device is.
+#[derive(Clone, Debug)]
+pub struct BatchPlan {
+    /// The plans, in batch order.
+    pub plans: Vec<Plan>,
+    /// Global index of each plan's first instance, then the total.
+    starts: Vec<u32>,
+}
+
+impl BatchPlan {
+    /// The batch of `plans` (at least one; all instances together must fit `u32`).
+    pub fn new(plans: Vec<Plan>) -> Result<Self> {
+        if plans.is_empty() {
+            return Err(Error::invalid("batch", "a batch needs at least one plan"));
+        }
+        let mut starts = vec![0u32];
+        for plan in &plans {
+            let last = *starts.last().expect("one start");
+            let next = last.checked_add(plan.instances).ok_or_else(|| {
+                Error::TooLarge(format!(
+                    "{} plans of {} instances in all do not fit one batch",
+                    plans.len(),
+                    plans.iter().map(|p| u64::from(p.instances)).sum::<u64>()
+                ))
+            })?;
+            starts.push(next);
+        }
+        Ok(Self { plans, starts })
+    }
+
+    /// Instances in the whole batch.
+    pub fn instances(&self) -> u32 {
+        *self.starts.last().expect("the total")
+    }
+
+    /// Global index of plan `g`'s first instance.
+    pub fn start(&self, g: usize) -> u32 {
+        self.starts[g]
+    }
+
+    /// The plan of global instance `b` and `b`'s index within it.
+    pub fn locate(&self, b: u32) -> (usize, u32) {
+        let g = self.starts.partition_point(|&s| s <= b) - 1;
+        (g, b - self.starts[g])
+    }
+}
+
+impl From<Plan> for BatchPlan {
+    fn from(plan: Plan) -> Self {
+        Self {
+            starts: vec![0, plan.instances],
+            plans: vec![plan],
+        }
+    }
+}
