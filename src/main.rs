@@ -307,8 +307,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(bad_input_or_failure)?;
             let shard_note = shard.map_or(String::new(), |s| format!(" (shard {}/{})", s.k, s.n));
             println!(
-                "sweep      {} units in the grid, {} here{shard_note}, {} already done, in {:.1} s",
-                r.units, r.mine, r.skipped, r.seconds
+                "sweep      {} units in the grid, {} here{shard_note}, {} already done; {} batches in {:.1} s",
+                r.units, r.mine, r.skipped, r.batches, r.seconds
             );
             if shard.is_some() {
                 println!(

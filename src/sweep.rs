@@ -1,8 +1,9 @@
 //! `icq sweep` and `icq merge`: a grid of configs (every combination of the `[sweep]` axes,
-//! times the seeds) on the chosen backend — a unit is one (grid point, seed); the seeds of a
-//! grid point run packed in one batch with one oracle (as many as fit 512 MiB of instance
-//! state) — one row per (grid point, seed, checkpoint) with every knob, every exact figure and
-//! the mean and standard deviation over instances of every metric.
+//! times the seeds) on the chosen backend — a unit is one (grid point, seed); consecutive units
+//! whose checkpoint epochs agree run packed in one batch (as many as fit 512 MiB of instance
+//! state), each grid point with its own model, learner and one oracle for its seeds — one row
+//! per (grid point, seed, checkpoint) with every knob, every exact figure and the mean and
+//! standard deviation over instances of every metric.
 //!
 //! A `[sweep]` table holds lists (axes shared by the whole sweep), `seeds`, and optionally
 //! tables `[sweep.NAME]`, each a study with its own axes (lists) and fixed settings (any other
@@ -388,6 +389,8 @@ pub struct SweepReport {
     pub mine: usize,
     /// Of those, units already finished before this call (`--resume`).
     pub skipped: usize,
+    /// Batches the units left to run were packed into.
+    pub batches: usize,
     /// Rows written to the results files (0 for a shard, whose parts wait for `icq merge`).
     pub rows: usize,
     /// Seconds this call ran.
@@ -459,7 +462,8 @@ pub fn sweep(
     // One backend for the whole sweep (units may name theirs only through the shared config).
     let mut chosen: Option<(crate::backend::Chosen, String)> = None;
     let mut backend_used = String::new();
-    for pack in packs(&todo)? {
+    let packed = packs(&todo)?;
+    for pack in &packed {
         let first = pack[0][0];
         if chosen.is_none() {
             chosen = Some(crate::backend::Chosen::pick(
@@ -542,6 +546,7 @@ pub fn sweep(
         units: units.len(),
         mine: mine.len(),
         skipped: mine.len() - todo.len(),
+        batches: packed.len(),
         rows,
         seconds: start.elapsed().as_secs_f64(),
         figures,

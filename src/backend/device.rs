@@ -1,6 +1,9 @@
-//! What every device backend uploads: the per-dispatch parameter struct (mirrored in
-//! `shaders/epoch.wgsl` and `kernels/epoch.cu`) and a plan's model and learner tables packed
-//! into one `u32` buffer and one `f32` buffer, shared by all instances.
+//! What every device backend uploads: the per-dispatch and per-group parameter structs
+//! (mirrored in `shaders/epoch.wgsl` and `kernels/epoch.cu`), the model and learner tables of a
+//! batch's plans packed into one `u32` buffer and one `f32` buffer shared by all instances, and
+//! the chunks a batch is cut into — each a table of groups (the slice of one plan it holds) with
+//! their records and parameters one instance-minor block after the other — and the way back
+//! from chunk buffers to per-plan Q tables and counters.
 
 use bytemuck::{Pod, Zeroable};
 
