@@ -15,12 +15,21 @@ fn main() {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=kernels/epoch.cu");
     println!("cargo:rerun-if-changed=kernels/philox.cuh");
-    cc::Build::new()
-        .cpp(true)
-        .flag("-xc++")
-        .flag_if_supported("-ffp-contract=off")
-        .flag_if_supported("-Wno-unused-function")
-        .opt_level(2)
-        .file("kernels/epoch.cu")
-        .compile("icq_cuda_host");
+    // Twice: f32 parameters, and f16 ones (`-DICQ_F16`, entry points of their own).
+    for (library, f16) in [("icq_cuda_host", false), ("icq_cuda_host_f16", true)] {
+        let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR"));
+        let mut build = cc::Build::new();
+        build
+            .out_dir(out.join(library))
+            .cpp(true)
+            .flag("-xc++")
+            .flag_if_supported("-ffp-contract=off")
+            .flag_if_supported("-Wno-unused-function")
+            .opt_level(2)
+            .file("kernels/epoch.cu");
+        if f16 {
+            build.define("ICQ_F16", None);
+        }
+        build.compile(library);
+    }
 }

@@ -3,7 +3,8 @@
 //
 // Compiled by NVRTC for the device with -DICQ_WIDTH=<hidden width> -DICQ_ACTIONS=<A>, and as
 // plain C++ on the host (the test shim: `icq_epochs_host` runs the same instance function in a
-// loop), where the arrays take their largest sizes. Per-instance data is instance-minor within
+// loop), where the arrays take their largest sizes; with -DICQ_F16 (NVRTC and a second host
+// build) parameters are stored as f16. Per-instance data is instance-minor within
 // a group: field f of the group's instance b is at base + f·n + b, n the group's instances.
 
 #include "philox.cuh"
@@ -34,8 +35,68 @@ struct EpochParams {
     unsigned int params_per_instance, units, inst_fields, off_options, off_action_options;
     unsigned int off_decoded, off_state_input, off_stride_p, off_private_states;
     unsigned int off_init_artifact, off_init_private, off_mu, off_units, off_feat_idx;
-    unsigned int init_agent, instance0, off_feat_val;
+    unsigned int init_agent, instance0, off_feat_val, weights;
 };
+
+// ---- parameter storage ----------------------------------------------------------------
+// With -DICQ_F16 parameters are stored as IEEE binary16 (half the bytes) and every write rounds
+// to the nearest f16, ties to even; arithmetic stays f32. On the device the conversions are the
+// hardware's cvt instructions, on the host the same rounding in integer arithmetic.
+
+ICQ_FN float as_float(unsigned int u) { union { unsigned int u; float f; } x; x.u = u; return x.f; }
+ICQ_FN unsigned int as_bits(float f) { union { unsigned int u; float f; } x; x.f = f; return x.u; }
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+ICQ_FN unsigned short icq_f32_to_f16(float f) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+ICQ_FN float icq_f16_to_f32(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+#else
+ICQ_FN unsigned short icq_f32_to_f16(float f) {
+    unsigned int x = as_bits(f);
+    unsigned int sign = (x >> 16) & 0x8000u, exp = (x >> 23) & 0xFFu, man = x & 0x7FFFFFu;
+    if (exp == 0xFFu) return (unsigned short)(sign | 0x7C00u | (man ? 0x200u | (man >> 13) : 0u));
+    int e = (int)exp - 112;  // the f16 exponent field
+    if (e >= 31) return (unsigned short)(sign | 0x7C00u);
+    if (e <= 0) {
+        if (e < -10) return (unsigned short)sign;  // below half the smallest subnormal
+        man |= 0x800000u;
+        unsigned int shift = (unsigned int)(14 - e), h = man >> shift;
+        unsigned int rem = man & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+        if (rem > half || (rem == half && (h & 1u))) h++;
+        return (unsigned short)(sign | h);
+    }
+    unsigned int h = ((unsigned int)e << 10) | (man >> 13), rem = man & 0x1FFFu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) h++;  // a carry may reach infinity
+    return (unsigned short)(sign | h);
+}
+ICQ_FN float icq_f16_to_f32(unsigned short h) {
+    unsigned int sign = ((unsigned int)h & 0x8000u) << 16, exp = ((unsigned int)h >> 10) & 0x1Fu;
+    unsigned int man = (unsigned int)h & 0x3FFu;
+    if (exp == 0x1Fu) return as_float(sign | 0x7F800000u | (man << 13));
+    if (exp == 0u) {
+        float f = (float)man * 5.9604644775390625e-8f;  // man · 2^-24, exact
+        return sign ? -f : f;
+    }
+    return as_float(sign | ((exp + 112u) << 23) | (man << 13));
+}
+#endif
+
+#ifdef ICQ_F16
+typedef unsigned short icq_param;
+ICQ_FN float param_load(icq_param p) { return icq_f16_to_f32(p); }
+ICQ_FN icq_param param_store(float f) { return icq_f32_to_f16(f); }
+#else
+typedef float icq_param;
+ICQ_FN float param_load(icq_param p) { return p; }
+ICQ_FN icq_param param_store(float f) { return f; }
+#endif
 
 #define MODE_CENTRALIZED 1u
 #define MODE_INDEPENDENT 2u
@@ -48,7 +109,7 @@ struct Ctx {
     const unsigned int* MU;
     const float* MF;
     unsigned int* INST;
-    float* PARAMS;
+    icq_param* PARAMS;
     unsigned int key0, key1;
     icq_u4 ctr, block;
     unsigned int lane;
@@ -95,15 +156,13 @@ ICQ_FN unsigned int uniform_action(const Ctx* c, unsigned int u) { return icq_mu
 ICQ_FN unsigned int inst_get(const Ctx* c, unsigned int b, unsigned int f) { return c->INST[c->P.inst_base + f * c->P.instances + b]; }
 ICQ_FN void inst_set(Ctx* c, unsigned int b, unsigned int f, unsigned int v) { c->INST[c->P.inst_base + f * c->P.instances + b] = v; }
 ICQ_FN unsigned int pending_field(const Ctx* c, unsigned int agent, unsigned int f) { return 5u + c->P.units + agent * 5u + f; }
-ICQ_FN float as_float(unsigned int u) { union { unsigned int u; float f; } x; x.u = u; return x.f; }
-ICQ_FN unsigned int as_bits(float f) { union { unsigned int u; float f; } x; x.f = f; return x.u; }
 
 // ---- networks -------------------------------------------------------------------------
 
-ICQ_FN float param(const Ctx* c, unsigned int b, unsigned int j) { return c->PARAMS[c->P.param_base + j * c->P.instances + b]; }
+ICQ_FN float param(const Ctx* c, unsigned int b, unsigned int j) { return param_load(c->PARAMS[c->P.param_base + j * c->P.instances + b]); }
 ICQ_FN void param_sub(Ctx* c, unsigned int b, unsigned int j, float d) {
     unsigned int i = c->P.param_base + j * c->P.instances + b;
-    c->PARAMS[i] = c->PARAMS[i] - d;
+    c->PARAMS[i] = param_store(param_load(c->PARAMS[i]) - d);
 }
 ICQ_FN unsigned int unit_field(const Ctx* c, unsigned int unit, unsigned int f) { return c->MU[c->P.off_units + unit * UNIT_FIELDS + f]; }
 
@@ -380,7 +439,7 @@ ICQ_FN void run_epoch(Ctx* c, unsigned int b, unsigned int k) {
 
 // Chunk instance `id`: finds its group (the last whose first instance is at or before it) and
 // runs the dispatch's epochs.
-ICQ_FN void run_instance(const Dispatch* D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS, unsigned int id) {
+ICQ_FN void run_instance(const Dispatch* D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, icq_param* PARAMS, unsigned int id) {
     unsigned int lo = 0u, hi = D->groups;
     while (hi - lo > 1u) {
         unsigned int mid = (lo + hi) / 2u;
@@ -398,11 +457,11 @@ ICQ_FN void run_instance(const Dispatch* D, const EpochParams* G, const unsigned
 }
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-extern "C" __global__ void epochs(const Dispatch D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS) {
+extern "C" __global__ void epochs(const Dispatch D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, icq_param* PARAMS) {
     unsigned int id = blockIdx.x * blockDim.x + threadIdx.x;
     if (id < D.instances) run_instance(&D, G, MU, MF, INST, PARAMS, id);
 }
-#else
+#elif !defined(ICQ_F16)
 // Philox blocks on the host: the known-answer check of kernels/philox.cuh.
 extern "C" void icq_philox_host(const unsigned int* ctr, const unsigned int* key, unsigned int* out, unsigned int n) {
     for (unsigned int i = 0u; i < n; i++) {
@@ -416,7 +475,20 @@ extern "C" void icq_philox_host(const unsigned int* ctr, const unsigned int* key
 }
 
 // The host shim: every instance in turn, one "thread" at a time.
-extern "C" void icq_epochs_host(const Dispatch* D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, float* PARAMS) {
+extern "C" void icq_epochs_host(const Dispatch* D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, icq_param* PARAMS) {
     for (unsigned int id = 0u; id < D->instances; id++) run_instance(D, G, MU, MF, INST, PARAMS, id);
+}
+#else
+// The host shim with f16 parameters (the source compiled a second time with -DICQ_F16).
+extern "C" void icq_epochs_host_f16(const Dispatch* D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, icq_param* PARAMS) {
+    for (unsigned int id = 0u; id < D->instances; id++) run_instance(D, G, MU, MF, INST, PARAMS, id);
+}
+
+// The host's f16 conversions, both ways (checked against the `half` crate).
+extern "C" void icq_f16_host(const float* in, unsigned short* out, float* back, unsigned int n) {
+    for (unsigned int i = 0u; i < n; i++) {
+        out[i] = icq_f32_to_f16(in[i]);
+        back[i] = icq_f16_to_f32(out[i]);
+    }
 }
 #endif

@@ -60,6 +60,7 @@ struct EpochParams {
     init_agent: u32,
     instance0: u32,
     off_feat_val: u32,
+    weights: u32,
 }
 
 const MODE_ICQ: u32 = 0u;
@@ -156,9 +157,15 @@ fn param(b: u32, j: u32) -> f32 {
     return PARAMS[P.param_base + j * P.instances + b];
 }
 
+// Every parameter write goes through the storage: with f16 weights the value is rounded to
+// the nearest f16 (kept in an f32 word).
 fn param_add(b: u32, j: u32, d: f32) {
     let i = P.param_base + j * P.instances + b;
-    PARAMS[i] = PARAMS[i] - d;
+    var v = PARAMS[i] - d;
+    if (P.weights == 1u) {
+        v = quantizeToF16(v);
+    }
+    PARAMS[i] = v;
 }
 
 fn unit_field(unit: u32, f: u32) -> u32 {

@@ -9,7 +9,7 @@ use crate::backend::{Backend, Chosen};
 use crate::config::Input;
 use crate::error::Result;
 use crate::learn::plan::{BatchPlan, Plan};
-use crate::learn::Sampler;
+use crate::learn::{Sampler, Weights};
 use crate::oracle::Oracle;
 
 /// One benchmark measurement.
@@ -29,7 +29,7 @@ pub struct BenchResult {
     pub handoff_updates_per_s: f64,
     /// Primitive option steps per second.
     pub primitive_steps_per_s: f64,
-    /// f32 parameters per instance.
+    /// Parameters per instance.
     pub params_per_instance: usize,
     /// Bytes of per-instance state one update reads and writes (modeled: the parameters the
     /// two forward passes and the SGD step touch, and the instance record; the shared model
@@ -37,8 +37,9 @@ pub struct BenchResult {
     pub bytes_per_update: u64,
 }
 
-/// The modeled per-update traffic of a plan (see [`BenchResult::bytes_per_update`]).
-pub fn bytes_per_update(plan: &Plan) -> u64 {
+/// The modeled per-update traffic of a plan (see [`BenchResult::bytes_per_update`]) when
+/// parameters take `param_bytes` bytes each (4, or 2 for f16 storage on the CUDA backend).
+pub fn bytes_per_update(plan: &Plan, param_bytes: u64) -> u64 {
     let l = &plan.layout;
     let a = l.actions as u64;
     let active = if l.feat_start.is_empty() || l.feat_idx.is_empty() {
@@ -57,7 +58,7 @@ pub fn bytes_per_update(plan: &Plan) -> u64 {
     };
     let record = (5 + plan.units() + 5 * plan.space.agents) as u64;
     // Two forward passes read `touched`; the SGD step reads and writes it once more.
-    4 * (2 * touched + 2 * touched + 2 * record)
+    param_bytes * 4 * touched + 4 * 2 * record
 }
 
 /// Times `epochs` epochs of `instances` instances (after one untimed warm-up epoch).
@@ -108,6 +109,13 @@ fn time<B: Backend>(backend: &B, plan: &Plan, epochs: u32) -> Result<BenchResult
         handoff_updates_per_s: updates / seconds,
         primitive_steps_per_s: (after - before) as f64 / seconds,
         params_per_instance: plan.layout.params,
-        bytes_per_update: bytes_per_update(plan),
+        bytes_per_update: bytes_per_update(
+            plan,
+            if backend.name() == "cuda" && plan.learner.weights == Weights::F16 {
+                2
+            } else {
+                4
+            },
+        ),
     })
 }

@@ -81,6 +81,7 @@ pub fn context(input: &Input, analysis: &Analysis, backend: &str) -> Record {
     r.push("clip", l.clip.map_or(serde_json::Value::Null, num));
     r.push("behavior", l.behavior.label());
     r.push("sampler", l.sampler.label());
+    r.push("weights", l.weights.label());
     r.push("instances", input.config.run.instances);
     r.push("seed", input.config.run.seed);
     r.push("backend", backend);

@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::io::write_atomically;
 use crate::learn::metrics::Metrics;
 use crate::learn::net::NetLayout;
+use crate::learn::Weights;
 use crate::records::{num, to_jsonl, write_rows, Record};
 use crate::run::{context, mean_sd, run_points, Point};
 
@@ -56,6 +57,7 @@ const LEARNER_KNOBS: &[&str] = &[
     "clip",
     "behavior",
     "sampler",
+    "weights",
 ];
 /// Keys of `[run]` that a bare axis name may set.
 const RUN_KNOBS: &[&str] = &["instances", "epochs", "checkpoints", "policy_gap_instances"];
@@ -557,18 +559,23 @@ pub fn sweep(
 const PACK_BYTES: usize = 512 << 20;
 
 /// The units to run, packed into batches: per batch, its grid points in order, per point the
-/// units (seeds) it runs. Consecutive units share a batch while their checkpoint epochs agree
-/// and their instance state fits [`PACK_BYTES`] (a unit larger than that runs alone); each
-/// point keeps one model, learner and oracle, whatever its neighbours in the batch.
+/// units (seeds) it runs. Consecutive units share a batch while their checkpoint epochs and
+/// parameter storage agree and their instance state fits [`PACK_BYTES`] (a unit larger than
+/// that runs alone); each point keeps one model, learner and oracle, whatever its neighbours
+/// in the batch.
 fn packs<'a>(todo: &[&&'a Unit]) -> Result<Vec<Vec<Vec<&'a Unit>>>> {
     let mut out: Vec<Vec<Vec<&Unit>>> = Vec::new();
-    let (mut bytes, mut epochs) = (0, Vec::new());
+    let (mut bytes, mut key) = (0, (Vec::new(), Weights::F32));
     for &&unit in todo {
-        let (size, at) = (unit_bytes(unit), unit.input.config.run.checkpoint_epochs()?);
-        let joins = !out.is_empty() && at == epochs && bytes + size <= PACK_BYTES;
+        let cfg = &unit.input.config;
+        let (size, own) = (
+            unit_bytes(unit),
+            (cfg.run.checkpoint_epochs()?, cfg.learner.weights),
+        );
+        let joins = !out.is_empty() && own == key && bytes + size <= PACK_BYTES;
         if !joins {
             out.push(Vec::new());
-            (bytes, epochs) = (0, at);
+            (bytes, key) = (0, own);
         }
         bytes += size;
         let pack = out.last_mut().expect("a pack");

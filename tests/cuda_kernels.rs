@@ -3,8 +3,66 @@
 //! by NVRTC (with the `cuda` feature; CI installs NVRTC and sets ICQ_REQUIRE_NVRTC=1 so that
 //! an NVRTC that cannot be loaded fails rather than skips).
 
-use icq::backend::cuda_host::philox_blocks;
+use icq::backend::cuda_host::{f16_host, philox_blocks};
+#[cfg(feature = "cuda")]
+use icq::backend::device::KernelShape;
 use icq::rng::philox4x32_10;
+
+/// The host build's f16 rounding (the kernel's, under ICQ_F16) is the `half` crate's — round
+/// to nearest, ties to even — on every f16 boundary and its neighbours, the subnormals,
+/// overflow and a million values spread over every exponent; and reading f16 back is exact.
+#[test]
+fn cuda_host_f16_rounding_matches_half() {
+    let mut values = vec![
+        0.0f32,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        65504.0,
+        65520.0,
+        1e-8,
+    ];
+    for bits in 0..=u16::MAX {
+        let h = half::f16::from_bits(bits);
+        if h.is_nan() {
+            continue;
+        }
+        let x = h.to_f32();
+        let next = f32::from_bits(x.to_bits() + 1);
+        values.extend([x, next, f32::from_bits(x.to_bits().wrapping_sub(1))]);
+        // Halfway to the next f16 up: the tie, and either side of it.
+        let up = half::f16::from_bits(bits.wrapping_add(1)).to_f32();
+        if up.is_finite() && x.is_finite() && up.abs() > x.abs() {
+            let mid = x + (up - x) / 2.0;
+            values.extend([
+                mid,
+                f32::from_bits(mid.to_bits() + 1),
+                f32::from_bits(mid.to_bits() - 1),
+            ]);
+        }
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..1_000_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let x = f32::from_bits(state as u32);
+        if !x.is_nan() {
+            values.push(x);
+        }
+    }
+    let (bits, back) = f16_host(&values);
+    for (i, &x) in values.iter().enumerate() {
+        let want = half::f16::from_f32(x);
+        assert_eq!(bits[i], want.to_bits(), "f32 {x:e} ({:#010x})", x.to_bits());
+        assert_eq!(
+            back[i].to_bits(),
+            want.to_f32().to_bits(),
+            "back from {:#06x}",
+            bits[i]
+        );
+    }
+}
 
 #[test]
 fn cuda_philox_matches_rust() {
@@ -48,15 +106,34 @@ fn every_kernel_variant_compiles_to_ptx() {
     if !nvrtc_ready() {
         return;
     }
-    // Tabular (width 1), and MLP widths, for a few action counts; two target architectures.
+    // Tabular (width 1), and MLP widths, for a few action counts, f32 parameters for two
+    // target architectures and f16 ones for one.
     for (width, actions) in [(1, 3), (32, 3), (64, 2), (128, 8)] {
-        for arch in [Some("compute_80"), Some("compute_90")] {
-            let ptx = compile_epoch_in(width, actions, arch, None)
-                .unwrap_or_else(|e| panic!("{width}/{actions}/{arch:?}: {e}"));
-            assert!(
-                ptx.contains(".entry epochs"),
-                "no `epochs` entry in the PTX of {width}/{actions}"
-            );
+        for f16 in [false, true] {
+            let archs: &[_] = if f16 {
+                &[Some("compute_80")]
+            } else {
+                &[Some("compute_80"), Some("compute_90")]
+            };
+            for &arch in archs {
+                let shape = KernelShape {
+                    width,
+                    actions,
+                    f16,
+                };
+                let ptx = compile_epoch_in(shape, arch, None)
+                    .unwrap_or_else(|e| panic!("{shape:?}/{arch:?}: {e}"));
+                assert!(
+                    ptx.contains(".entry epochs"),
+                    "no `epochs` entry in the PTX of {shape:?}"
+                );
+                // f16 storage: 16-bit loads and stores of the parameters, converted in registers.
+                assert_eq!(
+                    ptx.contains("cvt.rn.f16.f32"),
+                    f16,
+                    "{shape:?}: f16 conversions"
+                );
+            }
         }
     }
 }
@@ -72,25 +149,30 @@ fn compiled_ptx_is_cached_on_disk_under_its_whole_key() {
     let _ = std::fs::remove_dir_all(&root);
     let (a, b, c) = (root.join("a"), root.join("b"), root.join("c"));
     let arch = Some("compute_80");
+    let shape = KernelShape {
+        width: 24,
+        actions: 3,
+        f16: false,
+    };
     // A first compile writes the file, holding its key (the source among it) and the PTX.
-    let ptx = compile_epoch_in(24, 3, arch, Some(&a)).unwrap();
-    let file = ptx_cache_file(&a, 24, 3, arch);
+    let ptx = compile_epoch_in(shape, arch, Some(&a)).unwrap();
+    let file = ptx_cache_file(&a, shape, arch);
     let stored = std::fs::read_to_string(&file).unwrap();
     assert!(stored.contains("#define ICQ_WIDTH 24") && stored.contains(&ptx));
     // A later process reads it instead of compiling: a marked copy is what comes back.
     std::fs::create_dir_all(&b).unwrap();
     let marked = stored.replace(".entry epochs", ".entry epochs // from the cache");
-    std::fs::write(ptx_cache_file(&b, 24, 3, arch), &marked).unwrap();
-    let read = compile_epoch_in(24, 3, arch, Some(&b)).unwrap();
+    std::fs::write(ptx_cache_file(&b, shape, arch), &marked).unwrap();
+    let read = compile_epoch_in(shape, arch, Some(&b)).unwrap();
     assert!(read.contains("// from the cache"));
     // A file of the same name whose key differs (another source) is not trusted.
     std::fs::create_dir_all(&c).unwrap();
     let wrong = marked.replace("#define ICQ_WIDTH 24", "#define ICQ_WIDTH 25");
-    std::fs::write(ptx_cache_file(&c, 24, 3, arch), wrong).unwrap();
-    let fresh = compile_epoch_in(24, 3, arch, Some(&c)).unwrap();
+    std::fs::write(ptx_cache_file(&c, shape, arch), wrong).unwrap();
+    let fresh = compile_epoch_in(shape, arch, Some(&c)).unwrap();
     assert!(!fresh.contains("// from the cache"));
     assert_eq!(
-        std::fs::read_to_string(ptx_cache_file(&c, 24, 3, arch)).unwrap(),
+        std::fs::read_to_string(ptx_cache_file(&c, shape, arch)).unwrap(),
         stored
     );
     let _ = std::fs::remove_dir_all(&root);

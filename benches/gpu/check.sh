@@ -2,7 +2,7 @@
 # The GPU checks of a short visit to a GPU machine, in one command: the parity tests of the WGSL and CUDA
 # kernels against the CPU backend on the real adapter and device, then `icq bench` for the
 # cpu, wgpu and cuda backends on the same machine at B = 2^10 … 2^20 (quickstart and bench
-# configurations). Results go to ${OUT:-out/gpu}: gpu.txt, parity.txt, bench.jsonl.
+# configurations; bench-f16 on cuda). Results go to ${OUT:-out/gpu}: gpu.txt, parity.txt, bench.jsonl.
 #
 # Needs the binaries of benches/gpu/build.sh in target/gpu/ (the GPU machine has no Rust),
 # libnvrtc (found through python3's nvidia packages) and a Vulkan loader for wgpu.
@@ -44,6 +44,13 @@ for config in examples/quickstart.toml examples/bench.toml; do
             echo "{\"config\":\"$config\",\"result\":${line:-null}}" >>"$OUT/bench.jsonl"
         done
     done
+done
+# f16 weight storage on the CUDA backend against the f32 rows above.
+for log2 in 17 20; do
+    if [ "$SECONDS" -gt 420 ]; then echo "time budget spent: stopped" >>"$OUT/bench.err"; break; fi
+    line=$(timeout 120 "$bin/icq" bench examples/bench-f16.toml --backend cuda \
+        --instances $((1 << log2)) --epochs "$EPOCHS" --json 2>>"$OUT/bench.err")
+    echo "{\"config\":\"examples/bench-f16.toml\",\"result\":${line:-null}}" >>"$OUT/bench.jsonl"
 done
 tail -n 5 "$OUT/parity.txt"
 cat "$OUT/bench.jsonl"

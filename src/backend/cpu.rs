@@ -172,6 +172,11 @@ impl CpuBatch {
             .collect()
     }
 
+    /// Every instance's parameters, per plan, instance-major.
+    pub fn params(&self) -> Vec<Vec<f32>> {
+        self.groups.iter().map(|g| g.params.clone()).collect()
+    }
+
     /// The plan of the batch's first (for a batch of one plan, only) plan.
     pub fn plan(&self) -> &Plan {
         &self.groups[0].plan

@@ -7,17 +7,20 @@
 //!
 //! Without the feature the backend still exists and says it was left out.
 
+use super::device::KernelShape;
 #[cfg(not(feature = "cuda"))]
 use crate::error::{Error, Result};
 
-/// The kernel source NVRTC compiles: defines, Philox, the epoch kernel (the include resolved).
-pub fn cuda_source(width: u32, actions: u32) -> String {
+/// The kernel source NVRTC compiles for `shape`: defines, Philox, the epoch kernel (the
+/// include resolved).
+pub fn cuda_source(shape: KernelShape) -> String {
     let philox = include_str!("../../kernels/philox.cuh").replace("#pragma once", "");
     let epoch = include_str!("../../kernels/epoch.cu").replace("#include \"philox.cuh\"", "");
     format!(
-        "#define ICQ_WIDTH {}\n#define ICQ_ACTIONS {}\n{philox}\n{epoch}",
-        width.max(1),
-        actions.max(1)
+        "#define ICQ_WIDTH {}\n#define ICQ_ACTIONS {}\n{}{philox}\n{epoch}",
+        shape.width.max(1),
+        shape.actions.max(1),
+        if shape.f16 { "#define ICQ_F16\n" } else { "" },
     )
 }
 
@@ -37,7 +40,8 @@ mod enabled {
 
     use super::cuda_source;
     use crate::backend::device::{
-        gather_counters, gather_q, gather_states, Chunk, DeviceModel, Dispatch, EpochParams,
+        f16_bits, from_f16_bits, gather_counters, gather_q, gather_states, mixed_weights, Chunk,
+        DeviceModel, Dispatch, EpochParams, KernelShape,
     };
     use crate::backend::{Backend, Counters, QTables};
     use crate::error::{Error, Result};
@@ -119,17 +123,16 @@ mod enabled {
     /// Closes a cache file: a file without it was cut short and is not used.
     const CACHE_END: &str = "\n// ---- icq: end of PTX ----\n";
 
-    /// PTX of the epoch kernel for `width` and `actions` (compiled once per source, `arch`
-    /// and NVRTC version, then cached in the process and in [`ptx_cache_dir`]); NVRTC
-    /// failures carry the compiler log.
-    pub fn compile_epoch(width: u32, actions: u32, arch: Option<&'static str>) -> Result<String> {
-        compile_epoch_in(width, actions, arch, ptx_cache_dir().as_deref())
+    /// PTX of the epoch kernel for `shape` (compiled once per source, `arch` and NVRTC
+    /// version, then cached in the process and in [`ptx_cache_dir`]); NVRTC failures carry
+    /// the compiler log.
+    pub fn compile_epoch(shape: KernelShape, arch: Option<&'static str>) -> Result<String> {
+        compile_epoch_in(shape, arch, ptx_cache_dir().as_deref())
     }
 
     /// [`compile_epoch`] with the on-disk cache in `dir` (none: the process's cache only).
     pub fn compile_epoch_in(
-        width: u32,
-        actions: u32,
+        shape: KernelShape,
         arch: Option<&'static str>,
         dir: Option<&Path>,
     ) -> Result<String> {
@@ -138,7 +141,7 @@ mod enabled {
                 "NVRTC (libnvrtc) cannot be loaded".into(),
             ));
         }
-        let key = cache_key(width, actions, arch);
+        let key = cache_key(shape, arch);
         let memo = format!("{dir:?}\n{key}");
         if let Some(ptx) = ptx_cache().lock().expect("PTX cache").get(&memo) {
             return Ok(ptx.clone());
@@ -152,11 +155,9 @@ mod enabled {
                     ..Default::default()
                 };
                 let ptx =
-                    compile_ptx_with_opts(cuda_source(width, actions), opts).map_err(|e| {
-                        Error::Shader {
-                            name: "kernels/epoch.cu (epochs)".into(),
-                            message: e.to_string(),
-                        }
+                    compile_ptx_with_opts(cuda_source(shape), opts).map_err(|e| Error::Shader {
+                        name: "kernels/epoch.cu (epochs)".into(),
+                        message: e.to_string(),
                     })?;
                 let text = ptx.to_src();
                 if let Some(d) = dir {
@@ -172,9 +173,9 @@ mod enabled {
         Ok(text)
     }
 
-    /// The file in `dir` that caches the PTX of `width`, `actions` and `arch`.
-    pub fn ptx_cache_file(dir: &Path, width: u32, actions: u32, arch: Option<&str>) -> PathBuf {
-        cache_file(dir, &cache_key(width, actions, arch))
+    /// The file in `dir` that caches the PTX of `shape` and `arch`.
+    pub fn ptx_cache_file(dir: &Path, shape: KernelShape, arch: Option<&str>) -> PathBuf {
+        cache_file(dir, &cache_key(shape, arch))
     }
 
     fn cache_file(dir: &Path, key: &str) -> PathBuf {
@@ -182,12 +183,12 @@ mod enabled {
     }
 
     /// What a cached PTX depends on: the target, the compiler and the source.
-    fn cache_key(width: u32, actions: u32, arch: Option<&str>) -> String {
+    fn cache_key(shape: KernelShape, arch: Option<&str>) -> String {
         format!(
             "// arch {}, NVRTC {}\n{}",
             arch.unwrap_or("default"),
             nvrtc_version(),
-            cuda_source(width, actions)
+            cuda_source(shape)
         )
     }
 
@@ -200,7 +201,7 @@ mod enabled {
         ctx: Arc<CudaContext>,
         stream: Arc<CudaStream>,
         name: String,
-        functions: Mutex<HashMap<(u32, u32), CudaFunction>>,
+        functions: Mutex<HashMap<KernelShape, CudaFunction>>,
     }
 
     /// A batch on a CUDA device.
@@ -212,8 +213,15 @@ mod enabled {
         words: CudaSlice<u32>,
         values: CudaSlice<f32>,
         inst: CudaSlice<u32>,
-        params: CudaSlice<f32>,
+        params: DeviceParams,
         epoch: u32,
+    }
+
+    /// Parameters as the kernel stores them.
+    enum DeviceParams {
+        F32(CudaSlice<f32>),
+        /// IEEE binary16 bits.
+        F16(CudaSlice<u16>),
     }
 
     impl Cuda {
@@ -241,22 +249,22 @@ mod enabled {
             })
         }
 
-        fn function(&self, width: u32, actions: u32) -> Result<CudaFunction> {
+        fn function(&self, shape: KernelShape) -> Result<CudaFunction> {
             let mut cache = self.functions.lock().expect("function cache");
-            if let Some(f) = cache.get(&(width, actions)) {
+            if let Some(f) = cache.get(&shape) {
                 return Ok(f.clone());
             }
-            let ptx = compile_epoch(width, actions, None)?;
+            let ptx = compile_epoch(shape, None)?;
             // A cached PTX the driver rejects is compiled afresh, once, bypassing the cache.
             let module = match self.ctx.load_module(Ptx::from_src(ptx)) {
                 Ok(m) => m,
                 Err(_) => {
-                    let fresh = compile_epoch_in(width, actions, None, None)?;
+                    let fresh = compile_epoch_in(shape, None, None)?;
                     self.ctx.load_module(Ptx::from_src(fresh)).map_err(driver)?
                 }
             };
             let f = module.load_function("epochs").map_err(driver)?;
-            cache.insert((width, actions), f.clone());
+            cache.insert(shape, f.clone());
             Ok(f)
         }
     }
@@ -274,8 +282,11 @@ mod enabled {
 
         fn upload(&self, batch: &BatchPlan) -> Result<CudaBatch> {
             let packed = DeviceModel::new(batch);
-            let (width, actions) = packed.kernel_shape();
-            let function = self.function(width, actions)?;
+            if !packed.uniform_weights() {
+                return Err(mixed_weights());
+            }
+            let shape = packed.kernel_shape();
+            let function = self.function(shape)?;
             let chunk = Chunk::new(batch, &packed, 0, batch.instances());
             let (inst, params) = chunk.initial(batch);
             let s = &self.stream;
@@ -287,7 +298,11 @@ mod enabled {
                 words: s.clone_htod(&packed.words).map_err(driver)?,
                 values: s.clone_htod(&packed.values).map_err(driver)?,
                 inst: s.clone_htod(&inst).map_err(driver)?,
-                params: s.clone_htod(&params).map_err(driver)?,
+                params: if shape.f16 {
+                    DeviceParams::F16(s.clone_htod(&f16_bits(&params)).map_err(driver)?)
+                } else {
+                    DeviceParams::F32(s.clone_htod(&params).map_err(driver)?)
+                },
                 epoch: 0,
             })
         }
@@ -301,14 +316,18 @@ mod enabled {
                 let mut launch = self.stream.launch_builder(&batch.function);
                 // Arguments in the order of `epochs` in kernels/epoch.cu: (Dispatch D,
                 // const EpochParams* G, const unsigned* MU, const float* MF, unsigned* INST,
-                // float* PARAMS).
+                // icq_param* PARAMS), icq_param being float, or unsigned short under ICQ_F16
+                // (the function was compiled for the batch's storage).
                 launch
                     .arg(&d)
                     .arg(&batch.groups)
                     .arg(&batch.words)
                     .arg(&batch.values)
-                    .arg(&mut batch.inst)
-                    .arg(&mut batch.params);
+                    .arg(&mut batch.inst);
+                match &mut batch.params {
+                    DeviceParams::F32(p) => launch.arg(p),
+                    DeviceParams::F16(p) => launch.arg(p),
+                };
                 let config = LaunchConfig {
                     grid_dim: (blocks, 1, 1),
                     block_dim: (BLOCK, 1, 1),
@@ -326,7 +345,10 @@ mod enabled {
         }
 
         fn read_q(&self, batch: &CudaBatch) -> Result<Vec<QTables>> {
-            let minor: Vec<f32> = self.stream.clone_dtoh(&batch.params).map_err(driver)?;
+            let minor: Vec<f32> = match &batch.params {
+                DeviceParams::F32(p) => self.stream.clone_dtoh(p).map_err(driver)?,
+                DeviceParams::F16(p) => from_f16_bits(&self.stream.clone_dtoh(p).map_err(driver)?),
+            };
             Ok(gather_q(&batch.batch, [(&batch.chunk, minor)]))
         }
 

@@ -3,7 +3,8 @@
 //! reference on every machine; on a GPU the `cuda` backend runs the same source.
 
 use super::device::{
-    gather_counters, gather_q, gather_states, Chunk, DeviceModel, Dispatch, EpochParams,
+    f16_bits, from_f16_bits, gather_counters, gather_q, gather_states, mixed_weights, Chunk,
+    DeviceModel, Dispatch, EpochParams,
 };
 use super::{Backend, Counters, QTables};
 use crate::error::Result;
@@ -19,6 +20,32 @@ extern "C" {
         inst: *mut u32,
         params: *mut f32,
     );
+    fn icq_epochs_host_f16(
+        d: *const Dispatch,
+        groups: *const EpochParams,
+        mu: *const u32,
+        mf: *const f32,
+        inst: *mut u32,
+        params: *mut u16,
+    );
+    fn icq_f16_host(values: *const f32, bits: *mut u16, back: *mut f32, n: u32);
+}
+
+/// The host build's f16 conversions of `values`: the bits of each rounded to f16, and those
+/// bits read back as f32.
+pub fn f16_host(values: &[f32]) -> (Vec<u16>, Vec<f32>) {
+    let mut bits = vec![0u16; values.len()];
+    let mut back = vec![0f32; values.len()];
+    // SAFETY: the three buffers hold `n` elements each, which is all the function touches.
+    unsafe {
+        icq_f16_host(
+            values.as_ptr(),
+            bits.as_mut_ptr(),
+            back.as_mut_ptr(),
+            values.len() as u32,
+        );
+    }
+    (bits, back)
 }
 
 /// Philox blocks computed by `kernels/philox.cuh` compiled for the host.
@@ -42,6 +69,12 @@ pub fn philox_blocks(counters: &[[u32; 4]], keys: &[[u32; 2]]) -> Vec<[u32; 4]> 
 #[derive(Clone, Debug, Default)]
 pub struct CudaHost;
 
+/// Parameters as the kernel stores them.
+enum HostParams {
+    F32(Vec<f32>),
+    F16(Vec<u16>),
+}
+
 /// A batch of the host build: the same buffers the device would hold, in host memory (the
 /// whole batch one chunk).
 pub struct CudaHostBatch {
@@ -49,7 +82,7 @@ pub struct CudaHostBatch {
     model: DeviceModel,
     chunk: Chunk,
     inst: Vec<u32>,
-    params: Vec<f32>,
+    params: HostParams,
     epoch: u32,
 }
 
@@ -66,8 +99,16 @@ impl Backend for CudaHost {
 
     fn upload(&self, batch: &BatchPlan) -> Result<CudaHostBatch> {
         let model = DeviceModel::new(batch);
+        if !model.uniform_weights() {
+            return Err(mixed_weights());
+        }
         let chunk = Chunk::new(batch, &model, 0, batch.instances());
         let (inst, params) = chunk.initial(batch);
+        let params = if model.kernel_shape().f16 {
+            HostParams::F16(f16_bits(&params))
+        } else {
+            HostParams::F32(params)
+        };
         Ok(CudaHostBatch {
             batch: batch.clone(),
             model,
@@ -85,24 +126,27 @@ impl Backend for CudaHost {
         // offset inside it, and the chunk's records and parameters, where every group's
         // `inst_base`/`param_base` block lies, which the call may write.
         unsafe {
-            icq_epochs_host(
-                &d,
-                batch.chunk.groups.as_ptr(),
-                batch.model.words.as_ptr(),
-                batch.model.values.as_ptr(),
-                batch.inst.as_mut_ptr(),
-                batch.params.as_mut_ptr(),
-            );
+            let (groups, words) = (batch.chunk.groups.as_ptr(), batch.model.words.as_ptr());
+            let (values, inst) = (batch.model.values.as_ptr(), batch.inst.as_mut_ptr());
+            match &mut batch.params {
+                HostParams::F32(p) => {
+                    icq_epochs_host(&d, groups, words, values, inst, p.as_mut_ptr());
+                }
+                HostParams::F16(p) => {
+                    icq_epochs_host_f16(&d, groups, words, values, inst, p.as_mut_ptr());
+                }
+            }
         }
         batch.epoch += epochs;
         Ok(())
     }
 
     fn read_q(&self, batch: &CudaHostBatch) -> Result<Vec<QTables>> {
-        Ok(gather_q(
-            &batch.batch,
-            [(&batch.chunk, batch.params.clone())],
-        ))
+        let params = match &batch.params {
+            HostParams::F32(p) => p.clone(),
+            HostParams::F16(p) => from_f16_bits(p),
+        };
+        Ok(gather_q(&batch.batch, [(&batch.chunk, params)]))
     }
 
     fn counters(&self, batch: &CudaHostBatch) -> Result<Vec<Counters>> {

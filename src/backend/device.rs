@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::{Counters, QTables};
 use crate::learn::plan::{BatchPlan, Plan};
-use crate::learn::{Behavior, Mode, Network, Sampler, StepSize};
+use crate::learn::{Behavior, Mode, Network, Sampler, StepSize, Weights};
 use crate::model::DurationTable;
 
 /// `u32` fields per option record in the model buffer.
@@ -125,6 +125,20 @@ pub struct EpochParams {
     pub instance0: u32,
     /// Offset of the feature values in the values.
     pub off_feat_val: u32,
+    /// Parameter storage: 0 f32, 1 f16 (values rounded to f16 at every write).
+    pub weights: u32,
+}
+
+/// What an epoch kernel is compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KernelShape {
+    /// The largest hidden width of the batch (1 for tabular networks).
+    pub width: u32,
+    /// The largest action count of the batch.
+    pub actions: u32,
+    /// Whether parameters are stored as f16 (the CUDA kernel's buffer type; the WGSL kernel
+    /// reads each group's `weights` instead).
+    pub f16: bool,
 }
 
 /// The model and learner tables of a batch's plans, packed one after the other for the device
@@ -160,12 +174,24 @@ impl DeviceModel {
         }
     }
 
-    /// The hidden width and action count the kernel is specialised for: the largest of the
-    /// batch (loops run to each group's own).
-    pub fn kernel_shape(&self) -> (u32, u32) {
-        self.params
+    /// What the kernel is specialised for: the largest hidden width and action count of the
+    /// batch (loops run to each group's own), and f16 storage when every plan stores f16.
+    pub fn kernel_shape(&self) -> KernelShape {
+        let (width, actions) = self
+            .params
             .iter()
-            .fold((1, 1), |(w, a), p| (w.max(p.width), a.max(p.actions)))
+            .fold((1, 1), |(w, a), p| (w.max(p.width), a.max(p.actions)));
+        KernelShape {
+            width,
+            actions,
+            f16: self.params.iter().all(|p| p.weights == 1),
+        }
+    }
+
+    /// Whether the plans store their parameters alike (a kernel with one parameter buffer
+    /// type, as the CUDA one, needs that).
+    pub fn uniform_weights(&self) -> bool {
+        self.params.windows(2).all(|w| w[0].weights == w[1].weights)
     }
 }
 
@@ -320,6 +346,7 @@ fn pack_plan(plan: &Plan, words: &mut Vec<u32>, values: &mut Vec<f32>) -> EpochP
         off_feat_idx,
         init_agent: model.initial.agent as u32,
         off_feat_val,
+        weights: u32::from(l.weights == Weights::F16),
         ..EpochParams::default()
     }
 }
@@ -471,11 +498,12 @@ impl Chunk {
     }
 }
 
-/// Per plan of `batch`: every instance's Q-values, from each chunk's parameter buffer.
-pub fn gather_q<'a>(
+/// Per plan of `batch`: every instance's parameters, instance-major, from each chunk's
+/// parameter buffer.
+pub fn gather_params<'a>(
     batch: &BatchPlan,
     chunks: impl IntoIterator<Item = (&'a Chunk, Vec<f32>)>,
-) -> Vec<QTables> {
+) -> Vec<Vec<f32>> {
     let mut major: Vec<Vec<f32>> = vec![Vec::new(); batch.plans.len()];
     for (chunk, buffer) in chunks {
         for (g, n, minor) in chunk.segments(batch, &buffer, false) {
@@ -483,10 +511,18 @@ pub fn gather_q<'a>(
             major[g].extend(params_instance_major(minor, p, n));
         }
     }
+    major
+}
+
+/// Per plan of `batch`: every instance's Q-values, from each chunk's parameter buffer.
+pub fn gather_q<'a>(
+    batch: &BatchPlan,
+    chunks: impl IntoIterator<Item = (&'a Chunk, Vec<f32>)>,
+) -> Vec<QTables> {
     batch
         .plans
         .iter()
-        .zip(major)
+        .zip(gather_params(batch, chunks))
         .map(|(plan, params)| QTables::from_params(&plan.layout, &params))
         .collect()
 }
@@ -538,4 +574,29 @@ pub fn counters_of(units: usize, instances: usize, words: &[u32]) -> Counters {
         out.updates.extend((0..units).map(|u| field(5 + u, b)));
     }
     out
+}
+
+/// Parameters as IEEE binary16 bits (each value rounded to the nearest f16, ties to even): a
+/// kernel with f16 storage uploads these.
+pub fn f16_bits(values: &[f32]) -> Vec<u16> {
+    values
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_bits())
+        .collect()
+}
+
+/// f16 parameter bits read back, as f32.
+pub fn from_f16_bits(bits: &[u16]) -> Vec<f32> {
+    bits.iter()
+        .map(|&b| half::f16::from_bits(b).to_f32())
+        .collect()
+}
+
+/// The error of a batch whose plans store parameters differently, on a kernel with one
+/// parameter buffer type.
+pub fn mixed_weights() -> crate::error::Error {
+    crate::error::Error::invalid(
+        "learner.weights",
+        "this backend runs a batch whose plans all store parameters alike (all f32 or all f16); this one mixes them",
+    )
 }

@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::device::{gather_counters, gather_q, gather_states, inst_fields, Chunk, DeviceModel};
+use super::device::{
+    gather_counters, gather_params, gather_q, gather_states, inst_fields, Chunk, DeviceModel,
+};
 use super::gpu::{AdapterChoice, GpuContext};
 use super::sources::epoch_wgsl;
 use super::{Backend, Counters, QTables};
@@ -106,6 +108,14 @@ impl Wgpu {
 }
 
 impl Wgpu {
+    /// Every instance's parameters as stored, per plan, instance-major.
+    pub fn read_params(&self, batch: &WgpuBatch) -> Result<Vec<Vec<f32>>> {
+        Ok(gather_params(
+            &batch.batch,
+            self.read_chunks(batch, |c| &c.params)?,
+        ))
+    }
+
     /// One buffer of every chunk (`which` picks it), read back.
     fn read_chunks<'a, T: bytemuck::Pod>(
         &self,
@@ -137,8 +147,8 @@ impl Backend for Wgpu {
 
     fn upload(&self, batch: &BatchPlan) -> Result<WgpuBatch> {
         let packed = DeviceModel::new(batch);
-        let (width, actions) = packed.kernel_shape();
-        let pipeline = self.pipeline(width, actions)?;
+        let shape = packed.kernel_shape();
+        let pipeline = self.pipeline(shape.width, shape.actions)?;
         let words = self.ctx.storage("model.words", &packed.words);
         let values = self.ctx.storage("model.values", &packed.values);
         let chunks = Chunk::split(batch, &packed, self.chunk_size(batch))

@@ -212,6 +212,29 @@ pub enum Behavior {
     },
 }
 
+/// How the network parameters are stored between updates. Arithmetic is f32 either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Weights {
+    /// IEEE binary32.
+    #[default]
+    F32,
+    /// IEEE binary16: every parameter is rounded to the nearest f16 (ties to even) when it is
+    /// initialised and each time an update writes it, and read back as f32 — half the bytes
+    /// per parameter on the CUDA backend, the same values on every backend.
+    F16,
+}
+
+impl Weights {
+    /// `f32` or `f16`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+        }
+    }
+}
+
 /// The `[learner]` table: everything about how the learners learn.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -230,6 +253,8 @@ pub struct LearnerConfig {
     pub behavior: Behavior,
     /// Data sampler (default `trajectory`).
     pub sampler: Sampler,
+    /// Parameter storage (default `f32`).
+    pub weights: Weights,
 }
 
 impl LearnerConfig {

@@ -10,7 +10,7 @@
 //! contiguous), b1, then for depth 2 W2 (`width` rows of `width`) and b2, then the output
 //! layer as A rows of `width`, then its A biases. A table is `inputs × A`, row-major.
 
-use super::{Encoding, Mode, Network};
+use super::{Encoding, Mode, Network, Weights};
 use crate::lanes::Lanes;
 use crate::model::StateSpace;
 use crate::rng::{uniform_f32, Stream};
@@ -34,6 +34,8 @@ pub struct Unit {
 /// The parameter layout of every instance of a batch, and its input features.
 #[derive(Clone, Debug)]
 pub struct NetLayout {
+    /// How parameters are stored (set with [`Self::with_weights`]; default f32).
+    pub weights: Weights,
     /// The network kind.
     pub network: Network,
     /// A.
@@ -151,6 +153,7 @@ impl NetLayout {
             offset += size;
         }
         Self {
+            weights: Weights::F32,
             network,
             actions,
             units,
@@ -161,8 +164,30 @@ impl NetLayout {
         }
     }
 
+    /// The same layout with parameters stored as `weights`.
+    pub fn with_weights(mut self, weights: Weights) -> Self {
+        self.weights = weights;
+        self
+    }
+
+    /// Rounds `p` to what the parameter storage holds (nothing to do for f32; f16 through a
+    /// small stack buffer, so the `half` crate converts whole vectors at a time).
+    #[inline(always)]
+    fn stored(&self, p: &mut [f32]) {
+        if self.weights == Weights::F16 {
+            use half::slice::HalfFloatSliceExt;
+            let mut buf = [half::f16::ZERO; 64];
+            for chunk in p.chunks_mut(buf.len()) {
+                let h = &mut buf[..chunk.len()];
+                h.convert_from_f32_slice(chunk);
+                h.convert_to_f32_slice(chunk);
+            }
+        }
+    }
+
     /// Initial parameters of one instance: tables at zero, MLP weights U(±1/√fan_in) from the
-    /// instance's `TAG_PARAMS` stream in layout order, biases zero.
+    /// instance's `TAG_PARAMS` stream in layout order, biases zero (then rounded to the
+    /// parameter storage).
     pub fn init(&self, seed: u64, instance: u32, out: &mut [f32]) {
         out.fill(0.0);
         let Network::Mlp { width, depth } = self.network else {
@@ -186,6 +211,7 @@ impl NetLayout {
             }
             fill(&mut p[at..at + self.actions * width], width);
         }
+        self.stored(out);
     }
 
     #[inline]
@@ -269,7 +295,9 @@ impl NetLayout {
                     Some(c) => delta.clamp(-c, c),
                     None => delta,
                 };
-                p[input * a_count + action] -= lr * g;
+                let at = input * a_count + action;
+                p[at] -= lr * g;
+                self.stored(&mut p[at..=at]);
             }
             Network::Mlp { width, depth } => {
                 let (idx, val) = self.features(unit, input);
@@ -321,23 +349,23 @@ impl NetLayout {
                     None => 1.0,
                 };
                 let step = lr * scale;
-                // Output layer.
-                lanes.sub_scaled(
-                    &mut p[out_at + action * width..out_at + (action + 1) * width],
-                    last,
-                    step * delta,
-                );
-                p[out_at + a_count * width + action] -= step * delta;
+                // Output layer. Every write goes through the parameter storage.
+                let row = out_at + action * width..out_at + (action + 1) * width;
+                lanes.sub_scaled(&mut p[row.clone()], last, step * delta);
+                self.stored(&mut p[row]);
+                let bias = out_at + a_count * width + action;
+                p[bias] -= step * delta;
+                self.stored(&mut p[bias..=bias]);
                 if depth == 2 {
                     let w2_at = u.in_dim * width + width;
                     for (k, &g) in acts.g2.iter().enumerate() {
                         if g != 0.0 {
-                            lanes.sub_scaled(
-                                &mut p[w2_at + k * width..w2_at + (k + 1) * width],
-                                &acts.h1,
-                                step * g,
-                            );
-                            p[w2_at + width * width + k] -= step * g;
+                            let row = w2_at + k * width..w2_at + (k + 1) * width;
+                            lanes.sub_scaled(&mut p[row.clone()], &acts.h1, step * g);
+                            self.stored(&mut p[row]);
+                            let bias = w2_at + width * width + k;
+                            p[bias] -= step * g;
+                            self.stored(&mut p[bias..=bias]);
                         }
                     }
                 }
@@ -345,9 +373,11 @@ impl NetLayout {
                 for (&j, &v) in idx.iter().zip(val) {
                     let col = &mut p[j as usize * width..(j as usize + 1) * width];
                     lanes.sub_scaled_by(col, &acts.g1, step, v);
+                    self.stored(col);
                 }
                 let b1 = u.in_dim * width;
                 lanes.sub_scaled(&mut p[b1..b1 + width], &acts.g1, step);
+                self.stored(&mut p[b1..b1 + width]);
             }
         }
     }

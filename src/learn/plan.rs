@@ -100,7 +100,8 @@ impl Plan {
             learner.mode,
             learner.network,
             learner.encoding,
-        );
+        )
+        .with_weights(learner.weights);
         let state_input = (0..space.states)
             .map(|s| match learner.mode {
                 Mode::Centralized => s as u32,
