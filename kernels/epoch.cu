@@ -474,15 +474,10 @@ extern "C" void icq_philox_host(const unsigned int* ctr, const unsigned int* key
     }
 }
 
-// The host shim: every instance in turn, one "thread" at a time.
-extern "C" void icq_epochs_host(const Dispatch* D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, icq_param* PARAMS) {
-    for (unsigned int id = 0u; id < D->instances; id++) run_instance(D, G, MU, MF, INST, PARAMS, id);
-}
+#define ICQ_EPOCHS_HOST icq_epochs_host
 #else
-// The host shim with f16 parameters (the source compiled a second time with -DICQ_F16).
-extern "C" void icq_epochs_host_f16(const Dispatch* D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, icq_param* PARAMS) {
-    for (unsigned int id = 0u; id < D->instances; id++) run_instance(D, G, MU, MF, INST, PARAMS, id);
-}
+// The source compiled a second time with -DICQ_F16: the shim with f16 parameters.
+#define ICQ_EPOCHS_HOST icq_epochs_host_f16
 
 // The host's f16 conversions, both ways (checked against the `half` crate).
 extern "C" void icq_f16_host(const float* in, unsigned short* out, float* back, unsigned int n) {
@@ -490,5 +485,12 @@ extern "C" void icq_f16_host(const float* in, unsigned short* out, float* back, 
         out[i] = icq_f32_to_f16(in[i]);
         back[i] = icq_f16_to_f32(out[i]);
     }
+}
+#endif
+
+#if !(defined(__CUDACC__) || defined(__CUDACC_RTC__))
+// The host shim: every instance in turn, one "thread" at a time.
+extern "C" void ICQ_EPOCHS_HOST(const Dispatch* D, const EpochParams* G, const unsigned int* MU, const float* MF, unsigned int* INST, icq_param* PARAMS) {
+    for (unsigned int id = 0u; id < D->instances; id++) run_instance(D, G, MU, MF, INST, PARAMS, id);
 }
 #endif

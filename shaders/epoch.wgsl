@@ -158,12 +158,12 @@ fn param(b: u32, j: u32) -> f32 {
 }
 
 // Every parameter write goes through the storage: with f16 weights the value is rounded to
-// the nearest f16 (kept in an f32 word).
+// the nearest f16 (ties to even; kept in an f32 word).
 fn param_add(b: u32, j: u32, d: f32) {
     let i = P.param_base + j * P.instances + b;
     var v = PARAMS[i] - d;
     if (P.weights == 1u) {
-        v = quantizeToF16(v);
+        v = round_f16(v);
     }
     PARAMS[i] = v;
 }

@@ -26,9 +26,10 @@ pub struct RunReport {
     pub backend: String,
     /// The backend's short name (`cpu`, `wgpu`, `cuda`).
     pub backend_name: &'static str,
-    /// Training wall time (seconds, excluding the oracle and metrics).
+    /// Training wall time (seconds, excluding the oracle and metrics) of the whole batch this
+    /// config ran in.
     pub train_seconds: f64,
-    /// Handoff updates per second over training.
+    /// Handoff updates per second over training, of the whole batch.
     pub updates_per_second: f64,
 }
 

@@ -1,9 +1,9 @@
 //! `icq sweep` and `icq merge`: a grid of configs (every combination of the `[sweep]` axes,
 //! times the seeds) on the chosen backend — a unit is one (grid point, seed); consecutive units
-//! whose checkpoint epochs agree run packed in one batch (as many as fit 512 MiB of instance
-//! state), each grid point with its own model, learner and one oracle for its seeds — one row
-//! per (grid point, seed, checkpoint) with every knob, every exact figure and the mean and
-//! standard deviation over instances of every metric.
+//! whose checkpoint epochs and parameter storage agree run packed in one batch (as many as fit
+//! 512 MiB of instance state and 64 MiB of model tables), each grid point with its own model,
+//! learner and one oracle for its seeds — one row per (grid point, seed, checkpoint) with every
+//! knob, every exact figure and the mean and standard deviation over instances of every metric.
 //!
 //! A `[sweep]` table holds lists (axes shared by the whole sweep), `seeds`, and optionally
 //! tables `[sweep.NAME]`, each a study with its own axes (lists) and fixed settings (any other
@@ -560,22 +560,32 @@ const PACK_BYTES: usize = 512 << 20;
 
 /// The units to run, packed into batches: per batch, its grid points in order, per point the
 /// units (seeds) it runs. Consecutive units share a batch while their checkpoint epochs and
-/// parameter storage agree and their instance state fits [`PACK_BYTES`] (a unit larger than
-/// that runs alone); each point keeps one model, learner and oracle, whatever its neighbours
+/// parameter storage agree, their instance state fits [`PACK_BYTES`] and their model tables
+/// [`PACK_TABLE_BYTES`] (a unit larger than that runs alone); each point keeps one model, learner and oracle, whatever its neighbours
 /// in the batch.
 fn packs<'a>(todo: &[&&'a Unit]) -> Result<Vec<Vec<Vec<&'a Unit>>>> {
     let mut out: Vec<Vec<Vec<&Unit>>> = Vec::new();
-    let (mut bytes, mut key) = (0, (Vec::new(), Weights::F32));
+    let (mut bytes, mut tables, mut key) = (0, 0, (Vec::new(), Weights::F32));
     for &&unit in todo {
         let cfg = &unit.input.config;
         let (size, own) = (
             unit_bytes(unit),
             (cfg.run.checkpoint_epochs()?, cfg.learner.weights),
         );
-        let joins = !out.is_empty() && own == key && bytes + size <= PACK_BYTES;
+        let new_point = out
+            .last()
+            .and_then(|p| p.last())
+            .is_none_or(|p| p[0].point != unit.point);
+        let more_tables = if new_point { table_bytes(unit) } else { 0 };
+        let joins = !out.is_empty()
+            && own == key
+            && bytes + size <= PACK_BYTES
+            && tables + more_tables <= PACK_TABLE_BYTES;
         if !joins {
             out.push(Vec::new());
-            (bytes, key) = (0, own);
+            (bytes, tables, key) = (0, table_bytes(unit), own);
+        } else {
+            tables += more_tables;
         }
         bytes += size;
         let pack = out.last_mut().expect("a pack");
@@ -585,6 +595,33 @@ fn packs<'a>(todo: &[&&'a Unit]) -> Result<Vec<Vec<Vec<&'a Unit>>>> {
         }
     }
     Ok(out)
+}
+
+/// Bytes of model tables one packed batch may hold (device backends bind them whole; the
+/// smallest storage-binding limit of common adapters is 128 MiB).
+const PACK_TABLE_BYTES: usize = 64 << 20;
+
+/// Bytes of a unit's model tables on a device (an estimate from above: transition tables,
+/// rewards, per-state decoding, the stationary law and the input features).
+fn table_bytes(unit: &Unit) -> usize {
+    let (cfg, model) = (&unit.input.config, &unit.input.model);
+    let space = model.space();
+    let s = model.artifact_states;
+    let options: usize = model
+        .options
+        .iter()
+        .map(|o| {
+            let m = space.private_states[o.executor];
+            s * s + m * m + s * m + 8
+        })
+        .sum();
+    let l = &cfg.learner;
+    let layout = NetLayout::new(&space, model.actions, l.mode, l.network, l.encoding);
+    let words = options
+        + space.states * (4 + space.agents)
+        + 2 * layout.feat_idx.len()
+        + layout.units.len() * 8;
+    4 * words
 }
 
 /// Bytes of instance state (parameters and records) of one unit.
@@ -764,7 +801,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
 mod tests {
     use std::path::Path;
 
-    use super::{expand, packs, unit_bytes, Unit, PACK_BYTES};
+    use super::{expand, packs, table_bytes, unit_bytes, Unit, PACK_BYTES, PACK_TABLE_BYTES};
 
     /// (point, seed) of every unit, per point, per batch.
     fn shape(refs: &[&&Unit]) -> Vec<Vec<Vec<(usize, u64)>>> {
@@ -830,5 +867,23 @@ mod tests {
         let refs: Vec<&&_> = todo.iter().collect();
         let one = |p: usize, seed: u64| vec![vec![(p, seed)]];
         assert_eq!(shape(&refs), [one(0, 1), one(0, 2), one(1, 1), one(1, 2)]);
+    }
+
+    #[test]
+    fn a_batch_holds_what_fits_its_model_tables() {
+        let text = "[model]\nagents = 2\nartifact_states = 1900\ninterface_states = 4\n\
+            [learner]\nnetwork = \"tabular\"\n[run]\ninstances = 2\nepochs = 10\n\
+            [sweep]\ninterface_noise = [0.0, 0.1, 0.2]\nseeds = [1, 2]\n";
+        let units = expand(text, Path::new("sweep.toml")).unwrap();
+        let size = table_bytes(&units[0]);
+        assert!(
+            size > PACK_TABLE_BYTES / 3 && size <= PACK_TABLE_BYTES / 2,
+            "{size} bytes: the test needs two points per batch"
+        );
+        let todo: Vec<&_> = units.iter().collect();
+        let refs: Vec<&&_> = todo.iter().collect();
+        // The tables of a point count once, whatever its seeds.
+        let point = |p: usize| vec![(p, 1), (p, 2)];
+        assert_eq!(shape(&refs), [vec![point(0), point(1)], vec![point(2)]]);
     }
 }

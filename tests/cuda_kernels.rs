@@ -4,6 +4,8 @@
 //! an NVRTC that cannot be loaded fails rather than skips).
 
 use icq::backend::cuda_host::{f16_host, philox_blocks};
+mod common;
+
 #[cfg(feature = "cuda")]
 use icq::backend::device::KernelShape;
 use icq::rng::philox4x32_10;
@@ -13,44 +15,7 @@ use icq::rng::philox4x32_10;
 /// overflow and a million values spread over every exponent; and reading f16 back is exact.
 #[test]
 fn cuda_host_f16_rounding_matches_half() {
-    let mut values = vec![
-        0.0f32,
-        -0.0,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        65504.0,
-        65520.0,
-        1e-8,
-    ];
-    for bits in 0..=u16::MAX {
-        let h = half::f16::from_bits(bits);
-        if h.is_nan() {
-            continue;
-        }
-        let x = h.to_f32();
-        let next = f32::from_bits(x.to_bits() + 1);
-        values.extend([x, next, f32::from_bits(x.to_bits().wrapping_sub(1))]);
-        // Halfway to the next f16 up: the tie, and either side of it.
-        let up = half::f16::from_bits(bits.wrapping_add(1)).to_f32();
-        if up.is_finite() && x.is_finite() && up.abs() > x.abs() {
-            let mid = x + (up - x) / 2.0;
-            values.extend([
-                mid,
-                f32::from_bits(mid.to_bits() + 1),
-                f32::from_bits(mid.to_bits() - 1),
-            ]);
-        }
-    }
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..1_000_000 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let x = f32::from_bits(state as u32);
-        if !x.is_nan() {
-            values.push(x);
-        }
-    }
+    let values = common::f16_rounding_cases();
     let (bits, back) = f16_host(&values);
     for (i, &x) in values.iter().enumerate() {
         let want = half::f16::from_f32(x);

@@ -2,8 +2,10 @@
 //! on whatever adapter wgpu finds (lavapipe in CI). Without one the test says so and skips,
 //! unless ICQ_REQUIRE_ADAPTER=1.
 
+mod common;
+
 use icq::backend::gpu::{adapter_required, AdapterChoice, GpuContext};
-use icq::backend::sources::philox_check_wgsl;
+use icq::backend::sources::{f16_check_wgsl, philox_check_wgsl};
 use icq::rng::philox4x32_10;
 
 fn context() -> Option<GpuContext> {
@@ -55,6 +57,30 @@ fn wgsl_philox_matches_rust() {
             got[i],
             philox4x32_10(*ctr, *key),
             "block {i}: counter {ctr:x?} key {key:x?}"
+        );
+    }
+}
+
+/// The WGSL kernel's rounding to f16 (shaders/f16.wgsl) is the `half` crate's, bit for bit, on
+/// every f16 boundary, tie and subnormal and a million other values.
+#[test]
+fn wgsl_f16_rounding_matches_half() {
+    let Some(ctx) = context() else { return };
+    let values = common::f16_rounding_cases();
+    let module = ctx.shader("f16_check", &f16_check_wgsl()).unwrap();
+    let pipeline = ctx.pipeline("f16_check", &module, "round_all").unwrap();
+    let input = ctx.storage("f16.values", &values);
+    let out = ctx.storage("f16.rounded", &vec![0f32; values.len()]);
+    let bind = ctx.bind("f16", &pipeline, &[&input, &out]);
+    ctx.dispatch("f16", &pipeline, &bind, (values.len() as u32).div_ceil(64));
+    let got: Vec<f32> = ctx.read_back(&out).unwrap();
+    for (x, y) in values.iter().zip(&got) {
+        let want = half::f16::from_f32(*x).to_f32();
+        assert_eq!(
+            y.to_bits(),
+            want.to_bits(),
+            "{x:e} ({:#010x}): wgsl {y:e}, half {want:e}",
+            x.to_bits()
         );
     }
 }

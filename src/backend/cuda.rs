@@ -40,8 +40,8 @@ mod enabled {
 
     use super::cuda_source;
     use crate::backend::device::{
-        f16_bits, from_f16_bits, gather_counters, gather_q, gather_states, mixed_weights, Chunk,
-        DeviceModel, Dispatch, EpochParams, KernelShape,
+        f16_bits, from_f16_bits, gather_counters, gather_q, gather_states, Chunk, DeviceModel,
+        Dispatch, EpochParams, KernelShape,
     };
     use crate::backend::{Backend, Counters, QTables};
     use crate::error::{Error, Result};
@@ -282,12 +282,9 @@ mod enabled {
 
         fn upload(&self, batch: &BatchPlan) -> Result<CudaBatch> {
             let packed = DeviceModel::new(batch);
-            if !packed.uniform_weights() {
-                return Err(mixed_weights());
-            }
-            let shape = packed.kernel_shape();
+            let shape = packed.uniform_shape()?;
             let function = self.function(shape)?;
-            let chunk = Chunk::new(batch, &packed, 0, batch.instances());
+            let chunk = Chunk::new(batch, &packed, 0, batch.instances())?;
             let (inst, params) = chunk.initial(batch);
             let s = &self.stream;
             Ok(CudaBatch {

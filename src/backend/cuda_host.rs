@@ -3,8 +3,8 @@
 //! reference on every machine; on a GPU the `cuda` backend runs the same source.
 
 use super::device::{
-    f16_bits, from_f16_bits, gather_counters, gather_q, gather_states, mixed_weights, Chunk,
-    DeviceModel, Dispatch, EpochParams,
+    f16_bits, from_f16_bits, gather_counters, gather_q, gather_states, Chunk, DeviceModel,
+    Dispatch, EpochParams,
 };
 use super::{Backend, Counters, QTables};
 use crate::error::Result;
@@ -99,12 +99,10 @@ impl Backend for CudaHost {
 
     fn upload(&self, batch: &BatchPlan) -> Result<CudaHostBatch> {
         let model = DeviceModel::new(batch);
-        if !model.uniform_weights() {
-            return Err(mixed_weights());
-        }
-        let chunk = Chunk::new(batch, &model, 0, batch.instances());
+        let shape = model.uniform_shape()?;
+        let chunk = Chunk::new(batch, &model, 0, batch.instances())?;
         let (inst, params) = chunk.initial(batch);
-        let params = if model.kernel_shape().f16 {
+        let params = if shape.f16 {
             HostParams::F16(f16_bits(&params))
         } else {
             HostParams::F32(params)

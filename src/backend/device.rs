@@ -8,6 +8,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::{Counters, QTables};
+use crate::error::{Error, Result};
 use crate::learn::plan::{BatchPlan, Plan};
 use crate::learn::{Behavior, Mode, Network, Sampler, StepSize, Weights};
 use crate::model::DurationTable;
@@ -188,10 +189,17 @@ impl DeviceModel {
         }
     }
 
-    /// Whether the plans store their parameters alike (a kernel with one parameter buffer
-    /// type, as the CUDA one, needs that).
-    pub fn uniform_weights(&self) -> bool {
-        self.params.windows(2).all(|w| w[0].weights == w[1].weights)
+    /// [`Self::kernel_shape`] for a kernel with one parameter buffer type (the CUDA one): an
+    /// error when the plans do not all store their parameters alike.
+    pub fn uniform_shape(&self) -> Result<KernelShape> {
+        if self.params.windows(2).all(|w| w[0].weights == w[1].weights) {
+            Ok(self.kernel_shape())
+        } else {
+            Err(Error::invalid(
+                "learner.weights",
+                "this backend runs a batch whose plans all store parameters alike (all f32 or all f16); this one mixes them",
+            ))
+        }
     }
 }
 
@@ -411,8 +419,9 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// The chunk of instances `start..start + len` of `batch`, packed as `model`.
-    pub fn new(batch: &BatchPlan, model: &DeviceModel, start: u32, len: u32) -> Self {
+    /// The chunk of instances `start..start + len` of `batch`, packed as `model`; an error when
+    /// its records or parameters do not fit the kernels' 32-bit indices.
+    pub fn new(batch: &BatchPlan, model: &DeviceModel, start: u32, len: u32) -> Result<Self> {
         let end = start + len;
         let mut chunk = Self {
             start,
@@ -440,20 +449,26 @@ impl Chunk {
             chunk.plans.push(g);
             chunk.inst_words += inst_fields(plan) * n as usize;
             chunk.param_words += plan.layout.params * n as usize;
+            if chunk.inst_words.max(chunk.param_words) > u32::MAX as usize {
+                return Err(Error::TooLarge(format!(
+                    "instances {start}..{end} of the batch hold {} parameters and {} record words, more than 2³² − 1; run fewer instances at once",
+                    chunk.param_words, chunk.inst_words
+                )));
+            }
         }
-        chunk
+        Ok(chunk)
     }
 
     /// The chunks of `batch`, each holding at most `per_chunk` instances.
-    pub fn split(batch: &BatchPlan, model: &DeviceModel, per_chunk: u32) -> Vec<Self> {
+    pub fn split(batch: &BatchPlan, model: &DeviceModel, per_chunk: u32) -> Result<Vec<Self>> {
         let mut out = Vec::new();
         let mut start = 0;
         while start < batch.instances() {
             let len = per_chunk.max(1).min(batch.instances() - start);
-            out.push(Self::new(batch, model, start, len));
+            out.push(Self::new(batch, model, start, len)?);
             start += len;
         }
-        out
+        Ok(out)
     }
 
     /// The parameters of one dispatch of `epochs` epochs from epoch `epoch0`.
@@ -535,12 +550,7 @@ pub fn gather_counters<'a>(
     let mut out = vec![Counters::default(); batch.plans.len()];
     for (chunk, buffer) in chunks {
         for (g, n, words) in chunk.segments(batch, &buffer, true) {
-            let part = counters_of(batch.plans[g].units(), n, words);
-            let o = &mut out[g];
-            o.epochs.extend(part.epochs);
-            o.steps.extend(part.steps);
-            o.abs_target.extend(part.abs_target);
-            o.updates.extend(part.updates);
+            out[g].append(counters_of(batch.plans[g].units(), n, words));
         }
     }
     out
@@ -590,13 +600,4 @@ pub fn from_f16_bits(bits: &[u16]) -> Vec<f32> {
     bits.iter()
         .map(|&b| half::f16::from_bits(b).to_f32())
         .collect()
-}
-
-/// The error of a batch whose plans store parameters differently, on a kernel with one
-/// parameter buffer type.
-pub fn mixed_weights() -> crate::error::Error {
-    crate::error::Error::invalid(
-        "learner.weights",
-        "this backend runs a batch whose plans all store parameters alike (all f32 or all f16); this one mixes them",
-    )
 }

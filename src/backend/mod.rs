@@ -85,6 +85,16 @@ pub struct Counters {
     pub updates: Vec<u32>,
 }
 
+impl Counters {
+    /// Appends the counters of further instances.
+    pub fn append(&mut self, more: Counters) {
+        self.epochs.extend(more.epochs);
+        self.steps.extend(more.steps);
+        self.abs_target.extend(more.abs_target);
+        self.updates.extend(more.updates);
+    }
+}
+
 /// A place where batches of instances live and learn.
 pub trait Backend {
     /// Device-resident instances.

@@ -1,10 +1,12 @@
 //! The WGSL backend: whole IC-Q epochs fused in one compute kernel (`shaders/epoch.wgsl`), many
 //! epochs per dispatch, state resident on the device between dispatches.
 //!
-//! The model is packed once into two read-only buffers (`u32` tables and `f32` values) shared
-//! by every instance; per-instance records and parameters are instance-minor (field f of
-//! instance b at f·B + b), so neighbouring invocations read neighbouring words. A batch larger
-//! than the adapter's storage-binding limit is split into chunks with buffers of their own.
+//! The tables of a batch's plans are packed once into two read-only buffers (`u32` tables and
+//! `f32` values) shared by every instance; each chunk carries a group table (one entry per plan
+//! slice it holds) and per-instance records and parameters instance-minor within a group (field
+//! f of the group's instance b at base + f·n + b), so neighbouring invocations read
+//! neighbouring words. A batch larger than the adapter's storage-binding limit is split into
+//! chunks with buffers of their own.
 //! Initial states and parameters come from the host (the CPU backend's own initialisation);
 //! Q tables are read back at checkpoints only and evaluated by the CPU forward pass.
 
@@ -151,7 +153,7 @@ impl Backend for Wgpu {
         let pipeline = self.pipeline(shape.width, shape.actions)?;
         let words = self.ctx.storage("model.words", &packed.words);
         let values = self.ctx.storage("model.values", &packed.values);
-        let chunks = Chunk::split(batch, &packed, self.chunk_size(batch))
+        let chunks = Chunk::split(batch, &packed, self.chunk_size(batch))?
             .into_iter()
             .map(|chunk| {
                 let (inst, params) = chunk.initial(batch);

@@ -185,6 +185,15 @@ impl NetLayout {
         }
     }
 
+    /// `x −= d`, then `x` rounded to the parameter storage.
+    #[inline(always)]
+    fn sub_stored(&self, x: &mut f32, d: f32) {
+        *x -= d;
+        if self.weights == Weights::F16 {
+            *x = half::f16::from_f32(*x).to_f32();
+        }
+    }
+
     /// Initial parameters of one instance: tables at zero, MLP weights U(±1/√fan_in) from the
     /// instance's `TAG_PARAMS` stream in layout order, biases zero (then rounded to the
     /// parameter storage).
@@ -295,9 +304,7 @@ impl NetLayout {
                     Some(c) => delta.clamp(-c, c),
                     None => delta,
                 };
-                let at = input * a_count + action;
-                p[at] -= lr * g;
-                self.stored(&mut p[at..=at]);
+                self.sub_stored(&mut p[input * a_count + action], lr * g);
             }
             Network::Mlp { width, depth } => {
                 let (idx, val) = self.features(unit, input);
@@ -353,9 +360,7 @@ impl NetLayout {
                 let row = out_at + action * width..out_at + (action + 1) * width;
                 lanes.sub_scaled(&mut p[row.clone()], last, step * delta);
                 self.stored(&mut p[row]);
-                let bias = out_at + a_count * width + action;
-                p[bias] -= step * delta;
-                self.stored(&mut p[bias..=bias]);
+                self.sub_stored(&mut p[out_at + a_count * width + action], step * delta);
                 if depth == 2 {
                     let w2_at = u.in_dim * width + width;
                     for (k, &g) in acts.g2.iter().enumerate() {
@@ -363,9 +368,7 @@ impl NetLayout {
                             let row = w2_at + k * width..w2_at + (k + 1) * width;
                             lanes.sub_scaled(&mut p[row.clone()], &acts.h1, step * g);
                             self.stored(&mut p[row]);
-                            let bias = w2_at + width * width + k;
-                            p[bias] -= step * g;
-                            self.stored(&mut p[bias..=bias]);
+                            self.sub_stored(&mut p[w2_at + width * width + k], step * g);
                         }
                     }
                 }

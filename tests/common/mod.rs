@@ -1,4 +1,4 @@
-//! Small hand-made models shared by the integration tests.
+//! Small hand-made models, and f16 rounding cases, shared by the integration tests.
 #![allow(dead_code)]
 
 use icq::model::{Agent, Duration, Initial, Model, OptionSpec};
@@ -107,4 +107,53 @@ pub fn assert_close(what: &str, x: f64, y: f64, rel: f64, abs: f64) {
         "{what}: got {x}, expected {y} (|diff| = {:e} > {tol:e})",
         (x - y).abs()
     );
+}
+
+/// f32 values that exercise rounding to f16: every f16 and its f32 neighbours, the ties halfway
+/// between neighbouring f16s and either side of them, zeros, infinities, the largest finite f16
+/// and the overflow boundary, and a million values spread over every exponent (xorshift bits).
+/// NaNs are left out.
+pub fn f16_rounding_cases() -> Vec<f32> {
+    let mut values = vec![
+        0.0f32,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        65504.0,
+        65520.0,
+        1e-8,
+    ];
+    for bits in 0..=u16::MAX {
+        let h = half::f16::from_bits(bits);
+        if h.is_nan() {
+            continue;
+        }
+        let x = h.to_f32();
+        values.extend([
+            x,
+            f32::from_bits(x.to_bits() + 1),
+            f32::from_bits(x.to_bits().wrapping_sub(1)),
+        ]);
+        let up = half::f16::from_bits(bits.wrapping_add(1)).to_f32();
+        if up.is_finite() && x.is_finite() && up.abs() > x.abs() {
+            let mid = x + (up - x) / 2.0;
+            values.extend([
+                mid,
+                f32::from_bits(mid.to_bits() + 1),
+                f32::from_bits(mid.to_bits() - 1),
+            ]);
+        }
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..1_000_000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let x = f32::from_bits(state as u32);
+        if !x.is_nan() {
+            values.push(x);
+        }
+    }
+    values.retain(|x| !x.is_nan());
+    values
 }
