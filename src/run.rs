@@ -160,8 +160,39 @@ pub fn run_seeds(
     seeds: &[u64],
     progress: bool,
 ) -> Result<RunReport> {
-    let mut reports = run_points(chosen, why, &[Point { input, seeds }], progress)?;
+    let epochs = input.config.run.checkpoint_epochs()?;
+    let work = u64::from(epochs.last().copied().unwrap_or(0))
+        * u64::from(input.config.run.instances)
+        * seeds.len() as u64;
+    let bar = if progress {
+        let bar = ProgressBar::new(work);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} eta {eta}",
+            )
+            .expect("a valid template"),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let ticker = Ticker {
+        bar: &bar,
+        epochs: true,
+    };
+    let mut reports = run_points(chosen, why, &[Point { input, seeds }], ticker)?;
+    bar.finish_and_clear();
     Ok(reports.remove(0))
+}
+
+/// Where a run reports its progress: `bar` advances by one per instance-epoch trained (a
+/// sweep shares one bar over all its batches); with `epochs` the message says the epoch.
+#[derive(Clone, Copy)]
+pub struct Ticker<'a> {
+    /// The bar.
+    pub bar: &'a ProgressBar,
+    /// Whether to write "epoch N" as the bar's message.
+    pub epochs: bool,
 }
 
 /// One config of a packed batch and the seeds it runs.
@@ -181,7 +212,7 @@ pub fn run_points(
     chosen: &Chosen,
     why: String,
     points: &[Point<'_>],
-    progress: bool,
+    progress: Ticker<'_>,
 ) -> Result<Vec<RunReport>> {
     let first = points
         .first()
@@ -242,7 +273,7 @@ struct Job<'a> {
     batch: &'a BatchPlan,
     checkpoints: &'a [u32],
     why: String,
-    progress: bool,
+    progress: Ticker<'a>,
 }
 
 fn run_on<B: Backend>(
@@ -258,18 +289,6 @@ fn run_on<B: Backend>(
     } = job;
     let b = u64::from(batch.instances());
     let total = u64::from(*checkpoints.last().expect("at least one checkpoint")) * b;
-    let bar = if progress {
-        let bar = ProgressBar::new(total);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} eta {eta}",
-            )
-            .expect("a valid template"),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
     let mut device = backend.upload(batch)?;
     let ctxs: Vec<Record> = runs
         .iter()
@@ -287,8 +306,10 @@ fn run_on<B: Backend>(
             backend.sync()?;
             train_seconds += t.elapsed().as_secs_f64();
             done += step;
-            bar.set_position(u64::from(done) * b);
-            bar.set_message(format!("epoch {done}"));
+            progress.bar.inc(u64::from(step) * b);
+            if progress.epochs {
+                progress.bar.set_message(format!("epoch {done}"));
+            }
         }
         let q = backend.read_q(&device)?;
         let counters = backend.counters(&device)?;
@@ -312,7 +333,6 @@ fn run_on<B: Backend>(
             all[g].push(metrics);
         }
     }
-    bar.finish_and_clear();
     let updates_per_second = total as f64 / train_seconds.max(1e-12);
     Ok(runs
         .into_iter()

@@ -32,7 +32,7 @@ use crate::learn::metrics::Metrics;
 use crate::learn::net::NetLayout;
 use crate::learn::Weights;
 use crate::records::{num, to_jsonl, write_rows, Record};
-use crate::run::{context, mean_sd, run_points, Point};
+use crate::run::{context, mean_sd, run_points, Point, Ticker};
 
 /// Knobs of `[model]` that a bare axis name may set.
 const MODEL_KNOBS: &[&str] = &[
@@ -449,11 +449,19 @@ pub fn sweep(
             ),
         ));
     }
+    // One bar over the whole sweep, advancing by instance-epochs trained (so that a batch of
+    // many grid points moves it as it runs); the message counts finished units.
+    let mut work = 0u64;
+    for unit in &todo {
+        let run = &unit.input.config.run;
+        let epochs = run.checkpoint_epochs()?.last().copied().unwrap_or(0);
+        work += u64::from(epochs) * u64::from(run.instances);
+    }
     let bar = if progress {
-        let bar = ProgressBar::new(todo.len() as u64);
+        let bar = ProgressBar::new(work);
         bar.set_style(
             ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} units {msg} eta {eta}",
+                "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} eta {eta}",
             )
             .expect("a valid template"),
         );
@@ -461,6 +469,7 @@ pub fn sweep(
     } else {
         ProgressBar::hidden()
     };
+    let mut finished = 0;
     // One backend for the whole sweep (units may name theirs only through the shared config).
     let mut chosen: Option<(crate::backend::Chosen, String)> = None;
     let mut backend_used = String::new();
@@ -485,7 +494,7 @@ pub fn sweep(
                 seeds,
             })
             .collect();
-        bar.set_message(match pack.len() {
+        let running = match pack.len() {
             1 => {
                 let parts: Vec<String> = first
                     .values
@@ -495,8 +504,16 @@ pub fn sweep(
                 format!("{} seeds {:?}", parts.join(" "), seeds[0])
             }
             n => format!("{n} grid points from point {}", first.point),
-        });
-        let reports = run_points(backend, why.clone(), &points, false)?;
+        };
+        bar.set_message(format!(
+            "{finished}/{} units; running {running}",
+            todo.len()
+        ));
+        let ticker = Ticker {
+            bar: &bar,
+            epochs: false,
+        };
+        let reports = run_points(backend, why.clone(), &points, ticker)?;
         for (units, report) in pack.iter().zip(&reports) {
             backend_used = report.backend.clone();
             let per_seed = units[0].input.config.run.instances as usize;
@@ -509,7 +526,7 @@ pub fn sweep(
                 let ctx = context(&unit.input, &report.analysis, report.backend_name);
                 let rows = unit_rows(unit, &ctx, &own);
                 write_atomically(&part_path(out, unit.index), to_jsonl(&rows).as_bytes())?;
-                bar.inc(1);
+                finished += 1;
             }
         }
     }
