@@ -282,11 +282,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
             if let Some(dir) = out {
-                icq::records::write_rows(&dir, "checkpoints", &report.rows).map_err(failed)?;
+                let rows = report.rows();
+                icq::records::write_rows(&dir, "checkpoints", &rows).map_err(failed)?;
                 println!(
                     "\nwrote {0}/checkpoints.csv, {0}/checkpoints.jsonl and {0}/checkpoints.parquet ({1} rows)",
                     dir.display(),
-                    report.rows.len()
+                    rows.len()
                 );
             }
             Ok(())

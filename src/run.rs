@@ -16,8 +16,12 @@ use crate::records::{num, Record};
 
 /// What a run produced.
 pub struct RunReport {
-    /// Every (checkpoint, instance) record.
-    pub rows: Vec<Record>,
+    /// The knobs and exact figures of the run (see [`context`]).
+    pub context: Record,
+    /// The seed of each block of `per_seed` instances.
+    pub seeds: Vec<u64>,
+    /// Instances per seed.
+    pub per_seed: u32,
     /// Per checkpoint: every instance's metrics.
     pub checkpoints: Vec<Vec<Metrics>>,
     /// The oracle's analysis.
@@ -31,6 +35,45 @@ pub struct RunReport {
     pub train_seconds: f64,
     /// Handoff updates per second over training, of the whole batch.
     pub updates_per_second: f64,
+}
+
+impl RunReport {
+    /// Every (checkpoint, instance) record: the run's knobs and exact figures, the instance's
+    /// seed and its metrics (built on demand: a sweep keeps only its summaries).
+    pub fn rows(&self) -> Vec<Record> {
+        let mut rows = Vec::new();
+        for (c, metrics) in self.checkpoints.iter().enumerate() {
+            for (b, m) in metrics.iter().enumerate() {
+                let mut r = self.context.clone();
+                r.set("seed", self.seeds[b / self.per_seed as usize]);
+                r.extend(&metrics_record(c, m));
+                rows.push(r);
+            }
+        }
+        rows
+    }
+}
+
+/// A progress bar on stderr over `work` steps (instance-epochs), or a hidden one.
+pub fn progress_bar(work: u64, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(work);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} eta {eta}",
+        )
+        .expect("a valid template"),
+    );
+    bar
+}
+
+/// Instance-epochs a config trains per seed (what a progress bar counts).
+pub fn work_per_seed(input: &Input) -> Result<u64> {
+    let run = &input.config.run;
+    let epochs = run.checkpoint_epochs()?.last().copied().unwrap_or(0);
+    Ok(u64::from(epochs) * u64::from(run.instances))
 }
 
 /// Relative tolerance of the exact policy evaluations behind `policy_gap`.
@@ -160,22 +203,7 @@ pub fn run_seeds(
     seeds: &[u64],
     progress: bool,
 ) -> Result<RunReport> {
-    let epochs = input.config.run.checkpoint_epochs()?;
-    let work = u64::from(epochs.last().copied().unwrap_or(0))
-        * u64::from(input.config.run.instances)
-        * seeds.len() as u64;
-    let bar = if progress {
-        let bar = ProgressBar::new(work);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} eta {eta}",
-            )
-            .expect("a valid template"),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar(work_per_seed(input)? * seeds.len() as u64, progress);
     let ticker = Ticker {
         bar: &bar,
         epochs: true,
@@ -290,15 +318,10 @@ fn run_on<B: Backend>(
     let b = u64::from(batch.instances());
     let total = u64::from(*checkpoints.last().expect("at least one checkpoint")) * b;
     let mut device = backend.upload(batch)?;
-    let ctxs: Vec<Record> = runs
-        .iter()
-        .map(|r| context(r.input, &r.analysis, backend.name()))
-        .collect();
-    let mut rows = vec![Vec::new(); runs.len()];
     let mut all = vec![Vec::new(); runs.len()];
     let (mut done, mut train_seconds) = (0u32, 0.0);
     let slice = (checkpoints.last().copied().unwrap_or(1) / 200).max(1);
-    for (c, &at) in checkpoints.iter().enumerate() {
+    for &at in checkpoints {
         while done < at {
             let step = slice.min(at - done);
             let t = Instant::now();
@@ -324,22 +347,18 @@ fn run_on<B: Backend>(
                 run.input.config.run.policy_gap_instances as usize,
                 POLICY_TOLERANCE,
             )?;
-            for (b, m) in metrics.iter().enumerate() {
-                let mut r = ctxs[g].clone();
-                r.set("seed", plan.key(b as u32).0);
-                r.extend(&metrics_record(c, m));
-                rows[g].push(r);
-            }
             all[g].push(metrics);
         }
     }
     let updates_per_second = total as f64 / train_seconds.max(1e-12);
     Ok(runs
         .into_iter()
-        .zip(rows)
+        .zip(&batch.plans)
         .zip(all)
-        .map(|((run, rows), checkpoints)| RunReport {
-            rows,
+        .map(|((run, plan), checkpoints)| RunReport {
+            context: context(run.input, &run.analysis, backend.name()),
+            seeds: plan.seeds.clone(),
+            per_seed: plan.per_seed,
             checkpoints,
             analysis: run.analysis,
             backend: why.clone(),

@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use crate::backend::device::record_fields;
@@ -32,7 +31,7 @@ use crate::learn::metrics::Metrics;
 use crate::learn::net::NetLayout;
 use crate::learn::Weights;
 use crate::records::{num, to_jsonl, write_rows, Record};
-use crate::run::{context, mean_sd, run_points, Point, Ticker};
+use crate::run::{mean_sd, progress_bar, run_points, work_per_seed, Point, Ticker};
 
 /// Knobs of `[model]` that a bare axis name may set.
 const MODEL_KNOBS: &[&str] = &[
@@ -453,22 +452,9 @@ pub fn sweep(
     // many grid points moves it as it runs); the message counts finished units.
     let mut work = 0u64;
     for unit in &todo {
-        let run = &unit.input.config.run;
-        let epochs = run.checkpoint_epochs()?.last().copied().unwrap_or(0);
-        work += u64::from(epochs) * u64::from(run.instances);
+        work += work_per_seed(&unit.input)?;
     }
-    let bar = if progress {
-        let bar = ProgressBar::new(work);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} eta {eta}",
-            )
-            .expect("a valid template"),
-        );
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar(work, progress);
     let mut finished = 0;
     // One backend for the whole sweep (units may name theirs only through the shared config).
     let mut chosen: Option<(crate::backend::Chosen, String)> = None;
@@ -523,7 +509,8 @@ pub fn sweep(
                     .iter()
                     .map(|c| c[k * per_seed..(k + 1) * per_seed].to_vec())
                     .collect();
-                let ctx = context(&unit.input, &report.analysis, report.backend_name);
+                let mut ctx = report.context.clone();
+                ctx.set("seed", unit.seed);
                 let rows = unit_rows(unit, &ctx, &own);
                 write_atomically(&part_path(out, unit.index), to_jsonl(&rows).as_bytes())?;
                 finished += 1;
@@ -585,22 +572,21 @@ fn packs<'a>(todo: &[&&'a Unit]) -> Result<Vec<Vec<Vec<&'a Unit>>>> {
     let (mut bytes, mut tables, mut key) = (0, 0, (Vec::new(), Weights::F32));
     for &&unit in todo {
         let cfg = &unit.input.config;
-        let (size, own) = (
-            unit_bytes(unit),
-            (cfg.run.checkpoint_epochs()?, cfg.learner.weights),
-        );
+        let own = (cfg.run.checkpoint_epochs()?, cfg.learner.weights);
+        let (size, point_tables) = unit_bytes(unit);
         let new_point = out
             .last()
             .and_then(|p| p.last())
             .is_none_or(|p| p[0].point != unit.point);
-        let more_tables = if new_point { table_bytes(unit) } else { 0 };
+        // A point's tables count once, however many of its seeds the batch holds.
+        let more_tables = if new_point { point_tables } else { 0 };
         let joins = !out.is_empty()
             && own == key
             && bytes + size <= PACK_BYTES
             && tables + more_tables <= PACK_TABLE_BYTES;
         if !joins {
             out.push(Vec::new());
-            (bytes, tables, key) = (0, table_bytes(unit), own);
+            (bytes, tables, key) = (0, point_tables, own);
         } else {
             tables += more_tables;
         }
@@ -618,11 +604,15 @@ fn packs<'a>(todo: &[&&'a Unit]) -> Result<Vec<Vec<Vec<&'a Unit>>>> {
 /// smallest storage-binding limit of common adapters is 128 MiB).
 const PACK_TABLE_BYTES: usize = 64 << 20;
 
-/// Bytes of a unit's model tables on a device (an estimate from above: transition tables,
-/// rewards, per-state decoding, the stationary law and the input features).
-fn table_bytes(unit: &Unit) -> usize {
+/// Bytes of a unit's instance state (parameters and records), and of its model tables on a
+/// device (an estimate from above: transition tables, rewards, per-state decoding, the
+/// stationary law and the input features).
+fn unit_bytes(unit: &Unit) -> (usize, usize) {
     let (cfg, model) = (&unit.input.config, &unit.input.model);
     let space = model.space();
+    let l = &cfg.learner;
+    let layout = NetLayout::new(&space, model.actions, l.mode, l.network, l.encoding);
+    let state = layout.params + record_fields(layout.units.len(), space.agents);
     let s = model.artifact_states;
     let options: usize = model
         .options
@@ -632,23 +622,11 @@ fn table_bytes(unit: &Unit) -> usize {
             s * s + m * m + s * m + 8
         })
         .sum();
-    let l = &cfg.learner;
-    let layout = NetLayout::new(&space, model.actions, l.mode, l.network, l.encoding);
-    let words = options
+    let tables = options
         + space.states * (4 + space.agents)
         + 2 * layout.feat_idx.len()
         + layout.units.len() * 8;
-    4 * words
-}
-
-/// Bytes of instance state (parameters and records) of one unit.
-fn unit_bytes(unit: &Unit) -> usize {
-    let (cfg, model) = (&unit.input.config, &unit.input.model);
-    let space = model.space();
-    let l = &cfg.learner;
-    let layout = NetLayout::new(&space, model.actions, l.mode, l.network, l.encoding);
-    let words = layout.params + record_fields(layout.units.len(), space.agents);
-    4 * words * cfg.run.instances as usize
+    (4 * state * cfg.run.instances as usize, 4 * tables)
 }
 
 /// The `[[figure]]` entries of the sweep config `text` at `path`.
@@ -818,7 +796,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
 mod tests {
     use std::path::Path;
 
-    use super::{expand, packs, table_bytes, unit_bytes, Unit, PACK_BYTES, PACK_TABLE_BYTES};
+    use super::{expand, packs, unit_bytes, Unit, PACK_BYTES, PACK_TABLE_BYTES};
 
     /// (point, seed) of every unit, per point, per batch.
     fn shape(refs: &[&&Unit]) -> Vec<Vec<Vec<(usize, u64)>>> {
@@ -875,7 +853,7 @@ mod tests {
             [run]\ninstances = 10000\nepochs = 10\n\
             [sweep]\ninterface_noise = [0.0, 0.2]\nseeds = [1, 2]\n";
         let units = expand(text, Path::new("sweep.toml")).unwrap();
-        let size = unit_bytes(&units[0]);
+        let size = unit_bytes(&units[0]).0;
         assert!(
             size > PACK_BYTES / 2 && size <= PACK_BYTES,
             "{size} bytes: the test needs one unit per batch"
@@ -892,7 +870,7 @@ mod tests {
             [learner]\nnetwork = \"tabular\"\n[run]\ninstances = 2\nepochs = 10\n\
             [sweep]\ninterface_noise = [0.0, 0.1, 0.2]\nseeds = [1, 2]\n";
         let units = expand(text, Path::new("sweep.toml")).unwrap();
-        let size = table_bytes(&units[0]);
+        let size = unit_bytes(&units[0]).1;
         assert!(
             size > PACK_TABLE_BYTES / 3 && size <= PACK_TABLE_BYTES / 2,
             "{size} bytes: the test needs two points per batch"

@@ -260,7 +260,7 @@ fn packed_seeds_run_as_their_own_runs() {
         (
             cpu.read_q(&batch).unwrap().remove(0),
             cpu.counters(&batch).unwrap().remove(0),
-            batch.states(),
+            cpu.states(&batch).unwrap().remove(0),
         )
     };
     let packed = Plan::packed(&inp.model, &inp.config.learner, 5, &seeds, None).unwrap();
@@ -347,7 +347,11 @@ fn packed_plans_run_as_their_own_batches() {
             cpu.counters(&alone).unwrap()[0],
             "plan {g}: counters"
         );
-        assert_eq!(states[g], alone.states(), "plan {g}: states");
+        assert_eq!(
+            states[g],
+            cpu.states(&alone).unwrap()[0],
+            "plan {g}: states"
+        );
         let values = &q[g].values;
         assert!(
             values.iter().any(|&v| v != 0.0) && values.iter().all(|v| v.is_finite()),

@@ -164,22 +164,9 @@ impl CpuBatch {
         self.groups.iter_mut().flat_map(Group::parts).collect()
     }
 
-    /// Every instance's joint state (the start of its next epoch), in batch order.
-    pub fn states(&self) -> Vec<u32> {
-        self.groups
-            .iter()
-            .flat_map(|g| g.states.iter().map(|s| s.state))
-            .collect()
-    }
-
     /// Every instance's parameters, per plan, instance-major.
     pub fn params(&self) -> Vec<Vec<f32>> {
         self.groups.iter().map(|g| g.params.clone()).collect()
-    }
-
-    /// The plan of the batch's first (for a batch of one plan, only) plan.
-    pub fn plan(&self) -> &Plan {
-        &self.groups[0].plan
     }
 
     /// Runs `epochs` epochs of instance `b` of the first plan alone and returns what each did

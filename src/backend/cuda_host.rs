@@ -140,25 +140,18 @@ impl Backend for CudaHost {
     }
 
     fn read_q(&self, batch: &CudaHostBatch) -> Result<Vec<QTables>> {
-        let params = match &batch.params {
-            HostParams::F32(p) => p.clone(),
-            HostParams::F16(p) => from_f16_bits(p),
-        };
-        Ok(gather_q(&batch.batch, [(&batch.chunk, params)]))
+        Ok(match &batch.params {
+            HostParams::F32(p) => gather_q(&batch.batch, [(&batch.chunk, p)]),
+            HostParams::F16(p) => gather_q(&batch.batch, [(&batch.chunk, from_f16_bits(p))]),
+        })
     }
 
     fn counters(&self, batch: &CudaHostBatch) -> Result<Vec<Counters>> {
-        Ok(gather_counters(
-            &batch.batch,
-            [(&batch.chunk, batch.inst.clone())],
-        ))
+        Ok(gather_counters(&batch.batch, [(&batch.chunk, &batch.inst)]))
     }
 
     fn states(&self, batch: &CudaHostBatch) -> Result<Vec<Vec<u32>>> {
-        Ok(gather_states(
-            &batch.batch,
-            [(&batch.chunk, batch.inst.clone())],
-        ))
+        Ok(gather_states(&batch.batch, [(&batch.chunk, &batch.inst)]))
     }
 
     fn sync(&self) -> Result<()> {

@@ -517,11 +517,11 @@ impl Chunk {
 /// parameter buffer.
 pub fn gather_params<'a>(
     batch: &BatchPlan,
-    chunks: impl IntoIterator<Item = (&'a Chunk, Vec<f32>)>,
+    chunks: impl IntoIterator<Item = (&'a Chunk, impl AsRef<[f32]>)>,
 ) -> Vec<Vec<f32>> {
     let mut major: Vec<Vec<f32>> = vec![Vec::new(); batch.plans.len()];
     for (chunk, buffer) in chunks {
-        for (g, n, minor) in chunk.segments(batch, &buffer, false) {
+        for (g, n, minor) in chunk.segments(batch, buffer.as_ref(), false) {
             let p = batch.plans[g].layout.params;
             major[g].extend(params_instance_major(minor, p, n));
         }
@@ -532,7 +532,7 @@ pub fn gather_params<'a>(
 /// Per plan of `batch`: every instance's Q-values, from each chunk's parameter buffer.
 pub fn gather_q<'a>(
     batch: &BatchPlan,
-    chunks: impl IntoIterator<Item = (&'a Chunk, Vec<f32>)>,
+    chunks: impl IntoIterator<Item = (&'a Chunk, impl AsRef<[f32]>)>,
 ) -> Vec<QTables> {
     batch
         .plans
@@ -545,11 +545,11 @@ pub fn gather_q<'a>(
 /// Per plan of `batch`: every instance's counters, from each chunk's record buffer.
 pub fn gather_counters<'a>(
     batch: &BatchPlan,
-    chunks: impl IntoIterator<Item = (&'a Chunk, Vec<u32>)>,
+    chunks: impl IntoIterator<Item = (&'a Chunk, impl AsRef<[u32]>)>,
 ) -> Vec<Counters> {
     let mut out = vec![Counters::default(); batch.plans.len()];
     for (chunk, buffer) in chunks {
-        for (g, n, words) in chunk.segments(batch, &buffer, true) {
+        for (g, n, words) in chunk.segments(batch, buffer.as_ref(), true) {
             out[g].append(counters_of(batch.plans[g].units(), n, words));
         }
     }
@@ -559,11 +559,11 @@ pub fn gather_counters<'a>(
 /// Per plan of `batch`: every instance's joint state, from each chunk's record buffer.
 pub fn gather_states<'a>(
     batch: &BatchPlan,
-    chunks: impl IntoIterator<Item = (&'a Chunk, Vec<u32>)>,
+    chunks: impl IntoIterator<Item = (&'a Chunk, impl AsRef<[u32]>)>,
 ) -> Vec<Vec<u32>> {
     let mut out = vec![Vec::new(); batch.plans.len()];
     for (chunk, buffer) in chunks {
-        for (g, n, words) in chunk.segments(batch, &buffer, true) {
+        for (g, n, words) in chunk.segments(batch, buffer.as_ref(), true) {
             out[g].extend_from_slice(&words[..n]);
         }
     }
