@@ -21,6 +21,34 @@ pub trait Lanes: Copy + Send + Sync {
             *o = b + self.dot(row, x);
         }
     }
+    /// `out ← relu(bias + Σ_f val[f]·w[idx[f]·n .. (idx[f]+1)·n])` with `n = out.len()`: a
+    /// hidden layer over sparse features, the terms added in feature order.
+    fn sparse_relu(self, out: &mut [f32], bias: &[f32], w: &[f32], idx: &[u32], val: &[f32]) {
+        let n = out.len();
+        out.copy_from_slice(&bias[..n]);
+        for (&j, &v) in idx.iter().zip(val) {
+            self.add_scaled(out, &w[j as usize * n..(j as usize + 1) * n], v);
+        }
+        self.relu(out);
+    }
+    /// The SGD step of [`Lanes::sparse_relu`]'s weights for the gradient `g` at its output:
+    /// `w[idx[f]·n ..] ← w[idx[f]·n ..] − (s·g)·val[f]` for every feature in order, then
+    /// `bias ← bias − s·g`, with `n = g.len()`.
+    fn sparse_step(
+        self,
+        w: &mut [f32],
+        bias: &mut [f32],
+        g: &[f32],
+        s: f32,
+        idx: &[u32],
+        val: &[f32],
+    ) {
+        let n = g.len();
+        for (&j, &v) in idx.iter().zip(val) {
+            self.sub_scaled_by(&mut w[j as usize * n..(j as usize + 1) * n], g, s, v);
+        }
+        self.sub_scaled(&mut bias[..n], g, s);
+    }
     /// y ← y + s·x.
     fn add_scaled(self, y: &mut [f32], x: &[f32], s: f32);
     /// y ← y − s·x.
@@ -31,6 +59,8 @@ pub trait Lanes: Copy + Send + Sync {
     fn relu(self, y: &mut [f32]);
     /// g ← d·w where h > 0, else 0.
     fn relu_grad(self, g: &mut [f32], w: &[f32], h: &[f32], d: f32);
+    /// How many entries of `row` are at most `u`.
+    fn count_at_most(self, row: &[u32], u: u32) -> usize;
     /// The Philox4x32-10 blocks of counters `ctr` and `ctr` + 1 (first word), in that order.
     fn philox_pair(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 8];
 }
@@ -99,6 +129,22 @@ impl Lanes for Portable {
     }
 
     #[inline(always)]
+    fn count_at_most(self, row: &[u32], u: u32) -> usize {
+        let (chunks, tail) = row.as_chunks::<8>();
+        let mut count = [0u32; 8];
+        for chunk in chunks {
+            for j in 0..8 {
+                count[j] += u32::from(u >= chunk[j]);
+            }
+        }
+        let mut n: u32 = count.iter().sum();
+        for &t in tail {
+            n += u32::from(u >= t);
+        }
+        n as usize
+    }
+
+    #[inline(always)]
     fn philox_pair(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 8] {
         let next = [ctr[0].wrapping_add(1), ctr[1], ctr[2], ctr[3]];
         let (a, b) = (philox4x32_10(ctr, key), philox4x32_10(next, key));
@@ -151,13 +197,45 @@ mod avx2 {
         reduce8(lanes)
     }
 
-    /// The lanes of `acc` added as ((a₀+a₄)+(a₂+a₆)) + ((a₁+a₅)+(a₃+a₇)), in registers.
+    /// Rows `r .. r + G` (G ≤ 4) of [`dots`]: each chunk of `x` loaded once for the G rows,
+    /// then the G accumulators reduced together in the order of `reduce`: halves added, then
+    /// (0+2, 1+3) within each half, then those two.
+    ///
+    /// # Safety
+    /// AVX2; `n = x.len()` is a multiple of 8, rows `r .. r + G` lie in `rows`, and
+    /// `r + G ≤ bias.len(), out.len()`.
     #[target_feature(enable = "avx2")]
     #[inline]
-    fn reduce(acc: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps::<1>(acc));
-        let t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps::<1>(t, t)))
+    unsafe fn dots_block<const G: usize>(
+        r: usize,
+        rows: &[f32],
+        x: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+    ) {
+        let n = x.len();
+        // SAFETY: every load reads eight f32s of `x` or of rows r .. r + G (the contract).
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for c in (0..n).step_by(8) {
+                let xv = _mm256_loadu_ps(x.as_ptr().add(c));
+                for (k, a) in acc.iter_mut().enumerate().take(G) {
+                    let w = _mm256_loadu_ps(rows.as_ptr().add((r + k) * n + c));
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(w, xv));
+                }
+            }
+            let half =
+                |a: __m256| _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+            let (h0, h1, h2, h3) = (half(acc[0]), half(acc[1]), half(acc[2]), half(acc[3]));
+            let t01 = _mm_add_ps(_mm_movelh_ps(h0, h1), _mm_movehl_ps(h1, h0));
+            let t23 = _mm_add_ps(_mm_movelh_ps(h2, h3), _mm_movehl_ps(h3, h2));
+            let sums = _mm_hadd_ps(t01, t23);
+            let mut b = [0.0f32; 4];
+            b[..G].copy_from_slice(&bias[r..r + G]);
+            let mut o = [0.0f32; 4];
+            _mm_storeu_ps(o.as_mut_ptr(), _mm_add_ps(_mm_loadu_ps(b.as_ptr()), sums));
+            out[r..r + G].copy_from_slice(&o[..G]);
+        }
     }
 
     /// Four rows at a time sharing each chunk of `x`; rows of whole chunks only (else the
@@ -172,26 +250,146 @@ mod avx2 {
             }
             return;
         }
-        let (xc, _) = x.as_chunks::<8>();
         let count = out.len().min(bias.len()).min(rows.len() / n);
         let mut r = 0;
-        while r < count {
-            let group = (count - r).min(4);
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for (c, xs) in xc.iter().enumerate() {
-                // SAFETY: each chunk is eight readable f32s; rows r..r+group lie in `rows`.
-                unsafe {
-                    let xv = _mm256_loadu_ps(xs.as_ptr());
-                    for (k, a) in acc.iter_mut().enumerate().take(group) {
-                        let w = _mm256_loadu_ps(rows.as_ptr().add((r + k) * n + c * 8));
-                        *a = _mm256_add_ps(*a, _mm256_mul_ps(w, xv));
-                    }
+        // SAFETY: each block's rows end at or before `count`, which fits rows, bias and out.
+        unsafe {
+            while r + 4 <= count {
+                dots_block::<4>(r, rows, x, bias, out);
+                r += 4;
+            }
+            match count - r {
+                3 => dots_block::<3>(r, rows, x, bias, out),
+                2 => dots_block::<2>(r, rows, x, bias, out),
+                1 => dots_block::<1>(r, rows, x, bias, out),
+                _ => {}
+            }
+        }
+    }
+
+    /// Whether `sparse_relu`/`sparse_step` can take the vector path: whole chunks, and every
+    /// column `idx[f]` of `n` values inside `w` (of `len` values).
+    fn sparse_fits(idx: &[u32], n: usize, bias: usize, len: usize) -> bool {
+        if n == 0 || !n.is_multiple_of(8) || bias < n {
+            return false;
+        }
+        let columns = len / n;
+        idx.iter().all(|&j| (j as usize) < columns)
+    }
+
+    /// `C` chunks of [`sparse_relu`] starting at value `o` of every column, in registers.
+    ///
+    /// # Safety
+    /// AVX2, and [`sparse_fits`] holds with `o + 8·C ≤ n`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn sparse_relu_block<const C: usize>(
+        o: usize,
+        out: &mut [f32],
+        bias: &[f32],
+        w: &[f32],
+        feats: (&[u32], &[f32]),
+    ) {
+        let n = out.len();
+        // SAFETY: o + 8·C ≤ n ≤ bias.len() and idx[f]·n + n ≤ w.len() (the caller's
+        // contract), so every load and store below stays inside its slice.
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); C];
+            for (c, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_loadu_ps(bias.as_ptr().add(o + 8 * c));
+            }
+            for (&j, &v) in feats.0.iter().zip(feats.1) {
+                let col = w.as_ptr().add(j as usize * n + o);
+                let v = _mm256_set1_ps(v);
+                for (c, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_add_ps(*a, _mm256_mul_ps(v, _mm256_loadu_ps(col.add(8 * c))));
                 }
             }
-            for (k, a) in acc.iter().enumerate().take(group) {
-                out[r + k] = bias[r + k] + reduce(*a);
+            let zero = _mm256_setzero_ps();
+            for (c, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(out.as_mut_ptr().add(o + 8 * c), _mm256_max_ps(*a, zero));
             }
-            r += group;
+        }
+    }
+
+    /// Blocks of four chunks kept in registers across the features, then single chunks.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn sparse_relu(out: &mut [f32], bias: &[f32], w: &[f32], idx: &[u32], val: &[f32]) {
+        let n = out.len();
+        if !sparse_fits(idx, n, bias.len(), w.len()) {
+            return Portable.sparse_relu(out, bias, w, idx, val);
+        }
+        let mut o = 0;
+        // SAFETY: `sparse_fits` holds, and each block ends at or before n.
+        unsafe {
+            while o + 32 <= n {
+                sparse_relu_block::<4>(o, out, bias, w, (idx, val));
+                o += 32;
+            }
+            while o < n {
+                sparse_relu_block::<1>(o, out, bias, w, (idx, val));
+                o += 8;
+            }
+        }
+    }
+
+    /// `C` chunks of [`sparse_step`] starting at value `o` of every column.
+    ///
+    /// # Safety
+    /// AVX2, and [`sparse_fits`] holds with `o + 8·C ≤ n = g.len()`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn sparse_step_block<const C: usize>(
+        o: usize,
+        w: &mut [f32],
+        bias: &mut [f32],
+        g: &[f32],
+        s: f32,
+        feats: (&[u32], &[f32]),
+    ) {
+        let n = g.len();
+        // SAFETY: as in `sparse_relu_block`.
+        unsafe {
+            let sv = _mm256_set1_ps(s);
+            let mut sg = [_mm256_setzero_ps(); C];
+            for (c, x) in sg.iter_mut().enumerate() {
+                *x = _mm256_mul_ps(sv, _mm256_loadu_ps(g.as_ptr().add(o + 8 * c)));
+            }
+            for (&j, &v) in feats.0.iter().zip(feats.1) {
+                let col = w.as_mut_ptr().add(j as usize * n + o);
+                let v = _mm256_set1_ps(v);
+                for (c, x) in sg.iter().enumerate() {
+                    let y = col.add(8 * c);
+                    _mm256_storeu_ps(y, _mm256_sub_ps(_mm256_loadu_ps(y), _mm256_mul_ps(*x, v)));
+                }
+            }
+            for (c, x) in sg.iter().enumerate() {
+                let b = bias.as_mut_ptr().add(o + 8 * c);
+                _mm256_storeu_ps(b, _mm256_sub_ps(_mm256_loadu_ps(b), *x));
+            }
+        }
+    }
+
+    /// Blocks of four chunks, then single chunks, as [`sparse_relu`].
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn sparse_step(w: &mut [f32], bias: &mut [f32], g: &[f32], s: f32, idx: &[u32], val: &[f32]) {
+        let n = g.len();
+        if !sparse_fits(idx, n, bias.len(), w.len()) {
+            return Portable.sparse_step(w, bias, g, s, idx, val);
+        }
+        let mut o = 0;
+        // SAFETY: `sparse_fits` holds, and each block ends at or before n.
+        unsafe {
+            while o + 32 <= n {
+                sparse_step_block::<4>(o, w, bias, g, s, (idx, val));
+                o += 32;
+            }
+            while o < n {
+                sparse_step_block::<1>(o, w, bias, g, s, (idx, val));
+                o += 8;
+            }
         }
     }
 
@@ -267,6 +465,35 @@ mod avx2 {
         Portable.relu_grad(gt, wt, ht, d);
     }
 
+    /// Eight entries at a time: `max(u, t) = u` marks t ≤ u (as −1, subtracted from the count).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn count_at_most(row: &[u32], u: u32) -> usize {
+        let (chunks, tail) = row.as_chunks::<8>();
+        let mut n = 0u32;
+        if !chunks.is_empty() {
+            let uv = _mm256_set1_epi32(u as i32);
+            let mut acc = _mm256_setzero_si256();
+            for chunk in chunks {
+                // SAFETY: each chunk is eight readable u32s.
+                let t = unsafe { _mm256_loadu_si256(chunk.as_ptr().cast()) };
+                let le = _mm256_cmpeq_epi32(_mm256_max_epu32(uv, t), uv);
+                acc = _mm256_sub_epi32(acc, le);
+            }
+            let s = _mm_add_epi32(
+                _mm256_castsi256_si128(acc),
+                _mm256_extracti128_si256::<1>(acc),
+            );
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0x4E>(s));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0xB1>(s));
+            n = _mm_cvtsi128_si32(s) as u32;
+        }
+        for &t in tail {
+            n += u32::from(u >= t);
+        }
+        n as usize
+    }
+
     /// Two Philox blocks side by side, one per 128-bit half. Each round multiplies words 0
     /// and 2 of both blocks at once (`mul_epu32` takes the even lanes), then lays out
     /// [hi₁ ⊕ c₁ ⊕ k₀, lo₁, hi₀ ⊕ c₃ ⊕ k₁, lo₀] with two in-lane shuffles.
@@ -320,6 +547,26 @@ mod avx2 {
         }
 
         #[inline(always)]
+        fn sparse_relu(self, out: &mut [f32], bias: &[f32], w: &[f32], idx: &[u32], val: &[f32]) {
+            // SAFETY: as above.
+            unsafe { sparse_relu(out, bias, w, idx, val) }
+        }
+
+        #[inline(always)]
+        fn sparse_step(
+            self,
+            w: &mut [f32],
+            bias: &mut [f32],
+            g: &[f32],
+            s: f32,
+            idx: &[u32],
+            val: &[f32],
+        ) {
+            // SAFETY: as above.
+            unsafe { sparse_step(w, bias, g, s, idx, val) }
+        }
+
+        #[inline(always)]
         fn add_scaled(self, y: &mut [f32], x: &[f32], s: f32) {
             // SAFETY: as above.
             unsafe { axpy(y, x, Axpy::Add(s)) }
@@ -347,6 +594,12 @@ mod avx2 {
         fn relu_grad(self, g: &mut [f32], w: &[f32], h: &[f32], d: f32) {
             // SAFETY: as above.
             unsafe { relu_grad(g, w, h, d) }
+        }
+
+        #[inline(always)]
+        fn count_at_most(self, row: &[u32], u: u32) -> usize {
+            // SAFETY: as above.
+            unsafe { count_at_most(row, u) }
         }
 
         #[inline(always)]
@@ -406,6 +659,52 @@ mod tests {
             wide.dots(&w, &x, &bias, &mut v);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&p), bits(&v), "{rows} rows of {n}");
+        }
+        // Sparse layers: widths of whole blocks, single chunks, both, and a ragged width (the
+        // portable fallback); one to three features; weights over five columns.
+        for (n, idx) in [
+            (32, vec![3u32]),
+            (8, vec![0, 4]),
+            (40, vec![4, 1, 2]),
+            (12, vec![2]),
+        ] {
+            let val = draw(idx.len());
+            let (w, bias, g) = (draw(5 * n), draw(n), draw(n));
+            let (mut p, mut v) = (vec![0.0; n], vec![0.0; n]);
+            Portable.sparse_relu(&mut p, &bias, &w, &idx, &val);
+            wide.sparse_relu(&mut v, &bias, &w, &idx, &val);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&p), bits(&v), "sparse_relu, width {n}");
+            assert!(p.iter().all(|&x| x >= 0.0) && p.iter().any(|&x| x > 0.0));
+            let (mut pw, mut pb, mut vw, mut vb) =
+                (w.clone(), bias.clone(), w.clone(), bias.clone());
+            Portable.sparse_step(&mut pw, &mut pb, &g, 0.3, &idx, &val);
+            wide.sparse_step(&mut vw, &mut vb, &g, 0.3, &idx, &val);
+            assert_eq!(bits(&pw), bits(&vw), "sparse_step weights, width {n}");
+            assert_eq!(bits(&pb), bits(&vb), "sparse_step bias, width {n}");
+            let touched = (0..5).filter(|&j| pw[j * n..(j + 1) * n] != w[j * n..(j + 1) * n]);
+            assert_eq!(
+                touched.collect::<Vec<_>>().len(),
+                idx.len(),
+                "only the active columns"
+            );
+        }
+        let mut words = crate::rng::Stream::new(8, 0, 0, crate::rng::TAG_HOST);
+        for n in [0, 1, 7, 8, 9, 32, 33] {
+            let mut row: Vec<u32> = (0..n).map(|_| words.next_raw()).collect();
+            row.sort_unstable();
+            for u in [0, 1, u32::MAX - 1, u32::MAX, words.next_raw()]
+                .into_iter()
+                .chain(row.iter().copied())
+            {
+                let want = row.iter().filter(|&&t| t <= u).count();
+                assert_eq!(
+                    Portable.count_at_most(&row, u),
+                    want,
+                    "{n} entries, u = {u}"
+                );
+                assert_eq!(wide.count_at_most(&row, u), want, "{n} entries, u = {u}");
+            }
         }
         let (ctr, key) = ([u32::MAX, 3, 0, 9], [5, 0xDEAD_BEEF]);
         assert_eq!(Portable.philox_pair(ctr, key), wide.philox_pair(ctr, key));

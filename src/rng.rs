@@ -131,19 +131,7 @@ impl CdfTable {
 /// clamped word never reaches, so whole rows are counted in chunks of eight.
 #[inline(always)]
 pub fn sample_cdf(row: &[u32], u: u32) -> usize {
-    let u = clamp_u32(u);
-    let (chunks, tail) = row.as_chunks::<8>();
-    let mut count = [0u32; 8];
-    for chunk in chunks {
-        for j in 0..8 {
-            count[j] += u32::from(u >= chunk[j]);
-        }
-    }
-    let mut idx: u32 = count.iter().sum();
-    for &t in tail {
-        idx += u32::from(u >= t);
-    }
-    idx as usize
+    Portable.count_at_most(row, clamp_u32(u))
 }
 
 /// The per-step stop threshold `⌊q·2³²⌋` of a geometric duration of mean `1/q`.
@@ -197,6 +185,13 @@ impl<L: Lanes> Stream<L> {
         let u = self.block[self.lane as usize];
         self.lane += 1;
         u
+    }
+
+    /// [`sample_cdf`] of `row` with the next raw word, counted with this stream's lanes.
+    #[inline(always)]
+    pub fn pick(&mut self, row: &[u32]) -> usize {
+        let u = clamp_u32(self.next_raw());
+        self.lanes.count_at_most(row, u)
     }
 
     /// How many draws this stream has handed out.

@@ -22,6 +22,7 @@ fn epochs_with<L: Lanes>(
     ws: &mut Workspace,
     epochs: u32,
 ) {
+    ws.forget();
     for _ in 0..epochs {
         run_epoch(lanes, plan, b, inst, ws);
     }

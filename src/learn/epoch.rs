@@ -17,7 +17,7 @@
 //! episode) and its target is the discounted reward earned meanwhile, by anyone, plus the
 //! discount over that span times max Q_i at its own next observation.
 
-use super::net::{argmax, max, Acts};
+use super::net::{argmax, max, Acts, NetLayout};
 use super::plan::Plan;
 use super::{Behavior, Mode, Sampler};
 use crate::lanes::Lanes;
@@ -79,10 +79,42 @@ pub struct InstanceMut<'a> {
 }
 
 /// Per-thread buffers of an epoch.
+///
+/// `target` may outlive its epoch: it holds the forward pass of `(unit, input)` named by
+/// `reusable`, and as long as that unit has taken no SGD step since, the next epoch's decider
+/// pass at the same `(unit, input)` would compute exactly the same numbers — so it takes them
+/// instead (in IC-Q the target's executor decides next, and it is a different agent from the
+/// one just updated whenever the option hands over).
 #[derive(Clone, Debug, Default)]
 pub struct Workspace {
     decider: Acts,
     target: Acts,
+    reusable: Option<(usize, usize)>,
+}
+
+impl Workspace {
+    /// Forgets the kept forward pass; call it before running another instance.
+    pub fn forget(&mut self) {
+        self.reusable = None;
+    }
+
+    /// The decider's forward pass at `(unit, input)` into `decider`: the kept target pass when
+    /// it is that one, else computed.
+    #[inline(always)]
+    fn decider_forward<L: Lanes>(
+        &mut self,
+        lanes: L,
+        layout: &NetLayout,
+        unit: usize,
+        input: usize,
+        params: &[f32],
+    ) {
+        if self.reusable.take() == Some((unit, input)) {
+            std::mem::swap(&mut self.decider, &mut self.target);
+        } else {
+            layout.forward(lanes, unit, input, params, &mut self.decider);
+        }
+    }
 }
 
 /// Runs one epoch of instance `b`.
@@ -107,6 +139,7 @@ pub fn run_epoch<L: Lanes>(
     let a_count = model.actions as u64;
 
     if learner.mode == Mode::Independent && inst.pending[h].open {
+        ws.reusable = None;
         layout.forward(lanes, unit, input, inst.params, &mut ws.target);
         let bootstrap = max(&ws.target.q);
         close_pending(lanes, plan, h, bootstrap, inst, ws);
@@ -122,7 +155,7 @@ pub fn run_epoch<L: Lanes>(
             if clamp_u32(explore) < plan.explore_threshold {
                 uniform_action(pick)
             } else {
-                layout.forward(lanes, unit, input, inst.params, &mut ws.decider);
+                ws.decider_forward(lanes, layout, unit, input, inst.params);
                 have_forward = true;
                 argmax(&ws.decider.q)
             }
@@ -177,21 +210,18 @@ pub fn run_epoch<L: Lanes>(
     // The learning step.
     match learner.mode {
         Mode::Icq | Mode::Centralized | Mode::Myopic => {
+            if !have_forward {
+                ws.decider_forward(lanes, layout, unit, input, inst.params);
+            }
             let target = if opt.terminal || learner.mode == Mode::Myopic {
                 ret
             } else {
-                layout.forward(
-                    lanes,
-                    plan.unit_of(end),
-                    plan.state_input[end] as usize,
-                    inst.params,
-                    &mut ws.target,
-                );
+                let (end_unit, end_input) = (plan.unit_of(end), plan.state_input[end] as usize);
+                layout.forward(lanes, end_unit, end_input, inst.params, &mut ws.target);
+                // Kept for the next epoch unless this epoch's step changes its unit.
+                ws.reusable = (end_unit != unit).then_some((end_unit, end_input));
                 ret + discount * max(&ws.target.q)
             };
-            if !have_forward {
-                layout.forward(lanes, unit, input, inst.params, &mut ws.decider);
-            }
             let delta = ws.decider.q[action] - target;
             let lr = learner.step_size.at(inst.updates[unit]);
             let clip = learner.clip.map(|c| c as f32);

@@ -254,12 +254,7 @@ impl NetLayout {
                 let w1 = &p[..u.in_dim * width];
                 let b1 = &p[u.in_dim * width..u.in_dim * width + width];
                 acts.h1.resize(width, 0.0);
-                acts.h1.copy_from_slice(b1);
-                for (&j, &v) in idx.iter().zip(val) {
-                    let col = &w1[j as usize * width..(j as usize + 1) * width];
-                    lanes.add_scaled(&mut acts.h1, col, v);
-                }
-                lanes.relu(&mut acts.h1);
+                lanes.sparse_relu(&mut acts.h1, b1, w1, idx, val);
                 let mut at = u.in_dim * width + width;
                 let last = if depth == 2 {
                     let w2 = &p[at..at + width * width];
@@ -372,15 +367,15 @@ impl NetLayout {
                         }
                     }
                 }
-                // First layer: only the active input columns.
-                for (&j, &v) in idx.iter().zip(val) {
-                    let col = &mut p[j as usize * width..(j as usize + 1) * width];
-                    lanes.sub_scaled_by(col, &acts.g1, step, v);
-                    self.stored(col);
+                // First layer: only the active input columns (their indices are distinct, so
+                // rounding each after the whole step is rounding it after its own update).
+                let (w1, rest) = p.split_at_mut(u.in_dim * width);
+                let b1 = &mut rest[..width];
+                lanes.sparse_step(w1, b1, &acts.g1, step, idx, val);
+                for &j in idx {
+                    self.stored(&mut w1[j as usize * width..(j as usize + 1) * width]);
                 }
-                let b1 = u.in_dim * width;
-                lanes.sub_scaled(&mut p[b1..b1 + width], &acts.g1, step);
-                self.stored(&mut p[b1..b1 + width]);
+                self.stored(b1);
             }
         }
     }

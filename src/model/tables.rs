@@ -7,7 +7,7 @@
 
 use super::{Duration, Model};
 use crate::lanes::Lanes;
-use crate::rng::{clamp_u32, geometric_stop_threshold, sample_cdf, CdfTable, Stream};
+use crate::rng::{clamp_u32, geometric_stop_threshold, CdfTable, Stream};
 
 /// Tail mass below which a Poisson duration table is truncated (the remainder goes to its
 /// last entry).
@@ -158,8 +158,8 @@ impl DrawTables {
             ret += disc * reward(x, p);
             disc *= gamma;
             steps += 1;
-            x = sample_cdf(&art[x * s..(x + 1) * s], stream.next_raw());
-            p = sample_cdf(&prv[p * m..(p + 1) * m], stream.next_raw());
+            x = stream.pick(&art[x * s..(x + 1) * s]);
+            p = stream.pick(&prv[p * m..(p + 1) * m]);
             let stop = match (fixed, &self.duration[w]) {
                 (Some(n), _) => steps >= n,
                 (None, DurationTable::Geometric(thr)) => clamp_u32(stream.next_raw()) < *thr,
