@@ -95,7 +95,6 @@ fn q_star_matches_monte_carlo_returns() {
                         space.artifact(s),
                         space.private(s, e),
                         model.gamma,
-                        |x, p| opt.reward[x][p],
                         &mut stream,
                     );
                     total += disc * run.ret;

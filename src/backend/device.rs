@@ -227,7 +227,7 @@ fn pack_plan(plan: &Plan, words: &mut Vec<u32>, values: &mut Vec<f32>) -> EpochP
             }
         };
         let rew = values.len() as u32;
-        values.extend(plan.rewards[w].iter().map(|&r| r as f32));
+        values.extend(plan.tables.reward[w].iter().map(|&r| r as f32));
         table_offsets.push((art, prv, dur, rew));
     }
     let off_options = mark(words);

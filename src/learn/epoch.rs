@@ -167,11 +167,7 @@ pub fn run_epoch<L: Lanes>(
     let opt = &model.options[w];
     let e = opt.executor;
     let pe = parts[2 + e] as usize;
-    let m = space.private_states[e];
-    let reward = &plan.rewards[w];
-    let run = plan
-        .tables
-        .rollout(w, x, pe, model.gamma, |x, p| reward[x * m + p], &mut stream);
+    let run = plan.tables.rollout(w, x, pe, model.gamma, &mut stream);
     inst.state.steps += u64::from(run.steps);
     let ret = run.ret as f32;
     let discount = run.discount as f32;

@@ -39,8 +39,6 @@ pub struct Plan {
     pub explore_threshold: u32,
     /// Per joint state, `2 + N` words: h, x, p_0 … p_{N−1} (no divisions in the epoch loop).
     pub decoded: Vec<u32>,
-    /// Per option: the step reward r(x, p_e), flat S×M_e.
-    pub rewards: Vec<Vec<f64>>,
 }
 
 impl Plan {
@@ -128,14 +126,8 @@ impl Plan {
         let decoded = (0..space.states)
             .flat_map(|s| space.decode(s).into_iter().map(|v| v as u32))
             .collect();
-        let rewards = model
-            .options
-            .iter()
-            .map(|o| o.reward.iter().flatten().copied().collect())
-            .collect();
         Ok(Self {
             decoded,
-            rewards,
             tables: DrawTables::new(model),
             model: model.clone(),
             space,

@@ -86,6 +86,8 @@ pub struct DrawTables {
     pub private: Vec<Vec<u32>>,
     /// Per option: M_e.
     pub private_states: Vec<usize>,
+    /// Per option: the step reward r(x, p) at `x·M_e + p`.
+    pub reward: Vec<Vec<f64>>,
     /// Per option: its duration table.
     pub duration: Vec<DurationTable>,
     /// The initial artifact law.
@@ -117,6 +119,11 @@ impl DrawTables {
                 .iter()
                 .map(|o| model.agents[o.executor].private_states)
                 .collect(),
+            reward: model
+                .options
+                .iter()
+                .map(|o| o.reward.iter().flatten().copied().collect())
+                .collect(),
             duration: model
                 .options
                 .iter()
@@ -133,7 +140,7 @@ impl DrawTables {
     }
 
     /// Runs option `w` from artifact `x` and executor private state `pe`, drawing from
-    /// `stream` in the pinned order; `reward(x, p)` is the step reward and `gamma` the discount.
+    /// `stream` in the pinned order; `gamma` is the discount.
     #[inline(always)]
     pub fn rollout<L: Lanes>(
         &self,
@@ -141,29 +148,29 @@ impl DrawTables {
         x: usize,
         pe: usize,
         gamma: f64,
-        reward: impl Fn(usize, usize) -> f64,
         stream: &mut Stream<L>,
     ) -> OptionRun {
         let s = self.artifact_states;
         let m = self.private_states[w];
-        let (art, prv) = (&self.artifact[w], &self.private[w]);
+        let (art, prv, reward) = (&self.artifact[w], &self.private[w], &self.reward[w][..]);
         let (mut x, mut p) = (x, pe);
         let (mut ret, mut disc, mut steps) = (0.0, 1.0, 0u32);
-        let fixed = match &self.duration[w] {
-            DurationTable::Fixed(n) => Some(*n),
-            DurationTable::Poisson(t) => Some(1 + t.sample(stream.next_raw()) as u32),
-            DurationTable::Geometric(_) => None,
+        // A fixed or Poisson length is known before the first step; a geometric one ends after
+        // the step whose stop word falls below the threshold.
+        let (length, stop_below) = match &self.duration[w] {
+            DurationTable::Fixed(n) => (*n, None),
+            DurationTable::Poisson(t) => (1 + t.sample(stream.next_raw()) as u32, None),
+            DurationTable::Geometric(thr) => (u32::MAX, Some(*thr)),
         };
         loop {
-            ret += disc * reward(x, p);
+            ret += disc * reward[x * m + p];
             disc *= gamma;
             steps += 1;
             x = stream.pick(&art[x * s..(x + 1) * s]);
             p = stream.pick(&prv[p * m..(p + 1) * m]);
-            let stop = match (fixed, &self.duration[w]) {
-                (Some(n), _) => steps >= n,
-                (None, DurationTable::Geometric(thr)) => clamp_u32(stream.next_raw()) < *thr,
-                (None, _) => unreachable!("only geometric durations are drawn per step"),
+            let stop = match stop_below {
+                Some(thr) => clamp_u32(stream.next_raw()) < thr,
+                None => steps >= length,
             };
             if stop {
                 return OptionRun {
