@@ -243,6 +243,43 @@ fn results_do_not_depend_on_thread_count() {
     );
 }
 
+/// Within one `advance`, an epoch takes the previous epoch's target forward pass as its decider
+/// pass when that unit took no step since; one epoch per `advance` keeps nothing between
+/// epochs. Both give the same bits (IC-Q with handovers, ε-greedy decisions through the same
+/// path, and centralized, whose one unit steps every epoch).
+#[test]
+fn kept_forward_passes_change_nothing() {
+    for learner in [
+        "[learner]\nnetwork = { mlp = { width = 16, depth = 1 } }\n\
+         behavior = { epsilon_greedy = { epsilon = 0.3 } }\n",
+        "[learner]\nmode = \"centralized\"\nnetwork = { mlp = { width = 8, depth = 2 } }\n",
+    ] {
+        let inp = input(&format!("{NOISY}{learner}[run]\ninstances = 9\nseed = 4\n"));
+        let plan = Plan::new(&inp.model, &inp.config.learner, 9, 4, None).unwrap();
+        let cpu = Cpu::new();
+        let (mut long, mut stepwise) = (
+            cpu.upload(&plan.clone().into()).unwrap(),
+            cpu.upload(&plan.clone().into()).unwrap(),
+        );
+        cpu.advance(&mut long, 400).unwrap();
+        for _ in 0..400 {
+            cpu.advance(&mut stepwise, 1).unwrap();
+        }
+        let bits = |b: &icq::backend::cpu::CpuBatch| -> Vec<Vec<u32>> {
+            let params = b.params();
+            params
+                .iter()
+                .map(|p| p.iter().map(|x| x.to_bits()).collect())
+                .collect()
+        };
+        assert_eq!(bits(&long), bits(&stepwise), "{learner}");
+        assert_eq!(
+            cpu.counters(&long).unwrap(),
+            cpu.counters(&stepwise).unwrap()
+        );
+    }
+}
+
 /// A batch packing several seeds is, seed block by seed block, the runs of those seeds alone:
 /// the same Q-values, states and counters, bit for bit.
 #[test]
