@@ -352,17 +352,17 @@ impl NetLayout {
                 };
                 let step = lr * scale;
                 // Output layer. Every write goes through the parameter storage.
-                let row = out_at + action * width..out_at + (action + 1) * width;
-                lanes.sub_scaled(&mut p[row.clone()], last, step * delta);
-                self.stored(&mut p[row]);
+                let row = &mut p[out_at + action * width..out_at + (action + 1) * width];
+                lanes.sub_scaled(row, last, step * delta);
+                self.stored(row);
                 self.sub_stored(&mut p[out_at + a_count * width + action], step * delta);
                 if depth == 2 {
                     let w2_at = u.in_dim * width + width;
                     for (k, &g) in acts.g2.iter().enumerate() {
                         if g != 0.0 {
-                            let row = w2_at + k * width..w2_at + (k + 1) * width;
-                            lanes.sub_scaled(&mut p[row.clone()], &acts.h1, step * g);
-                            self.stored(&mut p[row]);
+                            let row = &mut p[w2_at + k * width..w2_at + (k + 1) * width];
+                            lanes.sub_scaled(row, &acts.h1, step * g);
+                            self.stored(row);
                             self.sub_stored(&mut p[w2_at + width * width + k], step * g);
                         }
                     }
@@ -372,10 +372,12 @@ impl NetLayout {
                 let (w1, rest) = p.split_at_mut(u.in_dim * width);
                 let b1 = &mut rest[..width];
                 lanes.sparse_step(w1, b1, &acts.g1, step, idx, val);
-                for &j in idx {
-                    self.stored(&mut w1[j as usize * width..(j as usize + 1) * width]);
+                if self.weights != Weights::F32 {
+                    for &j in idx {
+                        self.stored(&mut w1[j as usize * width..(j as usize + 1) * width]);
+                    }
+                    self.stored(b1);
                 }
-                self.stored(b1);
             }
         }
     }
