@@ -167,7 +167,14 @@ impl DrawTables {
             disc *= gamma;
             steps += 1;
             x = stream.pick(&art[x * s..(x + 1) * s]);
-            p = stream.pick(&prv[p * m..(p + 1) * m]);
+            p = if m == 1 {
+                // A one-state row's only threshold is u32::MAX: the word is drawn, the state
+                // stays 0.
+                stream.next_raw();
+                0
+            } else {
+                stream.pick(&prv[p * m..(p + 1) * m])
+            };
             let stop = match stop_below {
                 Some(thr) => clamp_u32(stream.next_raw()) < thr,
                 None => steps >= length,
