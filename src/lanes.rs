@@ -250,7 +250,10 @@ mod avx2 {
             }
             return;
         }
-        let count = out.len().min(bias.len()).min(rows.len() / n);
+        let mut count = out.len().min(bias.len());
+        if count * n > rows.len() {
+            count = rows.len() / n;
+        }
         let mut r = 0;
         // SAFETY: each block's rows end at or before `count`, which fits rows, bias and out.
         unsafe {
@@ -273,8 +276,7 @@ mod avx2 {
         if n == 0 || !n.is_multiple_of(8) || bias < n {
             return false;
         }
-        let columns = len / n;
-        idx.iter().all(|&j| (j as usize) < columns)
+        idx.iter().all(|&j| j as usize * n + n <= len)
     }
 
     /// `C` chunks of [`sparse_relu`] starting at value `o` of every column, in registers.
