@@ -6,6 +6,9 @@
 //! Every loop works on chunks of eight `f32` lanes; a dot product keeps eight partial sums
 //! (lane j sums the products at i ≡ j mod 8) and adds them as ((a₀+a₄)+(a₂+a₆)) +
 //! ((a₁+a₅)+(a₃+a₇)).
+//!
+//! "Bit-identical" covers every non-NaN result: where a NaN arises, the two builds may give it a
+//! different sign or payload, which Rust leaves unspecified.
 
 use crate::rng::philox4x32_10;
 
@@ -198,7 +201,7 @@ mod avx2 {
     }
 
     /// Rows `r .. r + G` (G ≤ 4) of [`dots`]: each chunk of `x` loaded once for the G rows,
-    /// then the G accumulators reduced together in the order of `reduce`: halves added, then
+    /// then the G accumulators reduced together in the order of `reduce8`: halves added, then
     /// (0+2, 1+3) within each half, then those two.
     ///
     /// # Safety
@@ -251,7 +254,7 @@ mod avx2 {
             return;
         }
         let mut count = out.len().min(bias.len());
-        if count * n > rows.len() {
+        if count.checked_mul(n).is_none_or(|len| len > rows.len()) {
             count = rows.len() / n;
         }
         let mut r = 0;
@@ -276,7 +279,12 @@ mod avx2 {
         if n == 0 || !n.is_multiple_of(8) || bias < n {
             return false;
         }
-        idx.iter().all(|&j| j as usize * n + n <= len)
+        idx.iter().all(|&j| {
+            (j as usize)
+                .checked_mul(n)
+                .and_then(|start| start.checked_add(n))
+                .is_some_and(|end| end <= len)
+        })
     }
 
     /// `C` chunks of [`sparse_relu`] starting at value `o` of every column, in registers.

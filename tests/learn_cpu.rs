@@ -245,26 +245,38 @@ fn results_do_not_depend_on_thread_count() {
 
 /// Within one `advance`, an epoch takes the previous epoch's target forward pass as its decider
 /// pass when that unit took no step since; one epoch per `advance` keeps nothing between
-/// epochs. Both give the same bits (IC-Q with handovers, ε-greedy decisions through the same
-/// path, and centralized, whose one unit steps every epoch).
+/// epochs. Both give the same bits: IC-Q with ε-greedy decisions (they take the kept pass
+/// too) and a deep IC-Q learner with the lazy sampler. One thread, so that every instance
+/// runs after another in the same workspace.
 #[test]
 fn kept_forward_passes_change_nothing() {
     for learner in [
         "[learner]\nnetwork = { mlp = { width = 16, depth = 1 } }\n\
+         step_size = { constant = { alpha = 0.05 } }\n\
          behavior = { epsilon_greedy = { epsilon = 0.3 } }\n",
-        "[learner]\nmode = \"centralized\"\nnetwork = { mlp = { width = 8, depth = 2 } }\n",
+        "[learner]\nnetwork = { mlp = { width = 8, depth = 2 } }\n\
+         step_size = { constant = { alpha = 0.02 } }\nclip = 1.0\nsampler = { lazy = { rho = 0.3 } }\n",
     ] {
-        let inp = input(&format!("{NOISY}{learner}[run]\ninstances = 9\nseed = 4\n"));
-        let plan = Plan::new(&inp.model, &inp.config.learner, 9, 4, None).unwrap();
+        let inp = input(&format!(
+            "{NOISY}{learner}[run]\ninstances = 64\nseed = 4\n"
+        ));
+        let plan = Plan::new(&inp.model, &inp.config.learner, 64, 4, None).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         let cpu = Cpu::new();
-        let (mut long, mut stepwise) = (
-            cpu.upload(&plan.clone().into()).unwrap(),
-            cpu.upload(&plan.clone().into()).unwrap(),
-        );
-        cpu.advance(&mut long, 400).unwrap();
-        for _ in 0..400 {
-            cpu.advance(&mut stepwise, 1).unwrap();
-        }
+        let (long, stepwise) = pool.install(|| {
+            let (mut long, mut stepwise) = (
+                cpu.upload(&plan.clone().into()).unwrap(),
+                cpu.upload(&plan.clone().into()).unwrap(),
+            );
+            cpu.advance(&mut long, 400).unwrap();
+            for _ in 0..400 {
+                cpu.advance(&mut stepwise, 1).unwrap();
+            }
+            (long, stepwise)
+        });
         let bits = |b: &icq::backend::cpu::CpuBatch| -> Vec<Vec<u32>> {
             let params = b.params();
             params
@@ -272,6 +284,7 @@ fn kept_forward_passes_change_nothing() {
                 .map(|p| p.iter().map(|x| x.to_bits()).collect())
                 .collect()
         };
+        assert!(long.params()[0].iter().all(|x| x.is_finite()), "{learner}");
         assert_eq!(bits(&long), bits(&stepwise), "{learner}");
         assert_eq!(
             cpu.counters(&long).unwrap(),

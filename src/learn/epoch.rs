@@ -80,20 +80,24 @@ pub struct InstanceMut<'a> {
 
 /// Per-thread buffers of an epoch.
 ///
-/// `target` may outlive its epoch: it holds the forward pass of `(unit, input)` named by
-/// `reusable`, and as long as that unit has taken no SGD step since, the next epoch's decider
-/// pass at the same `(unit, input)` would compute exactly the same numbers — so it takes them
-/// instead (in IC-Q the target's executor decides next, and it is a different agent from the
-/// one just updated whenever the option hands over).
+/// `target` may outlive its epoch: it holds the forward pass of `(unit, input)` over the
+/// parameter block named by `reusable`, and as long as that unit has taken no SGD step since,
+/// the next epoch's decider pass at the same `(unit, input)` of the same block would compute
+/// exactly the same numbers — so it takes them instead (in IC-Q the target's executor decides
+/// next, and it is a different agent from the one just updated whenever the option hands
+/// over). The block's address is part of the key, so a workspace shared by instances never
+/// hands one instance another's pass.
 #[derive(Clone, Debug, Default)]
 pub struct Workspace {
     decider: Acts,
     target: Acts,
-    reusable: Option<(usize, usize)>,
+    /// (address of the parameter block, unit, input) of the pass kept in `target`.
+    reusable: Option<(usize, usize, usize)>,
 }
 
 impl Workspace {
-    /// Forgets the kept forward pass; call it before running another instance.
+    /// Forgets the kept forward pass (a block freed and reallocated at the same address must
+    /// not match it: the CPU backend calls this before each instance's epochs).
     pub fn forget(&mut self) {
         self.reusable = None;
     }
@@ -109,7 +113,7 @@ impl Workspace {
         input: usize,
         params: &[f32],
     ) {
-        if self.reusable.take() == Some((unit, input)) {
+        if self.reusable.take() == Some((params.as_ptr() as usize, unit, input)) {
             std::mem::swap(&mut self.decider, &mut self.target);
         } else {
             layout.forward(lanes, unit, input, params, &mut self.decider);
@@ -139,7 +143,6 @@ pub fn run_epoch<L: Lanes>(
     let a_count = model.actions as u64;
 
     if learner.mode == Mode::Independent && inst.pending[h].open {
-        ws.reusable = None;
         layout.forward(lanes, unit, input, inst.params, &mut ws.target);
         let bootstrap = max(&ws.target.q);
         close_pending(lanes, plan, h, bootstrap, inst, ws);
@@ -215,7 +218,8 @@ pub fn run_epoch<L: Lanes>(
                 let (end_unit, end_input) = (plan.unit_of(end), plan.state_input[end] as usize);
                 layout.forward(lanes, end_unit, end_input, inst.params, &mut ws.target);
                 // Kept for the next epoch unless this epoch's step changes its unit.
-                ws.reusable = (end_unit != unit).then_some((end_unit, end_input));
+                let block = inst.params.as_ptr() as usize;
+                ws.reusable = (end_unit != unit).then_some((block, end_unit, end_input));
                 ret + discount * max(&ws.target.q)
             };
             let delta = ws.decider.q[action] - target;

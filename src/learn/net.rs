@@ -131,6 +131,10 @@ impl NetLayout {
                         }
                     }
                 }
+                // Strictly increasing, so distinct: the SGD step rounds each column to the
+                // parameter storage once, after the whole step.
+                let this = &feat_idx[*starts.last().expect("starts") as usize..];
+                debug_assert!(this.windows(2).all(|w| w[0] < w[1]));
                 starts.push(feat_idx.len() as u32);
             }
             feat_start.push(starts);
