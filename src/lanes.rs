@@ -651,6 +651,7 @@ mod tests {
                 .map(|_| crate::rng::uniform_f32(stream.next_raw()) * 4.0 - 2.0)
                 .collect()
         };
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         for n in [1, 7, 8, 9, 16, 31, 32, 33, 100] {
             let (a, b, h) = (draw(n), draw(n), draw(n));
             assert_eq!(Portable.dot(&a, &b).to_bits(), wide.dot(&a, &b).to_bits());
@@ -658,7 +659,6 @@ mod tests {
                 let (mut p, mut w) = (a.clone(), a.clone());
                 apply(Portable, op, &mut p, &b, &h);
                 apply(wide, op, &mut w, &b, &h);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&p), bits(&w), "n = {n}, op {op}");
             }
         }
@@ -667,7 +667,6 @@ mod tests {
             let (mut p, mut v) = (vec![0.0; rows], vec![0.0; rows]);
             Portable.dots(&w, &x, &bias, &mut p);
             wide.dots(&w, &x, &bias, &mut v);
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&p), bits(&v), "{rows} rows of {n}");
         }
         // Sparse layers: widths of whole blocks, single chunks, both, and a ragged width (the
@@ -683,7 +682,6 @@ mod tests {
             let (mut p, mut v) = (vec![0.0; n], vec![0.0; n]);
             Portable.sparse_relu(&mut p, &bias, &w, &idx, &val);
             wide.sparse_relu(&mut v, &bias, &w, &idx, &val);
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&p), bits(&v), "sparse_relu, width {n}");
             assert!(p.iter().all(|&x| x >= 0.0) && p.iter().any(|&x| x > 0.0));
             let (mut pw, mut pb, mut vw, mut vb) =
@@ -693,11 +691,7 @@ mod tests {
             assert_eq!(bits(&pw), bits(&vw), "sparse_step weights, width {n}");
             assert_eq!(bits(&pb), bits(&vb), "sparse_step bias, width {n}");
             let touched = (0..5).filter(|&j| pw[j * n..(j + 1) * n] != w[j * n..(j + 1) * n]);
-            assert_eq!(
-                touched.collect::<Vec<_>>().len(),
-                idx.len(),
-                "only the active columns"
-            );
+            assert_eq!(touched.count(), idx.len(), "only the active columns");
         }
         let mut words = crate::rng::Stream::new(8, 0, 0, crate::rng::TAG_HOST);
         for n in [0, 1, 7, 8, 9, 32, 33] {
