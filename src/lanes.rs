@@ -52,6 +52,29 @@ pub trait Lanes: Copy + Send + Sync {
         }
         self.sub_scaled(&mut bias[..n], g, s);
     }
+    /// The forward pass of a one-hidden-layer MLP whose unit block is `p` (laid out as
+    /// [`Mlp1`] says), with `n = h.len()` hidden units and `q.len()` outputs:
+    /// `h ← sparse_relu(b1, W1, features)`, then `q ← dots(Wo, h, bo)`.
+    fn mlp1_forward(self, net: Mlp1<'_>, p: &[f32], h: &mut [f32], q: &mut [f32]) {
+        forward_in_parts(self, net, p, h, q);
+    }
+    /// The SGD step of [`Lanes::mlp1_forward`]'s network on ½(Q(·, a) − y)² without clipping,
+    /// for `delta` = Q(·, a) − y and step size `lr`, with `h` the forward pass and `g`
+    /// scratch of its length: `g ← relu_grad(Wo[a], h, delta)`, `Wo[a] ← Wo[a] − (lr·delta)·h`,
+    /// `bo[a] ← bo[a] − lr·delta`, then `sparse_step(W1, b1, g, lr, features)`.
+    #[allow(clippy::too_many_arguments)]
+    fn mlp1_step(
+        self,
+        net: Mlp1<'_>,
+        p: &mut [f32],
+        h: &[f32],
+        g: &mut [f32],
+        a: usize,
+        delta: f32,
+        lr: f32,
+    ) {
+        step_in_parts(self, net, p, h, g, a, delta, lr);
+    }
     /// y ← y + s·x.
     fn add_scaled(self, y: &mut [f32], x: &[f32], s: f32);
     /// y ← y − s·x.
@@ -66,6 +89,58 @@ pub trait Lanes: Copy + Send + Sync {
     fn count_at_most(self, row: &[u32], u: u32) -> usize;
     /// The Philox4x32-10 blocks of counters `ctr` and `ctr` + 1 (first word), in that order.
     fn philox_pair(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 8];
+}
+
+/// The shape of a one-hidden-layer MLP unit and the sparse input of one pass.
+///
+/// Its parameter block holds W1 as `in_dim` columns of `n` (column j contiguous), b1 (`n`),
+/// Wo as `actions` rows of `n`, then bo (`actions`); `n` is the hidden width.
+#[derive(Clone, Copy, Debug)]
+pub struct Mlp1<'a> {
+    /// Input columns of W1.
+    pub in_dim: usize,
+    /// Outputs A.
+    pub actions: usize,
+    /// The input's feature columns (strictly increasing).
+    pub idx: &'a [u32],
+    /// The input's feature values.
+    pub val: &'a [f32],
+}
+
+/// [`Lanes::mlp1_forward`] as [`Lanes::sparse_relu`], then [`Lanes::dots`].
+#[inline(always)]
+fn forward_in_parts<L: Lanes>(lanes: L, net: Mlp1<'_>, p: &[f32], h: &mut [f32], q: &mut [f32]) {
+    let n = h.len();
+    let (w1, rest) = p.split_at(net.in_dim * n);
+    let (b1, rest) = rest.split_at(n);
+    let (wo, rest) = rest.split_at(net.actions * n);
+    lanes.sparse_relu(h, b1, w1, net.idx, net.val);
+    lanes.dots(wo, h, &rest[..net.actions], q);
+}
+
+/// [`Lanes::mlp1_step`] as [`Lanes::relu_grad`], [`Lanes::sub_scaled`], the bias, then
+/// [`Lanes::sparse_step`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn step_in_parts<L: Lanes>(
+    lanes: L,
+    net: Mlp1<'_>,
+    p: &mut [f32],
+    h: &[f32],
+    g: &mut [f32],
+    a: usize,
+    delta: f32,
+    lr: f32,
+) {
+    let n = h.len();
+    let (w1, rest) = p.split_at_mut(net.in_dim * n);
+    let (b1, rest) = rest.split_at_mut(n);
+    let (wo, bo) = rest.split_at_mut(net.actions * n);
+    let row = &mut wo[a * n..(a + 1) * n];
+    lanes.relu_grad(g, row, h, delta);
+    lanes.sub_scaled(row, h, lr * delta);
+    bo[a] -= lr * delta;
+    lanes.sparse_step(w1, b1, g, lr, net.idx, net.val);
 }
 
 /// The build that runs on any CPU.
@@ -162,7 +237,7 @@ pub use avx2::Avx2;
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{reduce8, Lanes, Portable};
+    use super::{forward_in_parts, reduce8, step_in_parts, Lanes, Mlp1, Portable};
     use crate::rng::{PHILOX_M, PHILOX_W};
 
     /// The AVX2 build; a value exists only on a CPU that has AVX2.
@@ -200,6 +275,18 @@ mod avx2 {
         reduce8(lanes)
     }
 
+    /// The lane sums of four accumulators, each in the order of `reduce8`: halves added, then
+    /// (0+2, 1+3) within each half, then those two.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn reduce_four(acc: [__m256; 4]) -> __m128 {
+        let half = |a: __m256| _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+        let (h0, h1, h2, h3) = (half(acc[0]), half(acc[1]), half(acc[2]), half(acc[3]));
+        let t01 = _mm_add_ps(_mm_movelh_ps(h0, h1), _mm_movehl_ps(h1, h0));
+        let t23 = _mm_add_ps(_mm_movelh_ps(h2, h3), _mm_movehl_ps(h3, h2));
+        _mm_hadd_ps(t01, t23)
+    }
+
     /// Rows `r .. r + G` (G ≤ 4) of [`dots`]: each chunk of `x` loaded once for the G rows,
     /// then the G accumulators reduced together in the order of `reduce8`: halves added, then
     /// (0+2, 1+3) within each half, then those two.
@@ -227,12 +314,7 @@ mod avx2 {
                     *a = _mm256_add_ps(*a, _mm256_mul_ps(w, xv));
                 }
             }
-            let half =
-                |a: __m256| _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
-            let (h0, h1, h2, h3) = (half(acc[0]), half(acc[1]), half(acc[2]), half(acc[3]));
-            let t01 = _mm_add_ps(_mm_movelh_ps(h0, h1), _mm_movehl_ps(h1, h0));
-            let t23 = _mm_add_ps(_mm_movelh_ps(h2, h3), _mm_movehl_ps(h3, h2));
-            let sums = _mm_hadd_ps(t01, t23);
+            let sums = reduce_four(acc);
             let mut b = [0.0f32; 4];
             b[..G].copy_from_slice(&bias[r..r + G]);
             let mut o = [0.0f32; 4];
@@ -399,6 +481,156 @@ mod avx2 {
             while o < n {
                 sparse_step_block::<1>(o, w, bias, g, s, (idx, val));
                 o += 8;
+            }
+        }
+    }
+
+    /// Whether a unit block of `len` values holds the layout of [`Mlp1`] with width `n`, every
+    /// feature column is one of its `in_dim` and `a` is one of its outputs.
+    fn mlp1_fits(net: &Mlp1<'_>, n: usize, len: usize, a: usize) -> bool {
+        let need = (net.in_dim.checked_add(1))
+            .and_then(|rows| rows.checked_add(net.actions))
+            .and_then(|rows| rows.checked_mul(n))
+            .and_then(|values| values.checked_add(net.actions));
+        need.is_some_and(|need| need <= len)
+            && a < net.actions
+            && net.idx.len() <= net.val.len()
+            && net.idx.iter().all(|&j| (j as usize) < net.in_dim)
+    }
+
+    /// [`Lanes::mlp1_forward`] at width `n = 8·C`: the hidden layer stays in `C` registers
+    /// from its first term to the last output row.
+    ///
+    /// # Safety
+    /// AVX2, `h.len() = 8·C`, and [`mlp1_fits`] holds for `p.len()` (with `a = 0`).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn mlp1_forward_c<const C: usize>(
+        net: Mlp1<'_>,
+        p: &[f32],
+        h: &mut [f32],
+        q: &mut [f32],
+    ) {
+        let n = 8 * C;
+        let a_count = net.actions;
+        // SAFETY: the block holds (in_dim + 1 + A)·n + A values, every feature column is below
+        // in_dim, and h holds n values (the contract), so every access below is inside.
+        unsafe {
+            let w1 = p.as_ptr();
+            let b1 = w1.add(net.in_dim * n);
+            let wo = b1.add(n);
+            let bo = wo.add(a_count * n);
+            let mut x = [_mm256_setzero_ps(); C];
+            for (c, x) in x.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(b1.add(8 * c));
+            }
+            for (&j, &v) in net.idx.iter().zip(net.val) {
+                let col = w1.add(j as usize * n);
+                let v = _mm256_set1_ps(v);
+                for (c, x) in x.iter_mut().enumerate() {
+                    *x = _mm256_add_ps(*x, _mm256_mul_ps(v, _mm256_loadu_ps(col.add(8 * c))));
+                }
+            }
+            let zero = _mm256_setzero_ps();
+            for (c, x) in x.iter_mut().enumerate() {
+                *x = _mm256_max_ps(*x, zero);
+                _mm256_storeu_ps(h.as_mut_ptr().add(8 * c), *x);
+            }
+            let rows = a_count.min(q.len());
+            let mut r = 0;
+            while r + 4 <= rows {
+                mlp1_rows::<C, 4>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r));
+                r += 4;
+            }
+            match rows - r {
+                3 => mlp1_rows::<C, 3>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r)),
+                2 => mlp1_rows::<C, 2>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r)),
+                1 => mlp1_rows::<C, 1>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r)),
+                _ => {}
+            }
+        }
+    }
+
+    /// `G` (≤ 4) output rows of [`mlp1_forward_c`]: `q[k] = bias[k] + dot(rows[k], x)`,
+    /// reduced as [`dots_block`] does.
+    ///
+    /// # Safety
+    /// AVX2; `rows` holds `G` rows of `8·C` values, `bias` and `q` hold `G` values.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn mlp1_rows<const C: usize, const G: usize>(
+        x: &[__m256; C],
+        rows: *const f32,
+        bias: *const f32,
+        q: *mut f32,
+    ) {
+        // SAFETY: the contract.
+        unsafe {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for (c, &xc) in x.iter().enumerate() {
+                for (k, acc) in acc.iter_mut().enumerate().take(G) {
+                    let w = _mm256_loadu_ps(rows.add(k * 8 * C + 8 * c));
+                    *acc = _mm256_add_ps(*acc, _mm256_mul_ps(w, xc));
+                }
+            }
+            let mut b = [0.0f32; 4];
+            std::ptr::copy_nonoverlapping(bias, b.as_mut_ptr(), G);
+            let mut o = [0.0f32; 4];
+            _mm_storeu_ps(
+                o.as_mut_ptr(),
+                _mm_add_ps(_mm_loadu_ps(b.as_ptr()), reduce_four(acc)),
+            );
+            std::ptr::copy_nonoverlapping(o.as_ptr(), q, G);
+        }
+    }
+
+    /// [`Lanes::mlp1_step`] at width `n = 8·C`: the gradient stays in registers.
+    ///
+    /// # Safety
+    /// AVX2, `h.len() = 8·C`, and [`mlp1_fits`] holds for `p.len()` and `a`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn mlp1_step_c<const C: usize>(
+        net: Mlp1<'_>,
+        p: &mut [f32],
+        h: &[f32],
+        a: usize,
+        delta: f32,
+        lr: f32,
+    ) {
+        let n = 8 * C;
+        // SAFETY: as in `mlp1_forward_c`, with a < A.
+        unsafe {
+            let w1 = p.as_mut_ptr();
+            let b1 = w1.add(net.in_dim * n);
+            let row = b1.add(n + a * n);
+            let bias = b1.add(n + net.actions * n + a);
+            let (dv, sv, lv) = (
+                _mm256_set1_ps(delta),
+                _mm256_set1_ps(lr * delta),
+                _mm256_set1_ps(lr),
+            );
+            let zero = _mm256_setzero_ps();
+            let mut sg = [zero; C];
+            for (c, sg) in sg.iter_mut().enumerate() {
+                let hv = _mm256_loadu_ps(h.as_ptr().add(8 * c));
+                let w = _mm256_loadu_ps(row.add(8 * c));
+                let g = _mm256_and_ps(_mm256_cmp_ps::<_CMP_GT_OQ>(hv, zero), _mm256_mul_ps(dv, w));
+                _mm256_storeu_ps(row.add(8 * c), _mm256_sub_ps(w, _mm256_mul_ps(sv, hv)));
+                *sg = _mm256_mul_ps(lv, g);
+            }
+            *bias -= lr * delta;
+            for (&j, &v) in net.idx.iter().zip(net.val) {
+                let col = w1.add(j as usize * n);
+                let v = _mm256_set1_ps(v);
+                for (c, sg) in sg.iter().enumerate() {
+                    let y = col.add(8 * c);
+                    _mm256_storeu_ps(y, _mm256_sub_ps(_mm256_loadu_ps(y), _mm256_mul_ps(*sg, v)));
+                }
+            }
+            for (c, sg) in sg.iter().enumerate() {
+                let y = b1.add(8 * c);
+                _mm256_storeu_ps(y, _mm256_sub_ps(_mm256_loadu_ps(y), *sg));
             }
         }
     }
@@ -577,6 +809,57 @@ mod avx2 {
         }
 
         #[inline(always)]
+        fn mlp1_forward(self, net: Mlp1<'_>, p: &[f32], h: &mut [f32], q: &mut [f32]) {
+            if !mlp1_fits(&net, h.len(), p.len(), 0) {
+                return forward_in_parts(self, net, p, h, q);
+            }
+            // SAFETY: AVX2 was detected, `mlp1_fits` holds, and each arm's C is h.len() / 8.
+            unsafe {
+                match h.len() {
+                    8 => mlp1_forward_c::<1>(net, p, h, q),
+                    16 => mlp1_forward_c::<2>(net, p, h, q),
+                    24 => mlp1_forward_c::<3>(net, p, h, q),
+                    32 => mlp1_forward_c::<4>(net, p, h, q),
+                    40 => mlp1_forward_c::<5>(net, p, h, q),
+                    48 => mlp1_forward_c::<6>(net, p, h, q),
+                    56 => mlp1_forward_c::<7>(net, p, h, q),
+                    64 => mlp1_forward_c::<8>(net, p, h, q),
+                    _ => forward_in_parts(self, net, p, h, q),
+                }
+            }
+        }
+
+        #[inline(always)]
+        fn mlp1_step(
+            self,
+            net: Mlp1<'_>,
+            p: &mut [f32],
+            h: &[f32],
+            g: &mut [f32],
+            a: usize,
+            delta: f32,
+            lr: f32,
+        ) {
+            if !mlp1_fits(&net, h.len(), p.len(), a) {
+                return step_in_parts(self, net, p, h, g, a, delta, lr);
+            }
+            // SAFETY: as in `mlp1_forward`.
+            unsafe {
+                match h.len() {
+                    8 => mlp1_step_c::<1>(net, p, h, a, delta, lr),
+                    16 => mlp1_step_c::<2>(net, p, h, a, delta, lr),
+                    24 => mlp1_step_c::<3>(net, p, h, a, delta, lr),
+                    32 => mlp1_step_c::<4>(net, p, h, a, delta, lr),
+                    40 => mlp1_step_c::<5>(net, p, h, a, delta, lr),
+                    48 => mlp1_step_c::<6>(net, p, h, a, delta, lr),
+                    56 => mlp1_step_c::<7>(net, p, h, a, delta, lr),
+                    64 => mlp1_step_c::<8>(net, p, h, a, delta, lr),
+                    _ => step_in_parts(self, net, p, h, g, a, delta, lr),
+                }
+            }
+        }
+
+        #[inline(always)]
         fn add_scaled(self, y: &mut [f32], x: &[f32], s: f32) {
             // SAFETY: as above.
             unsafe { axpy(y, x, Axpy::Add(s)) }
@@ -692,6 +975,46 @@ mod tests {
             assert_eq!(bits(&pb), bits(&vb), "sparse_step bias, width {n}");
             let touched = (0..5).filter(|&j| pw[j * n..(j + 1) * n] != w[j * n..(j + 1) * n]);
             assert_eq!(touched.count(), idx.len(), "only the active columns");
+        }
+        // One-hidden-layer networks: every register width, a ragged one (the parts path), and
+        // output counts that leave each remainder block; five input columns.
+        for (n, actions, idx) in [
+            (8, 1, vec![0u32]),
+            (16, 3, vec![1, 4]),
+            (24, 4, vec![2]),
+            (32, 8, vec![0, 3]),
+            (40, 5, vec![1, 2, 4]),
+            (64, 6, vec![4]),
+            (12, 7, vec![0, 1]),
+        ] {
+            let net = Mlp1 {
+                in_dim: 5,
+                actions,
+                idx: &idx,
+                val: &draw(idx.len()),
+            };
+            let block = draw((5 + 1 + actions) * n + actions);
+            let (mut ph, mut pq, mut vh, mut vq) = (
+                vec![0.0; n],
+                vec![0.0; actions],
+                vec![0.0; n],
+                vec![0.0; actions],
+            );
+            Portable.mlp1_forward(net, &block, &mut ph, &mut pq);
+            wide.mlp1_forward(net, &block, &mut vh, &mut vq);
+            assert_eq!(bits(&ph), bits(&vh), "mlp1 hidden, width {n}");
+            assert_eq!(bits(&pq), bits(&vq), "mlp1 outputs, width {n}");
+            assert!(ph.contains(&0.0) && ph.iter().any(|&x| x > 0.0));
+            let (mut pp, mut vp) = (block.clone(), block.clone());
+            let mut g = vec![0.0; n];
+            let a = actions - 1;
+            Portable.mlp1_step(net, &mut pp, &ph, &mut g, a, 0.7, 0.05);
+            wide.mlp1_step(net, &mut vp, &vh, &mut g, a, 0.7, 0.05);
+            assert_eq!(bits(&pp), bits(&vp), "mlp1 step, width {n}");
+            let changed = (0..block.len()).filter(|&i| pp[i] != block[i]).count();
+            let live = ph.iter().filter(|&&h| h > 0.0).count();
+            // Wo[a] where h > 0, bo[a], and b1 plus each active column where the gradient lives.
+            assert_eq!(changed, live + 1 + live * (1 + idx.len()), "width {n}");
         }
         let mut words = crate::rng::Stream::new(8, 0, 0, crate::rng::TAG_HOST);
         for n in [0, 1, 7, 8, 9, 32, 33] {

@@ -11,7 +11,7 @@
 //! layer as A rows of `width`, then its A biases. A table is `inputs × A`, row-major.
 
 use super::{Encoding, Mode, Network, Weights};
-use crate::lanes::Lanes;
+use crate::lanes::{Lanes, Mlp1};
 use crate::model::StateSpace;
 use crate::rng::{uniform_f32, Stream};
 
@@ -227,6 +227,17 @@ impl NetLayout {
         self.stored(out);
     }
 
+    /// The one-hidden-layer view of `unit` at the input features `idx`, `val`.
+    #[inline(always)]
+    fn mlp1<'a>(&self, unit: &Unit, idx: &'a [u32], val: &'a [f32]) -> Mlp1<'a> {
+        Mlp1 {
+            in_dim: unit.in_dim,
+            actions: self.actions,
+            idx,
+            val,
+        }
+    }
+
     #[inline]
     fn features(&self, unit: usize, input: usize) -> (&[u32], &[f32]) {
         let s = &self.feat_start[unit];
@@ -253,6 +264,12 @@ impl NetLayout {
             Network::Tabular => acts
                 .q
                 .copy_from_slice(&p[input * a_count..(input + 1) * a_count]),
+            Network::Mlp { width, depth: 1 } => {
+                let (idx, val) = self.features(unit, input);
+                acts.h1.resize(width, 0.0);
+                let net = self.mlp1(u, idx, val);
+                lanes.mlp1_forward(net, p, &mut acts.h1, &mut acts.q);
+            }
             Network::Mlp { width, depth } => {
                 let (idx, val) = self.features(unit, input);
                 let w1 = &p[..u.in_dim * width];
@@ -304,6 +321,12 @@ impl NetLayout {
                     None => delta,
                 };
                 self.sub_stored(&mut p[input * a_count + action], lr * g);
+            }
+            Network::Mlp { depth: 1, .. } if clip.is_none() && self.weights == Weights::F32 => {
+                let (idx, val) = self.features(unit, input);
+                let net = self.mlp1(u, idx, val);
+                acts.g1.resize(acts.h1.len(), 0.0);
+                lanes.mlp1_step(net, p, &acts.h1, &mut acts.g1, action, delta, lr);
             }
             Network::Mlp { width, depth } => {
                 let (idx, val) = self.features(unit, input);
