@@ -23,8 +23,9 @@ fn epochs_with<L: Lanes>(
     epochs: u32,
 ) {
     ws.forget();
+    let key = plan.key(b);
     for _ in 0..epochs {
-        run_epoch(lanes, plan, b, inst, ws);
+        run_epoch(lanes, plan, key, inst, ws);
     }
 }
 
@@ -176,8 +177,9 @@ impl CpuBatch {
         let mut ws = Workspace::default();
         let mut out = Vec::with_capacity(epochs as usize);
         let (plan, local, mut inst) = self.groups[0].parts().nth(b).expect("instance in range");
+        let key = plan.key(local);
         for _ in 0..epochs {
-            out.push(run_epoch(Portable, plan, local, &mut inst, &mut ws));
+            out.push(run_epoch(Portable, plan, key, &mut inst, &mut ws));
         }
         out
     }

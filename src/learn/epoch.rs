@@ -121,19 +121,18 @@ impl Workspace {
     }
 }
 
-/// Runs one epoch of instance `b`.
+/// Runs one epoch of the instance whose stream key is `(seed, local)` (see [`Plan::key`]).
 #[inline(always)]
 pub fn run_epoch<L: Lanes>(
     lanes: L,
     plan: &Plan,
-    b: u32,
+    (seed, local): (u64, u32),
     inst: &mut InstanceMut<'_>,
     ws: &mut Workspace,
 ) -> EpochTrace {
     let (model, space, layout) = (&plan.model, &plan.space, &plan.layout);
     let learner = &plan.learner;
     let k = inst.state.epoch;
-    let (seed, local) = plan.key(b);
     let mut stream = Stream::with_lanes(lanes, seed, local, k, TAG_EPOCH);
     let s = inst.state.state as usize;
     let parts = plan.decode(s);
