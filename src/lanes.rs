@@ -87,6 +87,10 @@ pub trait Lanes: Copy + Send + Sync {
     fn relu_grad(self, g: &mut [f32], w: &[f32], h: &[f32], d: f32);
     /// How many entries of `row` are at most `u`.
     fn count_at_most(self, row: &[u32], u: u32) -> usize;
+    /// [`Lanes::count_at_most`] of a row of `CH` whole chunks.
+    fn count_chunks<const CH: usize>(self, row: &[[u32; 8]; CH], u: u32) -> usize {
+        self.count_at_most(row.as_flattened(), u)
+    }
     /// The Philox4x32-10 blocks of counters `ctr` and `ctr` + 1 (first word), in that order.
     fn philox_pair(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 8];
 }
@@ -240,14 +244,17 @@ mod avx2 {
     use super::{forward_in_parts, reduce8, step_in_parts, Lanes, Mlp1, Portable};
     use crate::rng::{PHILOX_M, PHILOX_W};
 
-    /// The AVX2 build; a value exists only on a CPU that has AVX2.
+    /// The AVX2 build; a value exists only on a CPU that has AVX2 (and `popcnt`, which every
+    /// AVX2 CPU has).
     #[derive(Clone, Copy, Debug)]
     pub struct Avx2(());
 
     impl Avx2 {
         /// The AVX2 build, if this CPU has it.
         pub fn detect() -> Option<Self> {
-            std::is_x86_feature_detected!("avx2").then_some(Self(()))
+            let found =
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("popcnt");
+            found.then_some(Self(()))
         }
     }
 
@@ -736,6 +743,40 @@ mod avx2 {
         n as usize
     }
 
+    /// [`count_at_most`] of `CH` whole chunks, unrolled: the comparison masks of four chunks
+    /// are packed to one bit per threshold (which threshold lands on which bit does not
+    /// matter to a count) and counted with `popcnt`, so x's next value is a few cycles after
+    /// its word.
+    #[target_feature(enable = "avx2,popcnt")]
+    #[inline]
+    fn count_chunks<const CH: usize>(row: &[[u32; 8]; CH], u: u32) -> usize {
+        let uv = _mm256_set1_epi32(u as i32);
+        // SAFETY: each chunk is eight readable u32s.
+        let le = |c: &[u32; 8]| unsafe {
+            let t = _mm256_loadu_si256(c.as_ptr().cast());
+            _mm256_cmpeq_epi32(_mm256_max_epu32(uv, t), uv)
+        };
+        let mut n = 0;
+        let mut rest = row.as_slice();
+        while let [a, b, c, d, tail @ ..] = rest {
+            let (ab, cd) = (
+                _mm256_packs_epi32(le(a), le(b)),
+                _mm256_packs_epi32(le(c), le(d)),
+            );
+            n += (_mm256_movemask_epi8(_mm256_packs_epi16(ab, cd)) as u32).count_ones();
+            rest = tail;
+        }
+        if let [a, b, tail @ ..] = rest {
+            // Two bits per threshold.
+            n += (_mm256_movemask_epi8(_mm256_packs_epi32(le(a), le(b))) as u32).count_ones() / 2;
+            rest = tail;
+        }
+        if let [a] = rest {
+            n += (_mm256_movemask_ps(_mm256_castsi256_ps(le(a))) as u32).count_ones();
+        }
+        n as usize
+    }
+
     /// Two Philox blocks side by side, one per 128-bit half. Each round multiplies words 0
     /// and 2 of both blocks at once (`mul_epu32` takes the even lanes), then lays out
     /// [hi₁ ⊕ c₁ ⊕ k₀, lo₁, hi₀ ⊕ c₃ ⊕ k₁, lo₀] with two in-lane shuffles.
@@ -896,6 +937,12 @@ mod avx2 {
         }
 
         #[inline(always)]
+        fn count_chunks<const CH: usize>(self, row: &[[u32; 8]; CH], u: u32) -> usize {
+            // SAFETY: as above.
+            unsafe { count_chunks(row, u) }
+        }
+
+        #[inline(always)]
         fn philox_pair(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 8] {
             // SAFETY: as above.
             unsafe { philox_pair(ctr, key) }
@@ -1031,6 +1078,30 @@ mod tests {
                     "{n} entries, u = {u}"
                 );
                 assert_eq!(wide.count_at_most(&row, u), want, "{n} entries, u = {u}");
+            }
+        }
+        // Rows of whole chunks: every remainder of the four-chunk groups.
+        fn chunks<L: Lanes>(lanes: L, row: &[u32], u: u32) -> usize {
+            let c = row.as_chunks::<8>().0;
+            match c.len() {
+                1 => lanes.count_chunks::<1>(c.try_into().expect("1"), u),
+                2 => lanes.count_chunks::<2>(c.try_into().expect("2"), u),
+                3 => lanes.count_chunks::<3>(c.try_into().expect("3"), u),
+                4 => lanes.count_chunks::<4>(c.try_into().expect("4"), u),
+                7 => lanes.count_chunks::<7>(c.try_into().expect("7"), u),
+                _ => lanes.count_chunks::<8>(c.try_into().expect("8"), u),
+            }
+        }
+        for n in [8, 16, 24, 32, 56, 64] {
+            let mut row: Vec<u32> = (0..n).map(|_| words.next_raw()).collect();
+            row.sort_unstable();
+            for u in [0, u32::MAX - 1, words.next_raw()]
+                .into_iter()
+                .chain(row.iter().copied())
+            {
+                let want = row.iter().filter(|&&t| t <= u).count();
+                assert_eq!(chunks(Portable, &row, u), want, "{n} entries, u = {u}");
+                assert_eq!(chunks(wide, &row, u), want, "{n} entries, u = {u}");
             }
         }
         let (ctr, key) = ([u32::MAX, 3, 0, 9], [5, 0xDEAD_BEEF]);

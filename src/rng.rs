@@ -194,6 +194,13 @@ impl<L: Lanes> Stream<L> {
         self.lanes.count_at_most(row, u)
     }
 
+    /// [`Stream::pick`] of a row of `CH` whole chunks.
+    #[inline(always)]
+    pub fn pick_chunks<const CH: usize>(&mut self, row: &[[u32; 8]; CH]) -> usize {
+        let u = clamp_u32(self.next_raw());
+        self.lanes.count_chunks(row, u)
+    }
+
     /// How many draws this stream has handed out.
     pub fn draws(&self) -> u64 {
         u64::from(self.ctr[0]) * 4 - u64::from(8 - self.lane)

@@ -35,7 +35,7 @@ fn epochs_with<L: Lanes>(
 /// Both builds compute the same thing in the same order (see [`crate::lanes`]), so
 /// results do not depend on which runs.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,popcnt")]
 fn epochs_avx2(
     lanes: Avx2,
     plan: &Plan,

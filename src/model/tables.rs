@@ -151,8 +151,39 @@ impl DrawTables {
         stream: &mut Stream<L>,
     ) -> OptionRun {
         let s = self.artifact_states;
+        let art = &self.artifact[w][..];
+        // Rows of 16, 32 or 64 artifacts are counted in unrolled whole chunks.
+        macro_rules! rows_of {
+            ($ch:literal) => {{
+                let rows = art.as_chunks::<8>().0.as_chunks::<$ch>().0;
+                self.run(w, x, pe, gamma, stream, |st: &mut Stream<L>, x: usize| {
+                    st.pick_chunks(&rows[x])
+                })
+            }};
+        }
+        match s {
+            16 => rows_of!(2),
+            32 => rows_of!(4),
+            64 => rows_of!(8),
+            _ => self.run(w, x, pe, gamma, stream, |st: &mut Stream<L>, x: usize| {
+                st.pick(&art[x * s..(x + 1) * s])
+            }),
+        }
+    }
+
+    /// [`Self::rollout`] with `next_artifact(stream, x)` drawing each step's artifact.
+    #[inline(always)]
+    fn run<L: Lanes>(
+        &self,
+        w: usize,
+        x: usize,
+        pe: usize,
+        gamma: f64,
+        stream: &mut Stream<L>,
+        mut next_artifact: impl FnMut(&mut Stream<L>, usize) -> usize,
+    ) -> OptionRun {
         let m = self.private_states[w];
-        let (art, prv, reward) = (&self.artifact[w], &self.private[w], &self.reward[w][..]);
+        let (prv, reward) = (&self.private[w], &self.reward[w][..]);
         let (mut x, mut p) = (x, pe);
         let (mut ret, mut disc, mut steps) = (0.0, 1.0, 0u32);
         // A fixed or Poisson length is known before the first step; a geometric one ends after
@@ -166,7 +197,7 @@ impl DrawTables {
             ret += disc * reward[x * m + p];
             disc *= gamma;
             steps += 1;
-            x = stream.pick(&art[x * s..(x + 1) * s]);
+            x = next_artifact(stream, x);
             p = if m == 1 {
                 // A one-state row's only threshold is u32::MAX: the word is drawn, the state
                 // stays 0.
