@@ -492,17 +492,15 @@ mod avx2 {
         }
     }
 
-    /// Whether a unit block of `len` values holds the layout of [`Mlp1`] with width `n`, every
-    /// feature column is one of its `in_dim` and `a` is one of its outputs.
+    /// Whether a unit block of `len` values holds the layout of [`Mlp1`] with width `n` and `a`
+    /// is one of its outputs. (The kernels check each feature column as they reach it: a column
+    /// outside the `in_dim` panics, as the portable loops' slicing does.)
     fn mlp1_fits(net: &Mlp1<'_>, n: usize, len: usize, a: usize) -> bool {
         let need = (net.in_dim.checked_add(1))
             .and_then(|rows| rows.checked_add(net.actions))
             .and_then(|rows| rows.checked_mul(n))
             .and_then(|values| values.checked_add(net.actions));
-        need.is_some_and(|need| need <= len)
-            && a < net.actions
-            && net.idx.len() <= net.val.len()
-            && net.idx.iter().all(|&j| (j as usize) < net.in_dim)
+        need.is_some_and(|need| need <= len) && a < net.actions
     }
 
     /// [`Lanes::mlp1_forward`] at width `n = 8·C`: the hidden layer stays in `C` registers
@@ -510,6 +508,7 @@ mod avx2 {
     ///
     /// # Safety
     /// AVX2, `h.len() = 8·C`, and [`mlp1_fits`] holds for `p.len()` (with `a = 0`).
+    /// (Each feature column is checked here.)
     #[target_feature(enable = "avx2")]
     #[inline]
     unsafe fn mlp1_forward_c<const C: usize>(
@@ -520,8 +519,9 @@ mod avx2 {
     ) {
         let n = 8 * C;
         let a_count = net.actions;
-        // SAFETY: the block holds (in_dim + 1 + A)·n + A values, every feature column is below
-        // in_dim, and h holds n values (the contract), so every access below is inside.
+        // SAFETY: the block holds (in_dim + 1 + A)·n + A values and h holds n (the contract),
+        // and each feature column is asserted below in_dim before its use, so every access
+        // below is inside.
         unsafe {
             let w1 = p.as_ptr();
             let b1 = w1.add(net.in_dim * n);
@@ -532,6 +532,11 @@ mod avx2 {
                 *x = _mm256_loadu_ps(b1.add(8 * c));
             }
             for (&j, &v) in net.idx.iter().zip(net.val) {
+                assert!(
+                    (j as usize) < net.in_dim,
+                    "feature column {j} of {}",
+                    net.in_dim
+                );
                 let col = w1.add(j as usize * n);
                 let v = _mm256_set1_ps(v);
                 for (c, x) in x.iter_mut().enumerate() {
@@ -628,6 +633,11 @@ mod avx2 {
             }
             *bias -= lr * delta;
             for (&j, &v) in net.idx.iter().zip(net.val) {
+                assert!(
+                    (j as usize) < net.in_dim,
+                    "feature column {j} of {}",
+                    net.in_dim
+                );
                 let col = w1.add(j as usize * n);
                 let v = _mm256_set1_ps(v);
                 for (c, sg) in sg.iter().enumerate() {
