@@ -152,28 +152,33 @@ impl DrawTables {
     ) -> OptionRun {
         let s = self.artifact_states;
         let art = &self.artifact[w][..];
-        // Rows of 16, 32 or 64 artifacts are counted in unrolled whole chunks.
+        // Rows of 16, 32 or 64 artifacts are counted in unrolled whole chunks; a one-state
+        // private space has its own loop.
         macro_rules! rows_of {
             ($ch:literal) => {{
                 let rows = art.as_chunks::<8>().0.as_chunks::<$ch>().0;
-                self.run(w, x, pe, gamma, stream, |st: &mut Stream<L>, x: usize| {
-                    st.pick_chunks(&rows[x])
-                })
+                let next = |st: &mut Stream<L>, x: usize| st.pick_chunks(&rows[x]);
+                if self.private_states[w] == 1 {
+                    self.run::<L, true>(w, x, pe, gamma, stream, next)
+                } else {
+                    self.run::<L, false>(w, x, pe, gamma, stream, next)
+                }
             }};
         }
         match s {
             16 => rows_of!(2),
             32 => rows_of!(4),
             64 => rows_of!(8),
-            _ => self.run(w, x, pe, gamma, stream, |st: &mut Stream<L>, x: usize| {
+            _ => self.run::<L, false>(w, x, pe, gamma, stream, |st: &mut Stream<L>, x: usize| {
                 st.pick(&art[x * s..(x + 1) * s])
             }),
         }
     }
 
-    /// [`Self::rollout`] with `next_artifact(stream, x)` drawing each step's artifact.
+    /// [`Self::rollout`] with `next_artifact(stream, x)` drawing each step's artifact;
+    /// `ONE_PRIVATE` says the executor has one private state.
     #[inline(always)]
-    fn run<L: Lanes>(
+    fn run<L: Lanes, const ONE_PRIVATE: bool>(
         &self,
         w: usize,
         x: usize,
@@ -182,7 +187,11 @@ impl DrawTables {
         stream: &mut Stream<L>,
         mut next_artifact: impl FnMut(&mut Stream<L>, usize) -> usize,
     ) -> OptionRun {
-        let m = self.private_states[w];
+        let m = if ONE_PRIVATE {
+            1
+        } else {
+            self.private_states[w]
+        };
         let (prv, reward) = (&self.private[w], &self.reward[w][..]);
         let (mut x, mut p) = (x, pe);
         let (mut ret, mut disc, mut steps) = (0.0, 1.0, 0u32);
