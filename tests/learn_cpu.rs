@@ -185,8 +185,11 @@ fn draw_order_is_pinned() {
         let mut steps = 0;
         loop {
             steps += 1;
-            x = sample_cdf(&tables.artifact[w][x * s_count..(x + 1) * s_count], draw());
-            p = sample_cdf(&tables.private[w][p * m..(p + 1) * m], draw());
+            x = sample_cdf(
+                &tables.options[w].artifact[x * s_count..(x + 1) * s_count],
+                draw(),
+            );
+            p = sample_cdf(&tables.options[w].private[p * m..(p + 1) * m], draw());
             if clamp_u32(draw()) < stop {
                 break;
             }

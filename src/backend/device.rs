@@ -214,10 +214,10 @@ fn pack_plan(plan: &Plan, words: &mut Vec<u32>, values: &mut Vec<f32>) -> EpochP
     let mut table_offsets = Vec::new();
     for w in 0..model.options.len() {
         let art = mark(words);
-        words.extend(&plan.tables.artifact[w]);
+        words.extend(&plan.tables.options[w].artifact);
         let prv = mark(words);
-        words.extend(&plan.tables.private[w]);
-        let dur = match &plan.tables.duration[w] {
+        words.extend(&plan.tables.options[w].private);
+        let dur = match &plan.tables.options[w].duration {
             DurationTable::Geometric(t) => (0, *t, 0),
             DurationTable::Fixed(n) => (1, *n, 0),
             DurationTable::Poisson(t) => {
@@ -227,7 +227,7 @@ fn pack_plan(plan: &Plan, words: &mut Vec<u32>, values: &mut Vec<f32>) -> EpochP
             }
         };
         let rew = values.len() as u32;
-        values.extend(plan.tables.reward[w].iter().map(|&r| r as f32));
+        values.extend(plan.tables.options[w].reward.iter().map(|&r| r as f32));
         table_offsets.push((art, prv, dur, rew));
     }
     let off_options = mark(words);

@@ -165,8 +165,8 @@ pub fn run_epoch<L: Lanes>(
     };
 
     // 2. The option.
-    let w = model.action_options[h][action];
-    let opt = &model.options[w];
+    let w = plan.tables.option_of[h * plan.tables.actions + action];
+    let opt = &plan.tables.options[w];
     let e = opt.executor;
     let pe = parts[2 + e] as usize;
     let run = plan.tables.rollout(w, x, pe, model.gamma, &mut stream);

@@ -75,21 +75,36 @@ pub struct OptionRun {
     pub private: usize,
 }
 
+/// One option's laws as `u32` cumulative rows, with what its run needs beside them.
+#[derive(Clone, Debug)]
+pub struct OptionTables {
+    /// The executing agent.
+    pub executor: usize,
+    /// Whether the episode ends with the option.
+    pub terminal: bool,
+    /// S×S artifact rows, row-major.
+    pub artifact: Vec<u32>,
+    /// M_e×M_e private rows, row-major.
+    pub private: Vec<u32>,
+    /// M_e.
+    pub private_states: usize,
+    /// The step reward r(x, p) at `x·M_e + p`.
+    pub reward: Vec<f64>,
+    /// Its duration table.
+    pub duration: DurationTable,
+}
+
 /// Every categorical law of a model as `u32` cumulative rows.
 #[derive(Clone, Debug)]
 pub struct DrawTables {
     /// S, the row length of artifact tables.
     pub artifact_states: usize,
-    /// Per option: S×S artifact rows, row-major.
-    pub artifact: Vec<Vec<u32>>,
-    /// Per option: M_e×M_e private rows, row-major.
-    pub private: Vec<Vec<u32>>,
-    /// Per option: M_e.
-    pub private_states: Vec<usize>,
-    /// Per option: the step reward r(x, p) at `x·M_e + p`.
-    pub reward: Vec<Vec<f64>>,
-    /// Per option: its duration table.
-    pub duration: Vec<DurationTable>,
+    /// A, the actions of every agent.
+    pub actions: usize,
+    /// Per option, its tables.
+    pub options: Vec<OptionTables>,
+    /// N×A, flat: action a of agent i launches option `option_of[i·A + a]`.
+    pub option_of: Vec<usize>,
     /// The initial artifact law.
     pub initial_artifact: CdfTable,
     /// The initial private laws, one per agent.
@@ -104,31 +119,21 @@ impl DrawTables {
         };
         Self {
             artifact_states: model.artifact_states,
-            artifact: model
+            actions: model.actions,
+            options: model
                 .options
                 .iter()
-                .map(|o| rows(&o.artifact_transition))
+                .map(|o| OptionTables {
+                    executor: o.executor,
+                    terminal: o.terminal,
+                    artifact: rows(&o.artifact_transition),
+                    private: rows(&o.private_transition),
+                    private_states: model.agents[o.executor].private_states,
+                    reward: o.reward.iter().flatten().copied().collect(),
+                    duration: DurationTable::new(&o.duration),
+                })
                 .collect(),
-            private: model
-                .options
-                .iter()
-                .map(|o| rows(&o.private_transition))
-                .collect(),
-            private_states: model
-                .options
-                .iter()
-                .map(|o| model.agents[o.executor].private_states)
-                .collect(),
-            reward: model
-                .options
-                .iter()
-                .map(|o| o.reward.iter().flatten().copied().collect())
-                .collect(),
-            duration: model
-                .options
-                .iter()
-                .map(|o| DurationTable::new(&o.duration))
-                .collect(),
+            option_of: model.action_options.iter().flatten().copied().collect(),
             initial_artifact: CdfTable::new(&model.initial.artifact),
             initial_private: model
                 .initial
@@ -151,17 +156,18 @@ impl DrawTables {
         stream: &mut Stream<L>,
     ) -> OptionRun {
         let s = self.artifact_states;
-        let art = &self.artifact[w][..];
+        let opt = &self.options[w];
+        let art = &opt.artifact[..];
         // Rows of 16, 32 or 64 artifacts are counted in unrolled whole chunks; a one-state
         // private space has its own loop.
         macro_rules! rows_of {
             ($ch:literal) => {{
                 let rows = art.as_chunks::<8>().0.as_chunks::<$ch>().0;
                 let next = |st: &mut Stream<L>, x: usize| st.pick_chunks(&rows[x]);
-                if self.private_states[w] == 1 {
-                    self.run::<L, true>(w, x, pe, gamma, stream, next)
+                if opt.private_states == 1 {
+                    run::<L, true>(opt, x, pe, gamma, stream, next)
                 } else {
-                    self.run::<L, false>(w, x, pe, gamma, stream, next)
+                    run::<L, false>(opt, x, pe, gamma, stream, next)
                 }
             }};
         }
@@ -169,65 +175,60 @@ impl DrawTables {
             16 => rows_of!(2),
             32 => rows_of!(4),
             64 => rows_of!(8),
-            _ => self.run::<L, false>(w, x, pe, gamma, stream, |st: &mut Stream<L>, x: usize| {
+            _ => run::<L, false>(opt, x, pe, gamma, stream, |st: &mut Stream<L>, x: usize| {
                 st.pick(&art[x * s..(x + 1) * s])
             }),
         }
     }
+}
 
-    /// [`Self::rollout`] with `next_artifact(stream, x)` drawing each step's artifact;
-    /// `ONE_PRIVATE` says the executor has one private state.
-    #[inline(always)]
-    fn run<L: Lanes, const ONE_PRIVATE: bool>(
-        &self,
-        w: usize,
-        x: usize,
-        pe: usize,
-        gamma: f64,
-        stream: &mut Stream<L>,
-        mut next_artifact: impl FnMut(&mut Stream<L>, usize) -> usize,
-    ) -> OptionRun {
-        let m = if ONE_PRIVATE {
-            1
+/// [`DrawTables::rollout`] of option `opt` with `next_artifact(stream, x)` drawing each step's
+/// artifact; `ONE_PRIVATE` says the executor has one private state.
+#[inline(always)]
+fn run<L: Lanes, const ONE_PRIVATE: bool>(
+    opt: &OptionTables,
+    x: usize,
+    pe: usize,
+    gamma: f64,
+    stream: &mut Stream<L>,
+    mut next_artifact: impl FnMut(&mut Stream<L>, usize) -> usize,
+) -> OptionRun {
+    let m = if ONE_PRIVATE { 1 } else { opt.private_states };
+    let (prv, reward) = (&opt.private[..], &opt.reward[..]);
+    let (mut x, mut p) = (x, pe);
+    let (mut ret, mut disc, mut steps) = (0.0, 1.0, 0u32);
+    // A fixed or Poisson length is known before the first step; a geometric one ends after
+    // the step whose stop word falls below the threshold.
+    let (length, stop_below) = match &opt.duration {
+        DurationTable::Fixed(n) => (*n, None),
+        DurationTable::Poisson(t) => (1 + t.sample(stream.next_raw()) as u32, None),
+        DurationTable::Geometric(thr) => (u32::MAX, Some(*thr)),
+    };
+    loop {
+        ret += disc * reward[x * m + p];
+        disc *= gamma;
+        steps += 1;
+        x = next_artifact(stream, x);
+        p = if m == 1 {
+            // A one-state row's only threshold is u32::MAX: the word is drawn, the state
+            // stays 0.
+            stream.next_raw();
+            0
         } else {
-            self.private_states[w]
+            stream.pick(&prv[p * m..(p + 1) * m])
         };
-        let (prv, reward) = (&self.private[w], &self.reward[w][..]);
-        let (mut x, mut p) = (x, pe);
-        let (mut ret, mut disc, mut steps) = (0.0, 1.0, 0u32);
-        // A fixed or Poisson length is known before the first step; a geometric one ends after
-        // the step whose stop word falls below the threshold.
-        let (length, stop_below) = match &self.duration[w] {
-            DurationTable::Fixed(n) => (*n, None),
-            DurationTable::Poisson(t) => (1 + t.sample(stream.next_raw()) as u32, None),
-            DurationTable::Geometric(thr) => (u32::MAX, Some(*thr)),
+        let stop = match stop_below {
+            Some(thr) => clamp_u32(stream.next_raw()) < thr,
+            None => steps >= length,
         };
-        loop {
-            ret += disc * reward[x * m + p];
-            disc *= gamma;
-            steps += 1;
-            x = next_artifact(stream, x);
-            p = if m == 1 {
-                // A one-state row's only threshold is u32::MAX: the word is drawn, the state
-                // stays 0.
-                stream.next_raw();
-                0
-            } else {
-                stream.pick(&prv[p * m..(p + 1) * m])
+        if stop {
+            return OptionRun {
+                ret,
+                steps,
+                discount: disc,
+                artifact: x,
+                private: p,
             };
-            let stop = match stop_below {
-                Some(thr) => clamp_u32(stream.next_raw()) < thr,
-                None => steps >= length,
-            };
-            if stop {
-                return OptionRun {
-                    ret,
-                    steps,
-                    discount: disc,
-                    artifact: x,
-                    private: p,
-                };
-            }
         }
     }
 }
