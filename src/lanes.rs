@@ -59,9 +59,10 @@ pub trait Lanes: Copy + Send + Sync {
         forward_in_parts(self, net, p, h, q);
     }
     /// The SGD step of [`Lanes::mlp1_forward`]'s network on ½(Q(·, a) − y)² without clipping,
-    /// for `delta` = Q(·, a) − y and step size `lr`, with `h` the forward pass and `g`
-    /// scratch of its length: `g ← relu_grad(Wo[a], h, delta)`, `Wo[a] ← Wo[a] − (lr·delta)·h`,
-    /// `bo[a] ← bo[a] − lr·delta`, then `sparse_step(W1, b1, g, lr, features)`.
+    /// for `delta` = Q(·, a) − y and step size `lr`, with `h` the forward pass: with the
+    /// gradient `g = relu_grad(Wo[a], h, delta)`, `Wo[a] ← Wo[a] − (lr·delta)·h`,
+    /// `bo[a] ← bo[a] − lr·delta`, then `sparse_step(W1, b1, g, lr, features)`. `g` is scratch
+    /// of at least `h`'s length (what it holds afterwards is unspecified).
     #[allow(clippy::too_many_arguments)]
     fn mlp1_step(
         self,
@@ -105,7 +106,7 @@ pub struct Mlp1<'a> {
     pub in_dim: usize,
     /// Outputs A.
     pub actions: usize,
-    /// The input's feature columns (strictly increasing).
+    /// The input's feature columns, each below `in_dim`.
     pub idx: &'a [u32],
     /// The input's feature values.
     pub val: &'a [f32],
@@ -137,6 +138,7 @@ fn step_in_parts<L: Lanes>(
     lr: f32,
 ) {
     let n = h.len();
+    let g = &mut g[..n];
     let (w1, rest) = p.split_at_mut(net.in_dim * n);
     let (b1, rest) = rest.split_at_mut(n);
     let (wo, bo) = rest.split_at_mut(net.actions * n);
@@ -891,7 +893,7 @@ mod avx2 {
             delta: f32,
             lr: f32,
         ) {
-            if !mlp1_fits(&net, h.len(), p.len(), a) {
+            if !mlp1_fits(&net, h.len(), p.len(), a) || g.len() < h.len() {
                 return step_in_parts(self, net, p, h, g, a, delta, lr);
             }
             // SAFETY: as in `mlp1_forward`.
@@ -1033,14 +1035,16 @@ mod tests {
             let touched = (0..5).filter(|&j| pw[j * n..(j + 1) * n] != w[j * n..(j + 1) * n]);
             assert_eq!(touched.count(), idx.len(), "only the active columns");
         }
-        // One-hidden-layer networks: every register width, a ragged one (the parts path), and
-        // output counts that leave each remainder block; five input columns.
+        // One-hidden-layer networks: every register width (8 to 64), a ragged one (the parts
+        // path), and output counts that leave each remainder block; five input columns.
         for (n, actions, idx) in [
             (8, 1, vec![0u32]),
             (16, 3, vec![1, 4]),
             (24, 4, vec![2]),
             (32, 8, vec![0, 3]),
             (40, 5, vec![1, 2, 4]),
+            (48, 2, vec![3]),
+            (56, 9, vec![0, 2, 3]),
             (64, 6, vec![4]),
             (12, 7, vec![0, 1]),
         ] {
@@ -1116,6 +1120,67 @@ mod tests {
         }
         let (ctr, key) = ([u32::MAX, 3, 0, 9], [5, 0xDEAD_BEEF]);
         assert_eq!(Portable.philox_pair(ctr, key), wide.philox_pair(ctr, key));
+    }
+
+    /// A feature column outside the unit's inputs panics (as the portable loops' slicing does)
+    /// rather than reading past the first layer (the block here is long enough that such a
+    /// read would go unnoticed).
+    #[test]
+    fn mlp1_rejects_a_column_outside_its_inputs() {
+        let net = Mlp1 {
+            in_dim: 5,
+            actions: 2,
+            idx: &[1, 5],
+            val: &[1.0, 1.0],
+        };
+        let block = vec![0.5f32; (5 + 1 + 2) * 8 + 2 + 64];
+        fn forward<L: Lanes>(lanes: L, net: Mlp1<'_>, block: &[f32]) -> Option<String> {
+            let run = std::panic::AssertUnwindSafe(|| {
+                let (mut h, mut q) = (vec![0.0; 8], vec![0.0; 2]);
+                lanes.mlp1_forward(net, block, &mut h, &mut q);
+            });
+            let err = std::panic::catch_unwind(run).err()?;
+            Some(err.downcast_ref::<String>().cloned().unwrap_or_default())
+        }
+        assert!(forward(Portable, net, &block).is_some());
+        #[cfg(target_arch = "x86_64")]
+        if let Some(wide) = Avx2::detect() {
+            let message = forward(wide, net, &block);
+            assert_eq!(message.as_deref(), Some("feature column 5 of 5"));
+        }
+    }
+
+    /// A block too short for its layout, or an output outside it, takes the portable loops
+    /// (which panic on the slice) instead of the vector kernels.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn mlp1_short_blocks_take_the_portable_loops() {
+        let Some(wide) = Avx2::detect() else {
+            eprintln!("skipped: this CPU has no AVX2");
+            return;
+        };
+        let net = Mlp1 {
+            in_dim: 3,
+            actions: 2,
+            idx: &[2],
+            val: &[1.0],
+        };
+        let need = (3 + 1 + 2) * 8 + 2;
+        let short = vec![0.25f32; need - 1];
+        let forward = std::panic::catch_unwind(|| {
+            let (mut h, mut q) = (vec![0.0; 8], vec![0.0; 2]);
+            wide.mlp1_forward(net, &short, &mut h, &mut q);
+        });
+        assert!(forward.is_err(), "a short block must not reach the kernel");
+        let step = std::panic::catch_unwind(|| {
+            let mut p = vec![0.25f32; need];
+            let (h, mut g) = (vec![1.0; 8], vec![0.0; 8]);
+            wide.mlp1_step(net, &mut p, &h, &mut g, 2, 0.5, 0.1);
+        });
+        assert!(
+            step.is_err(),
+            "an output outside the block must not reach the kernel"
+        );
     }
 
     /// Vector operation `op` of the table the test above runs.

@@ -322,10 +322,11 @@ impl NetLayout {
                 };
                 self.sub_stored(&mut p[input * a_count + action], lr * g);
             }
-            Network::Mlp { depth: 1, .. } if clip.is_none() && self.weights == Weights::F32 => {
+            Network::Mlp { width, depth: 1 } if clip.is_none() && self.weights == Weights::F32 => {
                 let (idx, val) = self.features(unit, input);
                 let net = self.mlp1(u, idx, val);
-                acts.g1.resize(acts.h1.len(), 0.0);
+                debug_assert_eq!(acts.h1.len(), width, "the forward pass at this input");
+                acts.g1.resize(width, 0.0);
                 lanes.mlp1_step(net, p, &acts.h1, &mut acts.g1, action, delta, lr);
             }
             Network::Mlp { width, depth } => {

@@ -158,8 +158,8 @@ impl DrawTables {
         let s = self.artifact_states;
         let opt = &self.options[w];
         let art = &opt.artifact[..];
-        // Rows of 16, 32 or 64 artifacts are counted in unrolled whole chunks; a one-state
-        // private space has its own loop.
+        // Rows of 16, 32 or 64 artifacts are counted in unrolled whole chunks, with a loop of
+        // their own for a one-state private space; other widths take the general loop.
         macro_rules! rows_of {
             ($ch:literal) => {{
                 let rows = art.as_chunks::<8>().0.as_chunks::<$ch>().0;
