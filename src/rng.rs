@@ -194,11 +194,22 @@ impl<L: Lanes> Stream<L> {
         self.lanes.count_at_most(row, u)
     }
 
-    /// [`Stream::pick`] of a row of `CH` whole chunks.
+    /// The next three raw words, in order (one check of the block when they are all in it).
     #[inline(always)]
-    pub fn pick_chunks<const CH: usize>(&mut self, row: &[[u32; 8]; CH]) -> usize {
-        let u = clamp_u32(self.next_raw());
-        self.lanes.count_chunks(row, u)
+    pub fn next3(&mut self) -> [u32; 3] {
+        if self.lane <= 5 {
+            let i = self.lane as usize;
+            self.lane += 3;
+            [self.block[i], self.block[i + 1], self.block[i + 2]]
+        } else {
+            [self.next_raw(), self.next_raw(), self.next_raw()]
+        }
+    }
+
+    /// The vector loops this stream counts with.
+    #[inline(always)]
+    pub fn lanes(&self) -> L {
+        self.lanes
     }
 
     /// How many draws this stream has handed out.
@@ -297,6 +308,26 @@ mod tests {
             assert_eq!(*d, block[i % 4], "draw {i}");
         }
         assert_eq!(s.draws(), 9);
+    }
+
+    #[test]
+    fn three_words_at_once_are_the_next_three() {
+        // Every offset within a pair of blocks, including the ones that cross into the next.
+        for skip in 0..12 {
+            let (mut one, mut three) = (
+                Stream::new(3, 1, 2, TAG_EPOCH),
+                Stream::new(3, 1, 2, TAG_EPOCH),
+            );
+            for _ in 0..skip {
+                one.next_raw();
+                three.next_raw();
+            }
+            for _ in 0..5 {
+                let want = [one.next_raw(), one.next_raw(), one.next_raw()];
+                assert_eq!(three.next3(), want, "after {skip} words");
+                assert_eq!(three.draws(), one.draws());
+            }
+        }
     }
 
     #[test]

@@ -163,7 +163,7 @@ impl DrawTables {
         macro_rules! rows_of {
             ($ch:literal) => {{
                 let rows = art.as_chunks::<8>().0.as_chunks::<$ch>().0;
-                let next = |st: &mut Stream<L>, x: usize| st.pick_chunks(&rows[x]);
+                let next = |l: L, u: u32, x: usize| l.count_chunks(&rows[x], clamp_u32(u));
                 if opt.private_states == 1 {
                     run::<L, true>(opt, x, pe, gamma, stream, next)
                 } else {
@@ -175,15 +175,15 @@ impl DrawTables {
             16 => rows_of!(2),
             32 => rows_of!(4),
             64 => rows_of!(8),
-            _ => run::<L, false>(opt, x, pe, gamma, stream, |st: &mut Stream<L>, x: usize| {
-                st.pick(&art[x * s..(x + 1) * s])
+            _ => run::<L, false>(opt, x, pe, gamma, stream, |l: L, u: u32, x: usize| {
+                l.count_at_most(&art[x * s..(x + 1) * s], clamp_u32(u))
             }),
         }
     }
 }
 
-/// [`DrawTables::rollout`] of option `opt` with `next_artifact(stream, x)` drawing each step's
-/// artifact; `ONE_PRIVATE` says the executor has one private state.
+/// [`DrawTables::rollout`] of option `opt` with `next_artifact(lanes, word, x)` drawing each
+/// step's artifact from its word; `ONE_PRIVATE` says the executor has one private state.
 #[inline(always)]
 fn run<L: Lanes, const ONE_PRIVATE: bool>(
     opt: &OptionTables,
@@ -191,7 +191,7 @@ fn run<L: Lanes, const ONE_PRIVATE: bool>(
     pe: usize,
     gamma: f64,
     stream: &mut Stream<L>,
-    mut next_artifact: impl FnMut(&mut Stream<L>, usize) -> usize,
+    mut next_artifact: impl FnMut(L, u32, usize) -> usize,
 ) -> OptionRun {
     let m = if ONE_PRIVATE { 1 } else { opt.private_states };
     let (prv, reward) = (&opt.private[..], &opt.reward[..]);
@@ -204,11 +204,30 @@ fn run<L: Lanes, const ONE_PRIVATE: bool>(
         DurationTable::Poisson(t) => (1 + t.sample(stream.next_raw()) as u32, None),
         DurationTable::Geometric(thr) => (u32::MAX, Some(*thr)),
     };
+    if let (true, Some(thr)) = (ONE_PRIVATE, stop_below) {
+        // Three words a step (artifact, the one-state private row, stop), taken together.
+        loop {
+            ret += disc * reward[x];
+            disc *= gamma;
+            steps += 1;
+            let [artifact, _, stop] = stream.next3();
+            x = next_artifact(stream.lanes(), artifact, x);
+            if clamp_u32(stop) < thr {
+                return OptionRun {
+                    ret,
+                    steps,
+                    discount: disc,
+                    artifact: x,
+                    private: 0,
+                };
+            }
+        }
+    }
     loop {
         ret += disc * reward[x * m + p];
         disc *= gamma;
         steps += 1;
-        x = next_artifact(stream, x);
+        x = next_artifact(stream.lanes(), stream.next_raw(), x);
         p = if m == 1 {
             // A one-state row's only threshold is u32::MAX: the word is drawn, the state
             // stays 0.
