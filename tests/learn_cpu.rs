@@ -299,6 +299,45 @@ fn vector_and_portable_builds_agree() {
     }
 }
 
+/// Each joint state's pass is its decider's unit at its input, with that unit's parameter
+/// block and that input's features (IC-Q over observations, centralized over joint states).
+#[test]
+fn every_state_passes_to_its_decider() {
+    for mode in ["icq", "centralized"] {
+        let text = format!(
+            "{MODEL}[learner]\nmode = \"{mode}\"\nnetwork = {{ mlp = {{ width = 8, depth = 1 }} }}\n"
+        );
+        let inp = input(&text);
+        let plan = Plan::new(&inp.model, &inp.config.learner, 1, 0, None).unwrap();
+        let layout = &plan.layout;
+        assert_eq!(plan.state_pass.len(), plan.space.states);
+        for s in 0..plan.space.states {
+            let pass = layout.passes[plan.state_pass[s] as usize];
+            let (unit, input) = (plan.unit_of(s), plan.state_input[s] as usize);
+            let u = &layout.units[unit];
+            assert_eq!(
+                (pass.unit as usize, pass.input as usize),
+                (unit, input),
+                "{mode} {s}"
+            );
+            assert_eq!(
+                (
+                    pass.offset as usize,
+                    pass.size as usize,
+                    pass.in_dim as usize
+                ),
+                (u.offset, u.size, u.in_dim)
+            );
+            let starts = &layout.feat_start[unit];
+            assert_eq!(
+                (pass.feat_lo, pass.feat_hi),
+                (starts[input], starts[input + 1])
+            );
+            assert_eq!(*layout.pass(unit, input), pass);
+        }
+    }
+}
+
 /// Within one `advance`, an epoch takes the previous epoch's target forward pass as its decider
 /// pass when that unit took no step since; one epoch per `advance` keeps nothing between
 /// epochs. Both give the same bits: IC-Q with ε-greedy decisions (they take the kept pass

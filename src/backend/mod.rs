@@ -51,7 +51,7 @@ impl QTables {
                 let params = &params[b * p..(b + 1) * p];
                 for (unit, u) in layout.units.iter().enumerate() {
                     for input in 0..u.inputs {
-                        layout.forward(Portable, unit, input, params, acts);
+                        layout.forward(Portable, layout.pass(unit, input), params, acts);
                         let at = (unit_offset[unit] + input) * a;
                         out[at..at + a].copy_from_slice(&acts.q);
                     }

@@ -80,7 +80,7 @@ pub struct InstanceMut<'a> {
 
 /// Per-thread buffers of an epoch.
 ///
-/// `target` may outlive its epoch: it holds the forward pass of `(unit, input)` over the
+/// `target` may outlive its epoch: it holds the forward pass of a `(unit, input)` over the
 /// parameter block named by `reusable`, and as long as that unit has taken no SGD step since,
 /// the next epoch's decider pass at the same `(unit, input)` of the same block would compute
 /// exactly the same numbers — so it takes them instead (in IC-Q the target's executor decides
@@ -91,8 +91,9 @@ pub struct InstanceMut<'a> {
 pub struct Workspace {
     decider: Acts,
     target: Acts,
-    /// (address of the parameter block, unit, input) of the pass kept in `target`.
-    reusable: Option<(usize, usize, usize)>,
+    /// (address of the parameter block, index of the (unit, input) in `NetLayout::passes`) of
+    /// the pass kept in `target`.
+    reusable: Option<(usize, u32)>,
 }
 
 impl Workspace {
@@ -102,21 +103,21 @@ impl Workspace {
         self.reusable = None;
     }
 
-    /// The decider's forward pass at `(unit, input)` into `decider`: the kept target pass when
-    /// it is that one, else computed.
+    /// The decider's forward pass number `pass` into `decider`: the kept target pass when it
+    /// is that one, else computed.
     #[inline(always)]
     fn decider_forward<L: Lanes>(
         &mut self,
         lanes: L,
         layout: &NetLayout,
-        unit: usize,
-        input: usize,
+        pass: u32,
         params: &[f32],
     ) {
-        if self.reusable.take() == Some((params.as_ptr() as usize, unit, input)) {
+        if self.reusable.take() == Some((params.as_ptr() as usize, pass)) {
             std::mem::swap(&mut self.decider, &mut self.target);
         } else {
-            layout.forward(lanes, unit, input, params, &mut self.decider);
+            let pass = &layout.passes[pass as usize];
+            layout.forward(lanes, pass, params, &mut self.decider);
         }
     }
 }
@@ -137,12 +138,13 @@ pub fn run_epoch<L: Lanes>(
     let s = inst.state.state as usize;
     let parts = plan.decode(s);
     let (h, x) = (parts[0] as usize, parts[1] as usize);
-    let unit = plan.unit_of(s);
-    let input = plan.state_input[s] as usize;
+    let pass_id = plan.state_pass[s];
+    let pass = &layout.passes[pass_id as usize];
+    let unit = pass.unit as usize;
     let a_count = model.actions as u64;
 
     if learner.mode == Mode::Independent && inst.pending[h].open {
-        layout.forward(lanes, unit, input, inst.params, &mut ws.target);
+        layout.forward(lanes, pass, inst.params, &mut ws.target);
         let bootstrap = max(&ws.target.q);
         close_pending(lanes, plan, h, bootstrap, inst, ws);
     }
@@ -157,7 +159,7 @@ pub fn run_epoch<L: Lanes>(
             if clamp_u32(explore) < plan.explore_threshold {
                 uniform_action(pick)
             } else {
-                ws.decider_forward(lanes, layout, unit, input, inst.params);
+                ws.decider_forward(lanes, layout, pass_id, inst.params);
                 have_forward = true;
                 argmax(&ws.decider.q)
             }
@@ -209,16 +211,17 @@ pub fn run_epoch<L: Lanes>(
     match learner.mode {
         Mode::Icq | Mode::Centralized | Mode::Myopic => {
             if !have_forward {
-                ws.decider_forward(lanes, layout, unit, input, inst.params);
+                ws.decider_forward(lanes, layout, pass_id, inst.params);
             }
             let target = if opt.terminal || learner.mode == Mode::Myopic {
                 ret
             } else {
-                let (end_unit, end_input) = (plan.unit_of(end), plan.state_input[end] as usize);
-                layout.forward(lanes, end_unit, end_input, inst.params, &mut ws.target);
+                let end_id = plan.state_pass[end];
+                let end_pass = &layout.passes[end_id as usize];
+                layout.forward(lanes, end_pass, inst.params, &mut ws.target);
                 // Kept for the next epoch unless this epoch's step changes its unit.
                 let block = inst.params.as_ptr() as usize;
-                ws.reusable = (end_unit != unit).then_some((block, end_unit, end_input));
+                ws.reusable = (end_pass.unit != pass.unit).then_some((block, end_id));
                 ret + discount * max(&ws.target.q)
             };
             let delta = ws.decider.q[action] - target;
@@ -226,8 +229,7 @@ pub fn run_epoch<L: Lanes>(
             let clip = learner.clip.map(|c| c as f32);
             layout.sgd(
                 lanes,
-                unit,
-                input,
+                pass,
                 action,
                 delta,
                 lr,
@@ -241,7 +243,7 @@ pub fn run_epoch<L: Lanes>(
         Mode::Independent => {
             inst.pending[h] = Pending {
                 open: true,
-                input: input as u32,
+                input: pass.input,
                 action: action as u32,
                 ret: 0.0,
                 discount: 1.0,
@@ -284,14 +286,14 @@ fn close_pending<L: Lanes>(
     let p = inst.pending[i];
     let target = p.ret + p.discount * bootstrap;
     let layout = &plan.layout;
-    layout.forward(lanes, i, p.input as usize, inst.params, &mut ws.decider);
+    let pass = layout.pass(i, p.input as usize);
+    layout.forward(lanes, pass, inst.params, &mut ws.decider);
     let delta = ws.decider.q[p.action as usize] - target;
     let lr = plan.learner.step_size.at(inst.updates[i]);
     let clip = plan.learner.clip.map(|c| c as f32);
     layout.sgd(
         lanes,
-        i,
-        p.input as usize,
+        pass,
         p.action as usize,
         delta,
         lr,

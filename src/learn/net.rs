@@ -31,6 +31,25 @@ pub struct Unit {
     pub size: usize,
 }
 
+/// Everything a forward pass or an SGD step needs of one (unit, input), found once per batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// The unit.
+    pub unit: u32,
+    /// The input within the unit.
+    pub input: u32,
+    /// The unit's encoded input dimension (MLP only).
+    pub in_dim: u32,
+    /// The unit's parameters: `offset .. offset + size` of an instance's block.
+    pub offset: u32,
+    /// Their number.
+    pub size: u32,
+    /// The input's features: `feat_lo .. feat_hi` of `feat_idx` / `feat_val`.
+    pub feat_lo: u32,
+    /// End of its features.
+    pub feat_hi: u32,
+}
+
 /// The parameter layout of every instance of a batch, and its input features.
 #[derive(Clone, Debug)]
 pub struct NetLayout {
@@ -50,6 +69,10 @@ pub struct NetLayout {
     pub feat_idx: Vec<u32>,
     /// Feature values.
     pub feat_val: Vec<f32>,
+    /// Per (unit, input), unit-major: its [`Pass`].
+    pub passes: Vec<Pass>,
+    /// Per unit: the index of its first input's pass.
+    pub pass_first: Vec<u32>,
 }
 
 /// Per-thread buffers of the forward and backward passes.
@@ -156,6 +179,21 @@ impl NetLayout {
             });
             offset += size;
         }
+        let mut passes = Vec::new();
+        let mut pass_first = Vec::with_capacity(units.len());
+        let word = |v: usize| u32::try_from(v).expect("a batch's layout fits u32 offsets");
+        for (u, unit) in units.iter().enumerate() {
+            pass_first.push(word(passes.len()));
+            passes.extend((0..unit.inputs).map(|i| Pass {
+                unit: word(u),
+                input: word(i),
+                in_dim: word(unit.in_dim),
+                offset: word(unit.offset),
+                size: word(unit.size),
+                feat_lo: feat_start[u][i],
+                feat_hi: feat_start[u][i + 1],
+            }));
+        }
         Self {
             weights: Weights::F32,
             network,
@@ -165,7 +203,15 @@ impl NetLayout {
             feat_start,
             feat_idx,
             feat_val,
+            passes,
+            pass_first,
         }
+    }
+
+    /// The pass of input `input` of `unit`.
+    #[inline]
+    pub fn pass(&self, unit: usize, input: usize) -> &Pass {
+        &self.passes[self.pass_first[unit] as usize + input]
     }
 
     /// The same layout with parameters stored as `weights`.
@@ -229,35 +275,28 @@ impl NetLayout {
 
     /// The one-hidden-layer view of `unit` at the input features `idx`, `val`.
     #[inline(always)]
-    fn mlp1<'a>(&self, unit: &Unit, idx: &'a [u32], val: &'a [f32]) -> Mlp1<'a> {
+    fn mlp1<'a>(&self, pass: &Pass, idx: &'a [u32], val: &'a [f32]) -> Mlp1<'a> {
         Mlp1 {
-            in_dim: unit.in_dim,
+            in_dim: pass.in_dim as usize,
             actions: self.actions,
             idx,
             val,
         }
     }
 
-    #[inline]
-    fn features(&self, unit: usize, input: usize) -> (&[u32], &[f32]) {
-        let s = &self.feat_start[unit];
-        let (a, b) = (s[input] as usize, s[input + 1] as usize);
+    #[inline(always)]
+    fn features(&self, pass: &Pass) -> (&[u32], &[f32]) {
+        let (a, b) = (pass.feat_lo as usize, pass.feat_hi as usize);
         (&self.feat_idx[a..b], &self.feat_val[a..b])
     }
 
     /// Q(input, ·) of `unit` with the instance parameters `p`, into `acts.q` (the hidden
     /// activations stay in `acts` for [`Self::sgd`]).
     #[inline(always)]
-    pub fn forward<L: Lanes>(
-        &self,
-        lanes: L,
-        unit: usize,
-        input: usize,
-        p: &[f32],
-        acts: &mut Acts,
-    ) {
-        let u = &self.units[unit];
-        let p = &p[u.offset..u.offset + u.size];
+    pub fn forward<L: Lanes>(&self, lanes: L, pass: &Pass, p: &[f32], acts: &mut Acts) {
+        let (offset, in_dim) = (pass.offset as usize, pass.in_dim as usize);
+        let p = &p[offset..offset + pass.size as usize];
+        let input = pass.input as usize;
         let a_count = self.actions;
         acts.q.resize(a_count, 0.0);
         match self.network {
@@ -265,18 +304,18 @@ impl NetLayout {
                 .q
                 .copy_from_slice(&p[input * a_count..(input + 1) * a_count]),
             Network::Mlp { width, depth: 1 } => {
-                let (idx, val) = self.features(unit, input);
+                let (idx, val) = self.features(pass);
                 acts.h1.resize(width, 0.0);
-                let net = self.mlp1(u, idx, val);
+                let net = self.mlp1(pass, idx, val);
                 lanes.mlp1_forward(net, p, &mut acts.h1, &mut acts.q);
             }
             Network::Mlp { width, depth } => {
-                let (idx, val) = self.features(unit, input);
-                let w1 = &p[..u.in_dim * width];
-                let b1 = &p[u.in_dim * width..u.in_dim * width + width];
+                let (idx, val) = self.features(pass);
+                let w1 = &p[..in_dim * width];
+                let b1 = &p[in_dim * width..in_dim * width + width];
                 acts.h1.resize(width, 0.0);
                 lanes.sparse_relu(&mut acts.h1, b1, w1, idx, val);
-                let mut at = u.in_dim * width + width;
+                let mut at = in_dim * width + width;
                 let last = if depth == 2 {
                     let w2 = &p[at..at + width * width];
                     let b2 = &p[at + width * width..at + width * width + width];
@@ -302,8 +341,7 @@ impl NetLayout {
     pub fn sgd<L: Lanes>(
         &self,
         lanes: L,
-        unit: usize,
-        input: usize,
+        pass: &Pass,
         action: usize,
         delta: f32,
         lr: f32,
@@ -311,8 +349,9 @@ impl NetLayout {
         p: &mut [f32],
         acts: &mut Acts,
     ) {
-        let u = &self.units[unit];
-        let p = &mut p[u.offset..u.offset + u.size];
+        let (offset, in_dim) = (pass.offset as usize, pass.in_dim as usize);
+        let p = &mut p[offset..offset + pass.size as usize];
+        let input = pass.input as usize;
         let a_count = self.actions;
         match self.network {
             Network::Tabular => {
@@ -323,15 +362,15 @@ impl NetLayout {
                 self.sub_stored(&mut p[input * a_count + action], lr * g);
             }
             Network::Mlp { width, depth: 1 } if clip.is_none() && self.weights == Weights::F32 => {
-                let (idx, val) = self.features(unit, input);
-                let net = self.mlp1(u, idx, val);
+                let (idx, val) = self.features(pass);
+                let net = self.mlp1(pass, idx, val);
                 debug_assert_eq!(acts.h1.len(), width, "the forward pass at this input");
                 acts.g1.resize(width, 0.0);
                 lanes.mlp1_step(net, p, &acts.h1, &mut acts.g1, action, delta, lr);
             }
             Network::Mlp { width, depth } => {
-                let (idx, val) = self.features(unit, input);
-                let out_at = u.in_dim * width + width + (depth - 1) * (width * width + width);
+                let (idx, val) = self.features(pass);
+                let out_at = in_dim * width + width + (depth - 1) * (width * width + width);
                 let last: &[f32] = if depth == 2 { &acts.h2 } else { &acts.h1 };
                 // Back through the output row of `action` into the last hidden layer.
                 let wo_row = &p[out_at + action * width..out_at + (action + 1) * width];
@@ -345,7 +384,7 @@ impl NetLayout {
                 };
                 if depth == 2 {
                     // g1 is the gradient at layer 2's pre-activation; take it to layer 1.
-                    let w2_at = u.in_dim * width + width;
+                    let w2_at = in_dim * width + width;
                     if clipping {
                         norm_sq +=
                             lanes.dot(&acts.g1, &acts.g1) * (lanes.dot(&acts.h1, &acts.h1) + 1.0);
@@ -385,7 +424,7 @@ impl NetLayout {
                 self.stored(row);
                 self.sub_stored(&mut p[out_at + a_count * width + action], step * delta);
                 if depth == 2 {
-                    let w2_at = u.in_dim * width + width;
+                    let w2_at = in_dim * width + width;
                     for (k, &g) in acts.g2.iter().enumerate() {
                         if g != 0.0 {
                             let row = &mut p[w2_at + k * width..w2_at + (k + 1) * width];
@@ -397,7 +436,7 @@ impl NetLayout {
                 }
                 // First layer: only the active input columns (their indices are distinct, so
                 // rounding each after the whole step is rounding it after its own update).
-                let (w1, rest) = p.split_at_mut(u.in_dim * width);
+                let (w1, rest) = p.split_at_mut(in_dim * width);
                 let b1 = &mut rest[..width];
                 lanes.sparse_step(w1, b1, &acts.g1, step, idx, val);
                 if self.weights != Weights::F32 {

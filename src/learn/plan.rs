@@ -31,6 +31,8 @@ pub struct Plan {
     pub per_seed: u32,
     /// Per joint state: the input index of its decider's unit (observation or joint state).
     pub state_input: Vec<u32>,
+    /// Per joint state: the index in `layout.passes` of its decider's unit at that input.
+    pub state_pass: Vec<u32>,
     /// μ as a cumulative table over joint states (the `reset` sampler only).
     pub mu_table: Option<CdfTable>,
     /// The sampler's threshold: `lazy` ⌊ρ·2³²⌋, `reset` ⌊(1−ρ)·2³²⌋, else 0.
@@ -100,10 +102,21 @@ impl Plan {
             learner.encoding,
         )
         .with_weights(learner.weights);
-        let state_input = (0..space.states)
+        let state_input: Vec<u32> = (0..space.states)
             .map(|s| match learner.mode {
                 Mode::Centralized => s as u32,
                 _ => (space.observation(s) - space.obs_offset[space.decider(s)]) as u32,
+            })
+            .collect();
+        let state_pass = state_input
+            .iter()
+            .enumerate()
+            .map(|(s, &input)| {
+                let unit = match learner.mode {
+                    Mode::Centralized => 0,
+                    _ => space.decider(s),
+                };
+                layout.pass_first[unit] + input
             })
             .collect();
         let (mu_table, sampler_threshold) = match learner.sampler {
@@ -137,6 +150,7 @@ impl Plan {
             seeds: seeds.to_vec(),
             per_seed,
             state_input,
+            state_pass,
             mu_table,
             sampler_threshold,
             explore_threshold,
