@@ -796,19 +796,22 @@ mod avx2 {
     #[inline]
     fn philox_pair(ctr: [u32; 4], key: [u32; 2]) -> [u32; 8] {
         let word = |x: u32| x as i32;
-        let mut c = _mm256_setr_epi32(
-            word(ctr[0]),
-            word(ctr[1]),
-            word(ctr[2]),
-            word(ctr[3]),
-            word(ctr[0].wrapping_add(1)),
-            word(ctr[1]),
-            word(ctr[2]),
-            word(ctr[3]),
+        // SAFETY: `ctr` is four u32s and `key` two.
+        let (c4, k2) = unsafe {
+            (
+                _mm_loadu_si128(ctr.as_ptr().cast()),
+                _mm_loadl_epi64(key.as_ptr().cast()),
+            )
+        };
+        // [ctr, ctr with word 0 + 1] (wrapping, as `philox4x32_10`'s callers count).
+        let mut c = _mm256_add_epi32(
+            _mm256_broadcastsi128_si256(c4),
+            _mm256_setr_epi32(0, 0, 0, 0, 1, 0, 0, 0),
         );
         let even =
             |a: u32, b: u32| _mm256_setr_epi32(word(a), 0, word(b), 0, word(a), 0, word(b), 0);
-        let mut k = even(key[0], key[1]);
+        // [k₀, 0, k₁, 0] in both halves.
+        let mut k = _mm256_broadcastsi128_si256(_mm_unpacklo_epi32(k2, _mm_setzero_si128()));
         let m = even(PHILOX_M[0], PHILOX_M[1]);
         let w = even(PHILOX_W[0], PHILOX_W[1]);
         for round in 0..10 {
