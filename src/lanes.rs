@@ -58,6 +58,11 @@ pub trait Lanes: Copy + Send + Sync {
     fn mlp1_forward(self, net: Mlp1<'_>, p: &[f32], h: &mut [f32], q: &mut [f32]) {
         forward_in_parts(self, net, p, h, q);
     }
+    /// [`Lanes::mlp1_forward`] for output `a` alone: `h` as there, and `q[a]` returned (the
+    /// same bits as that pass's `q[a]`).
+    fn mlp1_forward_one(self, net: Mlp1<'_>, p: &[f32], h: &mut [f32], a: usize) -> f32 {
+        forward_one_in_parts(self, net, p, h, a)
+    }
     /// The SGD step of [`Lanes::mlp1_forward`]'s network on ½(Q(·, a) − y)² without clipping,
     /// for `delta` = Q(·, a) − y and step size `lr`, with `h` the forward pass: with the
     /// gradient `g = relu_grad(Wo[a], h, delta)`, `Wo[a] ← Wo[a] − (lr·delta)·h`,
@@ -121,6 +126,25 @@ fn forward_in_parts<L: Lanes>(lanes: L, net: Mlp1<'_>, p: &[f32], h: &mut [f32],
     let (wo, rest) = rest.split_at(net.actions * n);
     lanes.sparse_relu(h, b1, w1, net.idx, net.val);
     lanes.dots(wo, h, &rest[..net.actions], q);
+}
+
+/// [`Lanes::mlp1_forward_one`] as [`Lanes::sparse_relu`], then row `a` of [`Lanes::dots`].
+#[inline(always)]
+fn forward_one_in_parts<L: Lanes>(
+    lanes: L,
+    net: Mlp1<'_>,
+    p: &[f32],
+    h: &mut [f32],
+    a: usize,
+) -> f32 {
+    let n = h.len();
+    let (w1, rest) = p.split_at(net.in_dim * n);
+    let (b1, rest) = rest.split_at(n);
+    let (wo, bo) = rest.split_at(net.actions * n);
+    lanes.sparse_relu(h, b1, w1, net.idx, net.val);
+    let mut q = [0.0];
+    lanes.dots(&wo[a * n..(a + 1) * n], h, &bo[a..=a], &mut q);
+    q[0]
 }
 
 /// [`Lanes::mlp1_step`] as [`Lanes::relu_grad`], [`Lanes::sub_scaled`], the bias, then
@@ -243,7 +267,9 @@ pub use avx2::Avx2;
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{forward_in_parts, reduce8, step_in_parts, Lanes, Mlp1, Portable};
+    use super::{
+        forward_in_parts, forward_one_in_parts, reduce8, step_in_parts, Lanes, Mlp1, Portable,
+    };
     use crate::rng::{PHILOX_M, PHILOX_W};
 
     /// The AVX2 build; a value exists only on a CPU that has AVX2 (and `popcnt`, which every
@@ -519,16 +545,72 @@ mod avx2 {
         h: &mut [f32],
         q: &mut [f32],
     ) {
+        // SAFETY: passed on (the same contract).
+        let x = unsafe { mlp1_hidden_c::<C>(&net, p, h) };
         let n = 8 * C;
         let a_count = net.actions;
+        // SAFETY: the block holds A rows of n after b1, then A biases (the contract).
+        unsafe {
+            let wo = p.as_ptr().add(net.in_dim * n + n);
+            let bo = wo.add(a_count * n);
+            let rows = a_count.min(q.len());
+            let mut r = 0;
+            while r + 4 <= rows {
+                mlp1_rows::<C, 4>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r));
+                r += 4;
+            }
+            match rows - r {
+                3 => mlp1_rows::<C, 3>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r)),
+                2 => mlp1_rows::<C, 2>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r)),
+                1 => mlp1_rows::<C, 1>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r)),
+                _ => {}
+            }
+        }
+    }
+
+    /// [`Lanes::mlp1_forward_one`] at width `n = 8·C`.
+    ///
+    /// # Safety
+    /// AVX2, `h.len() = 8·C`, and [`mlp1_fits`] holds for `p.len()` and `a`.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn mlp1_forward_one_c<const C: usize>(
+        net: Mlp1<'_>,
+        p: &[f32],
+        h: &mut [f32],
+        a: usize,
+    ) -> f32 {
+        // SAFETY: passed on (the same contract).
+        let x = unsafe { mlp1_hidden_c::<C>(&net, p, h) };
+        let n = 8 * C;
+        let mut q = [0.0f32];
+        // SAFETY: row a and bias a lie in the block (a < A, the contract).
+        unsafe {
+            let wo = p.as_ptr().add(net.in_dim * n + n);
+            let bo = wo.add(net.actions * n);
+            mlp1_rows::<C, 1>(&x, wo.add(a * n), bo.add(a), q.as_mut_ptr());
+        }
+        q[0]
+    }
+
+    /// The hidden layer of [`mlp1_forward_c`], stored to `h` and returned in registers.
+    ///
+    /// # Safety
+    /// As [`mlp1_forward_c`].
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn mlp1_hidden_c<const C: usize>(
+        net: &Mlp1<'_>,
+        p: &[f32],
+        h: &mut [f32],
+    ) -> [__m256; C] {
+        let n = 8 * C;
         // SAFETY: the block holds (in_dim + 1 + A)·n + A values and h holds n (the contract),
         // and each feature column is asserted below in_dim before its use, so every access
         // below is inside.
         unsafe {
             let w1 = p.as_ptr();
             let b1 = w1.add(net.in_dim * n);
-            let wo = b1.add(n);
-            let bo = wo.add(a_count * n);
             let mut x = [_mm256_setzero_ps(); C];
             for (c, x) in x.iter_mut().enumerate() {
                 *x = _mm256_loadu_ps(b1.add(8 * c));
@@ -550,18 +632,7 @@ mod avx2 {
                 *x = _mm256_max_ps(*x, zero);
                 _mm256_storeu_ps(h.as_mut_ptr().add(8 * c), *x);
             }
-            let rows = a_count.min(q.len());
-            let mut r = 0;
-            while r + 4 <= rows {
-                mlp1_rows::<C, 4>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r));
-                r += 4;
-            }
-            match rows - r {
-                3 => mlp1_rows::<C, 3>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r)),
-                2 => mlp1_rows::<C, 2>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r)),
-                1 => mlp1_rows::<C, 1>(&x, wo.add(r * n), bo.add(r), q.as_mut_ptr().add(r)),
-                _ => {}
-            }
+            x
         }
     }
 
@@ -886,6 +957,27 @@ mod avx2 {
         }
 
         #[inline(always)]
+        fn mlp1_forward_one(self, net: Mlp1<'_>, p: &[f32], h: &mut [f32], a: usize) -> f32 {
+            if !mlp1_fits(&net, h.len(), p.len(), a) {
+                return forward_one_in_parts(self, net, p, h, a);
+            }
+            // SAFETY: AVX2 was detected, `mlp1_fits` holds, and each arm's C is h.len() / 8.
+            unsafe {
+                match h.len() {
+                    8 => mlp1_forward_one_c::<1>(net, p, h, a),
+                    16 => mlp1_forward_one_c::<2>(net, p, h, a),
+                    24 => mlp1_forward_one_c::<3>(net, p, h, a),
+                    32 => mlp1_forward_one_c::<4>(net, p, h, a),
+                    40 => mlp1_forward_one_c::<5>(net, p, h, a),
+                    48 => mlp1_forward_one_c::<6>(net, p, h, a),
+                    56 => mlp1_forward_one_c::<7>(net, p, h, a),
+                    64 => mlp1_forward_one_c::<8>(net, p, h, a),
+                    _ => forward_one_in_parts(self, net, p, h, a),
+                }
+            }
+        }
+
+        #[inline(always)]
         fn mlp1_step(
             self,
             net: Mlp1<'_>,
@@ -1068,6 +1160,15 @@ mod tests {
             wide.mlp1_forward(net, &block, &mut vh, &mut vq);
             assert_eq!(bits(&ph), bits(&vh), "mlp1 hidden, width {n}");
             assert_eq!(bits(&pq), bits(&vq), "mlp1 outputs, width {n}");
+            for a in 0..actions {
+                let (mut h1, mut h2) = (vec![0.0; n], vec![0.0; n]);
+                let one = Portable.mlp1_forward_one(net, &block, &mut h1, a);
+                assert_eq!(one.to_bits(), pq[a].to_bits(), "mlp1 output {a}, width {n}");
+                let one = wide.mlp1_forward_one(net, &block, &mut h2, a);
+                assert_eq!(one.to_bits(), pq[a].to_bits(), "mlp1 output {a}, width {n}");
+                assert_eq!(bits(&h1), bits(&ph));
+                assert_eq!(bits(&h2), bits(&ph));
+            }
             assert!(ph.contains(&0.0) && ph.iter().any(|&x| x > 0.0));
             let (mut pp, mut vp) = (block.clone(), block.clone());
             let mut g = vec![0.0; n];

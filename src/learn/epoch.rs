@@ -120,6 +120,27 @@ impl Workspace {
             layout.forward(lanes, pass, params, &mut self.decider);
         }
     }
+
+    /// Q(·, `action`) of the decider's pass number `pass`, its hidden activations in
+    /// `decider`: from the kept target pass when it is that one, else computed for that
+    /// output alone.
+    #[inline(always)]
+    fn decider_q<L: Lanes>(
+        &mut self,
+        lanes: L,
+        layout: &NetLayout,
+        pass: u32,
+        action: usize,
+        params: &[f32],
+    ) -> f32 {
+        if self.reusable.take() == Some((params.as_ptr() as usize, pass)) {
+            std::mem::swap(&mut self.decider, &mut self.target);
+            self.decider.q[action]
+        } else {
+            let pass = &layout.passes[pass as usize];
+            layout.forward_one(lanes, pass, action, params, &mut self.decider)
+        }
+    }
 }
 
 /// Runs one epoch of the instance whose stream key is `(seed, local)` (see [`Plan::key`]).
@@ -210,9 +231,11 @@ pub fn run_epoch<L: Lanes>(
     // The learning step.
     match learner.mode {
         Mode::Icq | Mode::Centralized | Mode::Myopic => {
-            if !have_forward {
-                ws.decider_forward(lanes, layout, pass_id, inst.params);
-            }
+            let q_action = if have_forward {
+                ws.decider.q[action]
+            } else {
+                ws.decider_q(lanes, layout, pass_id, action, inst.params)
+            };
             let target = if opt.terminal || learner.mode == Mode::Myopic {
                 ret
             } else {
@@ -224,7 +247,7 @@ pub fn run_epoch<L: Lanes>(
                 ws.reusable = (end_pass.unit != pass.unit).then_some((block, end_id));
                 ret + discount * max(&ws.target.q)
             };
-            let delta = ws.decider.q[action] - target;
+            let delta = q_action - target;
             let lr = learner.step_size.at(inst.updates[unit]);
             let clip = learner.clip.map(|c| c as f32);
             layout.sgd(

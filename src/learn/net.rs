@@ -334,6 +334,33 @@ impl NetLayout {
         }
     }
 
+    /// Q(input, a) of `pass` alone, with the hidden activations left in `acts` for
+    /// [`Self::sgd`] (one-hidden-layer MLPs compute only output `a` and leave `acts.q` as it
+    /// was; other networks run the whole pass).
+    #[inline(always)]
+    pub fn forward_one<L: Lanes>(
+        &self,
+        lanes: L,
+        pass: &Pass,
+        a: usize,
+        p: &[f32],
+        acts: &mut Acts,
+    ) -> f32 {
+        match self.network {
+            Network::Mlp { width, depth: 1 } => {
+                let offset = pass.offset as usize;
+                let p = &p[offset..offset + pass.size as usize];
+                let (idx, val) = self.features(pass);
+                acts.h1.resize(width, 0.0);
+                lanes.mlp1_forward_one(self.mlp1(pass, idx, val), p, &mut acts.h1, a)
+            }
+            _ => {
+                self.forward(lanes, pass, p, acts);
+                acts.q[a]
+            }
+        }
+    }
+
     /// One SGD step on ½(Q(input, a) − y)² for `unit`, where `delta` = Q(input, a) − y and
     /// `acts` holds the forward pass at `input`; the gradient's norm is clipped to `clip`.
     #[allow(clippy::too_many_arguments)]
