@@ -1160,12 +1160,12 @@ mod tests {
             wide.mlp1_forward(net, &block, &mut vh, &mut vq);
             assert_eq!(bits(&ph), bits(&vh), "mlp1 hidden, width {n}");
             assert_eq!(bits(&pq), bits(&vq), "mlp1 outputs, width {n}");
-            for a in 0..actions {
+            for (a, qa) in pq.iter().enumerate() {
                 let (mut h1, mut h2) = (vec![0.0; n], vec![0.0; n]);
                 let one = Portable.mlp1_forward_one(net, &block, &mut h1, a);
-                assert_eq!(one.to_bits(), pq[a].to_bits(), "mlp1 output {a}, width {n}");
+                assert_eq!(one.to_bits(), qa.to_bits(), "mlp1 output {a}, width {n}");
                 let one = wide.mlp1_forward_one(net, &block, &mut h2, a);
-                assert_eq!(one.to_bits(), pq[a].to_bits(), "mlp1 output {a}, width {n}");
+                assert_eq!(one.to_bits(), qa.to_bits(), "mlp1 output {a}, width {n}");
                 assert_eq!(bits(&h1), bits(&ph));
                 assert_eq!(bits(&h2), bits(&ph));
             }
