@@ -531,8 +531,8 @@ mod avx2 {
         need.is_some_and(|need| need <= len) && a < net.actions
     }
 
-    /// [`Lanes::mlp1_forward`] at width `n = 8·C`: the hidden layer stays in `C` registers
-    /// from its first term to the last output row.
+    /// [`Lanes::mlp1_forward`] at width `n = 8·C`: the hidden layer, as `C` vectors from
+    /// [`mlp1_hidden_c`], feeds every output row without a round trip through `h`.
     ///
     /// # Safety
     /// AVX2, `h.len() = 8·C`, and [`mlp1_fits`] holds for `p.len()` (with `a = 0`).

@@ -155,8 +155,18 @@ fn samplers_keep_the_fixed_point() {
 /// another order, this fails. Model: geometric durations, uniform behavior, the lazy sampler.
 #[test]
 fn draw_order_is_pinned() {
+    // Two private states, and one (the rollout that takes a step's three words together).
+    for model in [
+        MODEL.to_string(),
+        MODEL.replace("private_states = 2", "private_states = 1"),
+    ] {
+        draw_order_is_pinned_for(&model);
+    }
+}
+
+fn draw_order_is_pinned_for(model: &str) {
     let text = format!(
-        "{MODEL}{TABULAR}sampler = {{ lazy = {{ rho = 0.3 }} }}\n[run]\ninstances = 3\nseed = 77\n"
+        "{model}{TABULAR}sampler = {{ lazy = {{ rho = 0.3 }} }}\n[run]\ninstances = 3\nseed = 77\n"
     );
     let inp = input(&text);
     let plan = Plan::new(&inp.model, &inp.config.learner, 3, 77, None).unwrap();
@@ -303,7 +313,7 @@ fn vector_and_portable_builds_agree() {
 /// block and that input's features (IC-Q over observations, centralized over joint states).
 #[test]
 fn every_state_passes_to_its_decider() {
-    for mode in ["icq", "centralized"] {
+    for mode in ["icq", "centralized", "myopic", "independent"] {
         let text = format!(
             "{MODEL}[learner]\nmode = \"{mode}\"\nnetwork = {{ mlp = {{ width = 8, depth = 1 }} }}\n"
         );

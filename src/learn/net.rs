@@ -82,7 +82,8 @@ pub struct Acts {
     pub h1: Vec<f32>,
     /// Second hidden layer (post-ReLU).
     pub h2: Vec<f32>,
-    /// Q-values of the last forward pass.
+    /// Q-values of the last whole forward pass ([`NetLayout::forward_one`] leaves them as
+    /// they were).
     pub q: Vec<f32>,
     g1: Vec<f32>,
     g2: Vec<f32>,
@@ -211,6 +212,10 @@ impl NetLayout {
     /// The pass of input `input` of `unit`.
     #[inline]
     pub fn pass(&self, unit: usize, input: usize) -> &Pass {
+        assert!(
+            input < self.units[unit].inputs,
+            "input {input} of unit {unit}"
+        );
         &self.passes[self.pass_first[unit] as usize + input]
     }
 
@@ -273,7 +278,7 @@ impl NetLayout {
         self.stored(out);
     }
 
-    /// The one-hidden-layer view of `unit` at the input features `idx`, `val`.
+    /// The one-hidden-layer view of `pass`'s unit at the input features `idx`, `val`.
     #[inline(always)]
     fn mlp1<'a>(&self, pass: &Pass, idx: &'a [u32], val: &'a [f32]) -> Mlp1<'a> {
         Mlp1 {
@@ -290,8 +295,8 @@ impl NetLayout {
         (&self.feat_idx[a..b], &self.feat_val[a..b])
     }
 
-    /// Q(input, ·) of `unit` with the instance parameters `p`, into `acts.q` (the hidden
-    /// activations stay in `acts` for [`Self::sgd`]).
+    /// Q(input, ·) of `pass` (its unit at its input) with the instance parameters `p`, into
+    /// `acts.q` (the hidden activations stay in `acts` for [`Self::sgd`]).
     #[inline(always)]
     pub fn forward<L: Lanes>(&self, lanes: L, pass: &Pass, p: &[f32], acts: &mut Acts) {
         let (offset, in_dim) = (pass.offset as usize, pass.in_dim as usize);
@@ -361,8 +366,9 @@ impl NetLayout {
         }
     }
 
-    /// One SGD step on ½(Q(input, a) − y)² for `unit`, where `delta` = Q(input, a) − y and
-    /// `acts` holds the forward pass at `input`; the gradient's norm is clipped to `clip`.
+    /// One SGD step on ½(Q(input, a) − y)² for `pass`'s unit at its input, where `delta` =
+    /// Q(input, a) − y and `acts` holds the forward pass (whole or one output) of `pass`; the
+    /// gradient's norm is clipped to `clip`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     pub fn sgd<L: Lanes>(

@@ -206,6 +206,7 @@ fn run<L: Lanes, const ONE_PRIVATE: bool>(
     };
     if let (true, Some(thr)) = (ONE_PRIVATE, stop_below) {
         // Three words a step (artifact, the one-state private row, stop), taken together.
+        debug_assert_eq!(pe, 0, "a one-state private space");
         loop {
             ret += disc * reward[x];
             disc *= gamma;
