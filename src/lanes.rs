@@ -902,6 +902,24 @@ mod avx2 {
         out
     }
 
+    /// `$kernel::<C>(args…)` for a hidden width `$n = 8·C` with C from 1 to 8, else
+    /// `$otherwise`: the one place the fused kernels' widths are listed.
+    macro_rules! by_width {
+        ($n:expr, $kernel:ident($($arg:expr),*), $otherwise:expr) => {
+            match $n {
+                8 => $kernel::<1>($($arg),*),
+                16 => $kernel::<2>($($arg),*),
+                24 => $kernel::<3>($($arg),*),
+                32 => $kernel::<4>($($arg),*),
+                40 => $kernel::<5>($($arg),*),
+                48 => $kernel::<6>($($arg),*),
+                56 => $kernel::<7>($($arg),*),
+                64 => $kernel::<8>($($arg),*),
+                _ => $otherwise,
+            }
+        };
+    }
+
     impl Lanes for Avx2 {
         #[inline(always)]
         fn dot(self, a: &[f32], b: &[f32]) -> f32 {
@@ -942,17 +960,11 @@ mod avx2 {
             }
             // SAFETY: AVX2 was detected, `mlp1_fits` holds, and each arm's C is h.len() / 8.
             unsafe {
-                match h.len() {
-                    8 => mlp1_forward_c::<1>(net, p, h, q),
-                    16 => mlp1_forward_c::<2>(net, p, h, q),
-                    24 => mlp1_forward_c::<3>(net, p, h, q),
-                    32 => mlp1_forward_c::<4>(net, p, h, q),
-                    40 => mlp1_forward_c::<5>(net, p, h, q),
-                    48 => mlp1_forward_c::<6>(net, p, h, q),
-                    56 => mlp1_forward_c::<7>(net, p, h, q),
-                    64 => mlp1_forward_c::<8>(net, p, h, q),
-                    _ => forward_in_parts(self, net, p, h, q),
-                }
+                by_width!(
+                    h.len(),
+                    mlp1_forward_c(net, p, h, q),
+                    forward_in_parts(self, net, p, h, q)
+                )
             }
         }
 
@@ -963,17 +975,11 @@ mod avx2 {
             }
             // SAFETY: AVX2 was detected, `mlp1_fits` holds, and each arm's C is h.len() / 8.
             unsafe {
-                match h.len() {
-                    8 => mlp1_forward_one_c::<1>(net, p, h, a),
-                    16 => mlp1_forward_one_c::<2>(net, p, h, a),
-                    24 => mlp1_forward_one_c::<3>(net, p, h, a),
-                    32 => mlp1_forward_one_c::<4>(net, p, h, a),
-                    40 => mlp1_forward_one_c::<5>(net, p, h, a),
-                    48 => mlp1_forward_one_c::<6>(net, p, h, a),
-                    56 => mlp1_forward_one_c::<7>(net, p, h, a),
-                    64 => mlp1_forward_one_c::<8>(net, p, h, a),
-                    _ => forward_one_in_parts(self, net, p, h, a),
-                }
+                by_width!(
+                    h.len(),
+                    mlp1_forward_one_c(net, p, h, a),
+                    forward_one_in_parts(self, net, p, h, a)
+                )
             }
         }
 
@@ -993,17 +999,11 @@ mod avx2 {
             }
             // SAFETY: as in `mlp1_forward`.
             unsafe {
-                match h.len() {
-                    8 => mlp1_step_c::<1>(net, p, h, a, delta, lr),
-                    16 => mlp1_step_c::<2>(net, p, h, a, delta, lr),
-                    24 => mlp1_step_c::<3>(net, p, h, a, delta, lr),
-                    32 => mlp1_step_c::<4>(net, p, h, a, delta, lr),
-                    40 => mlp1_step_c::<5>(net, p, h, a, delta, lr),
-                    48 => mlp1_step_c::<6>(net, p, h, a, delta, lr),
-                    56 => mlp1_step_c::<7>(net, p, h, a, delta, lr),
-                    64 => mlp1_step_c::<8>(net, p, h, a, delta, lr),
-                    _ => step_in_parts(self, net, p, h, g, a, delta, lr),
-                }
+                by_width!(
+                    h.len(),
+                    mlp1_step_c(net, p, h, a, delta, lr),
+                    step_in_parts(self, net, p, h, g, a, delta, lr)
+                )
             }
         }
 

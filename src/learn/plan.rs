@@ -102,23 +102,20 @@ impl Plan {
             learner.encoding,
         )
         .with_weights(learner.weights);
-        let state_input: Vec<u32> = (0..space.states)
-            .map(|s| match learner.mode {
-                Mode::Centralized => s as u32,
-                _ => (space.observation(s) - space.obs_offset[space.decider(s)]) as u32,
-            })
-            .collect();
-        let state_pass = state_input
-            .iter()
-            .enumerate()
-            .map(|(s, &input)| {
-                let unit = match learner.mode {
-                    Mode::Centralized => 0,
-                    _ => space.decider(s),
+        // Each joint state's deciding unit and its input there: the joint learner at the
+        // joint state, or the decider at its observation.
+        let (state_input, state_pass) = (0..space.states)
+            .map(|s| {
+                let (unit, input) = match learner.mode {
+                    Mode::Centralized => (0, s as u32),
+                    _ => {
+                        let h = space.decider(s);
+                        (h, (space.observation(s) - space.obs_offset[h]) as u32)
+                    }
                 };
-                layout.pass_first[unit] + input
+                (input, layout.pass_first[unit] + input)
             })
-            .collect();
+            .unzip();
         let (mu_table, sampler_threshold) = match learner.sampler {
             Sampler::Trajectory => (None, 0),
             Sampler::Lazy { rho } => (None, probability_threshold(rho)),
@@ -160,10 +157,7 @@ impl Plan {
     /// The learning unit that decides in joint state `s`.
     #[inline]
     pub fn unit_of(&self, s: usize) -> usize {
-        match self.learner.mode {
-            Mode::Centralized => 0,
-            _ => self.decode(s)[0] as usize,
-        }
+        self.layout.passes[self.state_pass[s] as usize].unit as usize
     }
 
     /// (h, x, p_0 … p_{N−1}) of joint state `s`.
