@@ -252,12 +252,23 @@ impl NetLayout {
     /// Initial parameters of one instance: tables at zero, MLP weights U(±1/√fan_in) from the
     /// instance's `TAG_PARAMS` stream in layout order, biases zero (then rounded to the
     /// parameter storage).
+    ///
+    /// The words come two Philox blocks at a time from the AVX2 build where this CPU has it
+    /// (the same words as the portable one).
     pub fn init(&self, seed: u64, instance: u32, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(lanes) = crate::lanes::Avx2::detect() {
+            return self.init_with(lanes, seed, instance, out);
+        }
+        self.init_with(crate::lanes::Portable, seed, instance, out);
+    }
+
+    fn init_with<L: Lanes>(&self, lanes: L, seed: u64, instance: u32, out: &mut [f32]) {
         out.fill(0.0);
         let Network::Mlp { width, depth } = self.network else {
             return;
         };
-        let mut stream = Stream::new(seed, instance, 0, TAG_PARAMS);
+        let mut stream = Stream::with_lanes(lanes, seed, instance, 0, TAG_PARAMS);
         let mut fill = |w: &mut [f32], fan_in: usize| {
             let bound = 1.0 / (fan_in as f32).sqrt();
             for x in w {
@@ -499,4 +510,37 @@ pub fn argmax(q: &[f32]) -> usize {
 #[inline]
 pub fn max(q: &[f32]) -> f32 {
     q.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lanes::Portable;
+    use crate::model::synthetic::Synthetic;
+
+    /// The AVX2 build of the initial parameters is the portable one, bit for bit.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn init_builds_agree() {
+        let Some(wide) = crate::lanes::Avx2::detect() else {
+            eprintln!("skipped: this CPU has no AVX2");
+            return;
+        };
+        let model = Synthetic::default().build().unwrap();
+        let space = model.space();
+        for depth in [1, 2] {
+            let network = Network::Mlp { width: 24, depth };
+            let layout =
+                NetLayout::new(&space, model.actions, Mode::Icq, network, Encoding::Onehot);
+            for instance in [0, 7] {
+                let mut a = vec![f32::NAN; layout.params];
+                let mut b = a.clone();
+                layout.init_with(Portable, 3, instance, &mut a);
+                layout.init_with(wide, 3, instance, &mut b);
+                assert!(a.iter().any(|&x| x != 0.0));
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "depth {depth}, instance {instance}");
+            }
+        }
+    }
 }
