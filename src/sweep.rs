@@ -382,7 +382,114 @@ fn part_path(dir: &Path, unit: usize) -> PathBuf {
     dir.join("parts").join(format!("unit-{unit:06}.jsonl"))
 }
 
+/// The grid file of an output folder: one key per unit (see [`unit_key`]).
+fn grid_path(dir: &Path) -> PathBuf {
+    dir.join("parts").join("grid.json")
+}
+
+/// A 64-bit FNV-1a hash (stable across builds and platforms, unlike `std`'s hashers).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// What a unit computes, as a hash: its place in the grid, its seed and axis values, and its
+/// whole model, learner and run settings (all but the backend, which `--backend` may change
+/// between runs of one sweep).
+fn unit_key(unit: &Unit) -> String {
+    let mut run = unit.input.config.run.clone();
+    run.backend.clear();
+    let values: Vec<(&str, String)> = unit
+        .values
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.to_string()))
+        .collect();
+    let what = serde_json::json!({
+        "index": unit.index,
+        "point": unit.point,
+        "study": unit.study,
+        "seed": unit.seed,
+        "values": values,
+        "model": crate::model::ModelFile::from(unit.input.model.clone()),
+        "learner": unit.input.config.learner,
+        "run": run,
+    });
+    format!("{:016x}", fnv1a(what.to_string().as_bytes()))
+}
+
+/// Whether `dir` holds a finished unit of any sweep.
+fn has_parts(dir: &Path) -> bool {
+    std::fs::read_dir(dir.join("parts")).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with("unit-") && n.ends_with(".jsonl"))
+        })
+    })
+}
+
+/// Makes sure the finished units in `dir` (if any) are units of this grid, then records the
+/// grid there, so that `--resume` (or a shard sharing the folder) can never mix the rows of
+/// two sweeps: a unit is known by its index, and the index means something only in its grid.
+fn check_grid(dir: &Path, units: &[Unit]) -> Result<()> {
+    let keys: Vec<String> = units.iter().map(unit_key).collect();
+    let path = grid_path(dir);
+    let ours = serde_json::json!({ "units": units.len(), "keys": keys });
+    let theirs = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(
+            serde_json::from_str::<Value>(&text).map_err(|e| Error::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            })?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => return Err(Error::Io { path, source }),
+    };
+    if theirs.as_ref() == Some(&ours) {
+        return Ok(());
+    }
+    if has_parts(dir) {
+        let why = match &theirs {
+            None => format!(
+                "{} holds finished units but no {} to say which sweep they belong to, so \
+                 they cannot be checked against this sweep: choose another folder",
+                dir.display(),
+                path.display()
+            ),
+            Some(v) => {
+                let old: Vec<&str> = v["keys"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let first = (0..units.len().max(old.len()))
+                    .find(|&i| old.get(i).copied() != keys.get(i).map(String::as_str));
+                let which = match first.and_then(|i| units.get(i)) {
+                    Some(u) => format!(
+                        "; unit {} (point {}, seed {}) is not the same run",
+                        u.index, u.point, u.seed
+                    ),
+                    None => String::new(),
+                };
+                format!(
+                    "{} holds results of another sweep ({} units there, {} here{which}): \
+                     choose another folder",
+                    dir.display(),
+                    v["units"],
+                    units.len()
+                )
+            }
+        };
+        return Err(Error::invalid("--out", why));
+    }
+    write_atomically(
+        &path,
+        serde_json::to_string(&ours).expect("json").as_bytes(),
+    )
+}
+
 /// What `icq sweep` did.
+#[derive(Debug)]
 pub struct SweepReport {
     /// Units in the whole grid.
     pub units: usize,
@@ -431,6 +538,7 @@ pub fn sweep(
             u.input.config.run.backend = b.to_string();
         }
     }
+    check_grid(out, &units)?;
     let mine: Vec<&Unit> = units
         .iter()
         .filter(|u| shard.is_none_or(|s| s.takes(u.index)))
@@ -694,6 +802,16 @@ pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>)
                     Ok(Record(v.into_iter().collect()))
                 })
                 .collect::<Result<Vec<_>>>()?;
+            if rows.is_empty() {
+                return Err(Error::invalid(
+                    "parts",
+                    format!(
+                        "{} is empty (a finished unit has a row per checkpoint): remove it and \
+                         run its sweep again with --resume",
+                        path.display()
+                    ),
+                ));
+            }
             if let Some((first, _)) = parts.get(&index) {
                 return Err(Error::invalid(
                     "merge",

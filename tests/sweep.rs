@@ -1,5 +1,6 @@
 //! Sweeps: grid expansion, validation before any work, shards merged equal one unsharded run
-//! row for row, and a resume after a kill loses and repeats nothing.
+//! row for row, a resume after a kill loses and repeats nothing, and a resume into another
+//! sweep's folder is refused.
 
 use std::path::{Path, PathBuf};
 
@@ -141,6 +142,12 @@ fn resume_after_a_kill_loses_and_repeats_nothing() {
         .unwrap();
     }
     std::fs::write(killed.join("parts/unit-000002.jsonl.partial"), "{\"trunc").unwrap();
+    // The grid record is written before the first unit runs.
+    std::fs::copy(
+        reference.join("parts/grid.json"),
+        killed.join("parts/grid.json"),
+    )
+    .unwrap();
     let modified = || -> Vec<_> {
         finished
             .iter()
@@ -164,6 +171,54 @@ fn resume_after_a_kill_loses_and_repeats_nothing() {
         read(&reference.join("results.csv")),
         read(&killed.join("results.csv"))
     );
+    // A unit file emptied behind icq's back is not a finished unit.
+    std::fs::write(killed.join("parts/unit-000003.jsonl"), "").unwrap();
+    let e = sweep(&path, &killed, None, true, None, false).unwrap_err();
+    assert!(e.to_string().contains("unit-000003.jsonl is empty"), "{e}");
+}
+
+/// A folder holding another sweep's units is refused, with or without `--resume`: a unit is
+/// known by its index, and an index means something only in its own grid.
+#[test]
+fn resume_refuses_another_sweeps_folder() {
+    let d = dir("resume-other");
+    let path = config(&d, &mlp(CONFIG));
+    let out = d.join("out");
+    sweep(&path, &out, None, false, None, false).unwrap();
+    let message = |text: &str| {
+        let other = d.join("other.toml");
+        std::fs::write(&other, text).unwrap();
+        let e = sweep(&other, &out, None, true, None, false).unwrap_err();
+        e.to_string()
+    };
+    // One more seed shifts every unit's index; another setting changes what each unit runs.
+    let more_seeds = message(&mlp(CONFIG).replace("seeds = [1, 2]", "seeds = [1, 2, 3]"));
+    assert!(more_seeds.contains("another sweep"), "{more_seeds}");
+    assert!(
+        more_seeds.contains("unit 2 (point 0, seed 3)"),
+        "{more_seeds}"
+    );
+    let longer = message(&mlp(CONFIG).replace("epochs = 600", "epochs = 700"));
+    assert!(longer.contains("unit 0 (point 0, seed 1)"), "{longer}");
+    // The same sweep resumes (nothing to do), also on another backend.
+    let r = sweep(&path, &out, None, true, Some("cpu"), false).unwrap();
+    assert_eq!((r.units, r.skipped), (12, 12));
+    // Units without a grid record cannot be checked, so they are refused too.
+    std::fs::remove_file(out.join("parts/grid.json")).unwrap();
+    let e = sweep(&path, &out, None, true, None, false).unwrap_err();
+    assert!(e.to_string().contains("cannot be checked"), "{e}");
+    // A folder whose sweep never finished a unit is simply taken over.
+    let fresh = d.join("fresh");
+    sweep(&path, &fresh, None, false, None, false).unwrap();
+    for entry in std::fs::read_dir(fresh.join("parts")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|x| x == "jsonl") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let other = d.join("other.toml");
+    std::fs::write(&other, mlp(CONFIG).replace("epochs = 600", "epochs = 700")).unwrap();
+    sweep(&other, &fresh, None, false, None, false).unwrap();
 }
 
 #[test]
