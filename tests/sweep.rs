@@ -68,8 +68,7 @@ fn bad_axes_fail_before_any_work() {
         let path = config(&d, &text);
         let out = d.join("out");
         let err = sweep(&path, &out, None, false, None, false)
-            .err()
-            .expect("a bad sweep fails")
+            .expect_err("a bad sweep fails")
             .to_string();
         assert!(err.contains(want), "expected {want:?} in {err:?}");
         assert!(
@@ -331,8 +330,7 @@ fn a_sweep_with_studies_draws_its_figures() {
     );
     let path = config(&d, &bad);
     let err = sweep(&path, &d.join("bad"), None, false, None, false)
-        .err()
-        .expect("an unknown figure key fails")
+        .expect_err("an unknown figure key fails")
         .to_string();
     assert!(err.contains("figure[0].where_"), "{err}");
     assert!(!d.join("bad").join("parts").exists(), "nothing ran");
