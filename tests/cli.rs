@@ -240,6 +240,16 @@ fn bad_model_files_name_their_field() {
             mutated(|v| v["agents"][0]["private_states"] = json!(0)),
             "model.agents[0].private_states",
         ),
+        (
+            "joint-states",
+            mutated(|v| v["agents"][0]["private_states"] = json!(100_000_000)),
+            "model.agents: 2 agents",
+        ),
+        (
+            "huge-reward",
+            mutated(|v| v["options"][0]["reward"][0][0] = json!(1e308)),
+            "model.options[0].reward[0][0]",
+        ),
     ];
     assert!(cases.len() >= 10);
     for (name, doc, want) in cases {
@@ -284,6 +294,34 @@ fn bad_configs_name_their_key() {
             "missing-file",
             "[model]\nfile = \"nowhere.json\"\n",
             "nowhere.json",
+        ),
+        // Sizes are checked before anything is allocated, and their products cannot wrap
+        // (33 agents with 4 private states each once wrapped to 0 joint states).
+        (
+            "wrapping-joint-states",
+            "[model]\nagents = 33\nprivate_states = 4\nartifact_states = 1\ninterface_states = 1\n",
+            "model.private_states: 33 agents",
+        ),
+        (
+            "huge-artifact",
+            "[model]\nartifact_states = 18446744073709551615\ninterface_states = 1\n",
+            "model.artifact_states",
+        ),
+        (
+            "huge-private",
+            "[model]\nprivate_states = 4000000000\n",
+            "model.private_states",
+        ),
+        ("many-agents", "[model]\nagents = 1000000\n", "model.agents"),
+        (
+            "huge-tables",
+            "[model]\nagents = 2\nartifact_states = 40000\ninterface_states = 1\n",
+            "model.artifact_states",
+        ),
+        (
+            "huge-rewards",
+            "[model]\nreward_scale = 1e300\n",
+            "model.reward_scale",
         ),
     ];
     for (name, text, want) in cases {

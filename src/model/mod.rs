@@ -22,6 +22,25 @@ pub use tables::{poisson_pmf_with_tail, DrawTables, DurationTable, OptionRun};
 /// The longest fixed duration a model may declare.
 pub const MAX_FIXED_STEPS: u32 = 10_000;
 
+/// The most joint states a model may have: the oracle holds dense per-state tables, and the
+/// backends index joint states with `u32`.
+pub const MAX_JOINT_STATES: usize = 1 << 24;
+
+/// The largest reward magnitude a model may declare: values, errors and norms then stay far
+/// from `f64` overflow (and the learner's `f32` targets finite) at any γ < 1.
+pub const MAX_ABS_REWARD: f64 = 1e12;
+
+/// N · S · Π M_i, the number of joint states, if it is at most [`MAX_JOINT_STATES`].
+pub fn joint_states(artifact_states: usize, private_states: &[usize]) -> Option<usize> {
+    private_states
+        .iter()
+        .try_fold(
+            private_states.len().checked_mul(artifact_states)?,
+            |acc, &m| acc.checked_mul(m),
+        )
+        .filter(|&n| n <= MAX_JOINT_STATES)
+}
+
 /// How rows of a stochastic matrix may deviate from summing to one.
 pub const ROW_SUM_TOLERANCE: f64 = 1e-9;
 
@@ -228,6 +247,17 @@ impl Model {
                 }
             }
         }
+        let private: Vec<usize> = self.agents.iter().map(|a| a.private_states).collect();
+        if joint_states(s, &private).is_none() {
+            return Err(Error::invalid(
+                format!("{f}.agents"),
+                format!(
+                    "{} agents × {s} artifact states × private states {private:?} are more \
+                     than {MAX_JOINT_STATES} joint states",
+                    private.len()
+                ),
+            ));
+        }
         if self.actions == 0 {
             return Err(Error::invalid(
                 format!("{f}.actions"),
@@ -328,10 +358,10 @@ impl Model {
         check_shape(&format!("{of}.reward"), &opt.reward, s, m)?;
         for (x, row) in opt.reward.iter().enumerate() {
             for (p, &r) in row.iter().enumerate() {
-                if !r.is_finite() {
+                if !(r.abs() <= MAX_ABS_REWARD) {
                     return Err(Error::invalid(
                         format!("{of}.reward[{x}][{p}]"),
-                        format!("expected a finite reward, found {r}"),
+                        format!("expected a finite reward of at most {MAX_ABS_REWARD:e} in magnitude, found {r}"),
                     ));
                 }
             }

@@ -68,6 +68,12 @@ impl Default for Synthetic {
     }
 }
 
+/// The most agents a synthetic model may have (its action table is N × N).
+pub const MAX_AGENTS: usize = 4096;
+
+/// The most transition and reward entries a synthetic model may hold (2 GiB of `f64`).
+pub const MAX_TABLE_ENTRIES: usize = 1 << 28;
+
 impl Synthetic {
     /// Checks every knob; errors name `model.<knob>`.
     pub fn validate(&self) -> Result<()> {
@@ -90,6 +96,42 @@ impl Synthetic {
         }
         if self.private_states == 0 {
             return bad("private_states", "expected at least 1, found 0".into());
+        }
+        // Sizes before anything is allocated: the joint states, then the transition tables
+        // (N·S² artifact probabilities and N·S·M rewards).
+        let (n, s, m) = (self.agents, self.artifact_states, self.private_states);
+        if n > MAX_AGENTS {
+            return bad(
+                "agents",
+                format!("expected at most {MAX_AGENTS} agents, found {n}"),
+            );
+        }
+        if super::joint_states(s, &vec![m; n]).is_none() {
+            let alone = super::joint_states(s, &vec![1; n]).is_none();
+            return bad(
+                if alone {
+                    "artifact_states"
+                } else {
+                    "private_states"
+                },
+                format!(
+                    "{n} agents × {s} artifact states × {m}^{n} private states are more than \
+                     {} joint states",
+                    super::MAX_JOINT_STATES
+                ),
+            );
+        }
+        let tables = s
+            .checked_add(m)
+            .and_then(|w| w.checked_mul(s)?.checked_mul(n));
+        if tables.is_none_or(|t| t > MAX_TABLE_ENTRIES) {
+            return bad(
+                "artifact_states",
+                format!(
+                    "{n} agents × {s} artifact states need N·S·(S + M) > {MAX_TABLE_ENTRIES} \
+                     table entries"
+                ),
+            );
         }
         if !(self.gamma > 0.0 && self.gamma < 1.0) {
             return bad(
@@ -119,6 +161,17 @@ impl Synthetic {
                 format!(
                     "expected a finite private_weight ≥ 0, found {}",
                     self.private_weight
+                ),
+            );
+        }
+        let largest = self.reward_scale.abs() * (1.0 + self.interface_noise + self.private_weight);
+        if largest > super::MAX_ABS_REWARD {
+            return bad(
+                "reward_scale",
+                format!(
+                    "rewards up to |reward_scale|·(1 + interface_noise + private_weight) = \
+                     {largest:e}; expected at most {:e}",
+                    super::MAX_ABS_REWARD
                 ),
             );
         }
