@@ -358,7 +358,7 @@ impl Model {
         check_shape(&format!("{of}.reward"), &opt.reward, s, m)?;
         for (x, row) in opt.reward.iter().enumerate() {
             for (p, &r) in row.iter().enumerate() {
-                if !(r.abs() <= MAX_ABS_REWARD) {
+                if r.is_nan() || r.abs() > MAX_ABS_REWARD {
                     return Err(Error::invalid(
                         format!("{of}.reward[{x}][{p}]"),
                         format!("expected a finite reward of at most {MAX_ABS_REWARD:e} in magnitude, found {r}"),
