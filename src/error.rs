@@ -36,9 +36,9 @@ pub enum Error {
     /// A backend that this build or this machine cannot run.
     #[error("backend unavailable: {0}")]
     BackendUnavailable(String),
-    /// No GPU adapter (of the kind asked for) was found.
-    #[error("no GPU adapter found (for tests: install a Vulkan driver such as Mesa's lavapipe)")]
-    NoAdapter,
+    /// No GPU adapter (of the kind asked for) was found; what was found instead.
+    #[error("{0}")]
+    NoAdapter(String),
     /// The GPU device failed.
     #[error("GPU: {0}")]
     Gpu(String),

@@ -463,11 +463,37 @@ fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
+    // Both before any thread exists.
+    default_sigpipe();
+    quiet_device_select();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("error: {:#}", f.error);
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// Lets a closed pipe end the process quietly, as it does every Unix filter (`icq oracle m.json
+/// | head` would otherwise panic on its next line of output). Files are written through a
+/// temporary name and a rename, so none is left half-written.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is a valid
+    // disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Mesa's Vulkan device-selection layer, loaded with its drivers, prints "error: XDG_RUNTIME_DIR
+/// is invalid or not set" twice when there is no desktop session (containers, batch jobs). It
+/// only orders devices for programs that take the first one, and icq ranks adapters itself, so
+/// without a session, and unless the user picked a device through the layer, it is turned off.
+fn quiet_device_select() {
+    let unset = |name: &str| std::env::var_os(name).is_none();
+    if unset("XDG_RUNTIME_DIR") && unset("MESA_VK_DEVICE_SELECT") && unset("NODEVICE_SELECT") {
+        std::env::set_var("NODEVICE_SELECT", "1");
     }
 }

@@ -557,3 +557,38 @@ fn divergence_is_reported() {
         stderr(&o)
     );
 }
+
+/// A reader that closes the pipe early (`icq oracle m.json | head -1`) ends icq quietly, as it
+/// does any Unix filter, instead of a panic on the next line written.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let dir = scratch("pipe");
+    let model = dir.join("model.json");
+    let o = icq(&[
+        "model",
+        "export",
+        "examples/oracle.toml",
+        "-o",
+        model.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_icq"))
+        .args(["oracle", model.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    // Killed by SIGPIPE, or done before its first write reached the closed pipe.
+    assert!(
+        o.status.signal() == Some(libc::SIGPIPE) || o.status.success(),
+        "{:?}: {err}",
+        o.status
+    );
+}

@@ -51,16 +51,34 @@ impl GpuContext {
             };
             (kind, u8::from(info.backend == wgpu::Backend::Gl))
         };
+        let computes = |a: &wgpu::Adapter| {
+            a.get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+        };
+        let software: Vec<String> = adapters
+            .iter()
+            .filter(|a| rank(a).0 >= 3 && computes(a))
+            .map(|a| a.get_info().name)
+            .collect();
         let adapter = adapters
             .into_iter()
             .filter(|a| choice == AdapterChoice::Any || rank(a).0 < 3)
-            .filter(|a| {
-                a.get_downlevel_capabilities()
-                    .flags
-                    .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
-            })
+            .filter(computes)
             .min_by_key(|a| rank(a))
-            .ok_or(Error::NoAdapter)?;
+            .ok_or_else(|| {
+                Error::NoAdapter(if software.is_empty() {
+                    "no GPU adapter found (to run the wgpu backend without a GPU, install a \
+                     Vulkan driver such as Mesa's lavapipe)"
+                        .into()
+                } else {
+                    format!(
+                        "no hardware GPU adapter found (software only: {}; --backend wgpu runs \
+                         on it)",
+                        software.join(", ")
+                    )
+                })
+            })?;
         let info = adapter.get_info();
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
