@@ -20,6 +20,27 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tmp.push(format!(".{}-{call}.partial", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io)
+}
+
+/// Makes `dir` (named by the flag `flag`) a folder icq can write to, or says why it cannot:
+/// checked before any work, so that a long run does not fail at its end.
+pub fn writable_dir(dir: &Path, flag: &str) -> Result<()> {
+    if dir.exists() && !dir.is_dir() {
+        return Err(Error::invalid(
+            flag,
+            format!("{} is a file, not a folder", dir.display()),
+        ));
+    }
+    let cannot = |e: std::io::Error| {
+        Error::invalid(flag, format!("{} cannot be written: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(cannot)?;
+    let probe = dir.join(format!(".icq-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(cannot)?;
+    std::fs::remove_file(&probe).map_err(cannot)
 }

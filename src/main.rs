@@ -241,6 +241,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(b) = backend {
                 input.config.run.backend = b;
             }
+            if let Some(dir) = &out {
+                icq::io::writable_dir(dir, "--out").map_err(bad_input)?;
+            }
             let report = icq::run::run(&input, !quiet).map_err(bad_input_or_failure)?;
             println!("backend    {}", report.backend);
             println!(
@@ -308,8 +311,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(bad_input_or_failure)?;
             let shard_note = shard.map_or(String::new(), |s| format!(" (shard {}/{})", s.k, s.n));
             println!(
-                "sweep      {} units in the grid, {} here{shard_note}, {} already done; {} batches in {:.1} s",
-                r.units, r.mine, r.skipped, r.batches, r.seconds
+                "sweep      {} units in the grid, {} here{shard_note}, {} already done; {} batch{} in {:.1} s",
+                r.units, r.mine, r.skipped, r.batches, if r.batches == 1 { "" } else { "es" }, r.seconds
             );
             if shard.is_some() {
                 println!(
@@ -469,10 +472,23 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {:#}", f.error);
+            eprintln!("error: {}", message(&f.error));
             ExitCode::from(f.code)
         }
     }
+}
+
+/// The error and its causes, each once: a cause whose text already ends the message (an I/O
+/// error shown beside its path) is not repeated.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.ends_with(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
 }
 
 /// Lets a closed pipe end the process quietly, as it does every Unix filter (`icq oracle m.json

@@ -538,6 +538,7 @@ pub fn sweep(
             u.input.config.run.backend = b.to_string();
         }
     }
+    crate::io::writable_dir(out, "--out")?;
     check_grid(out, &units)?;
     let mine: Vec<&Unit> = units
         .iter()

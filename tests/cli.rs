@@ -358,6 +358,46 @@ fn failed_export_leaves_nothing_behind() {
     assert!(!out.exists(), "a failed export wrote {}", out.display());
 }
 
+/// An output folder that cannot be one is refused before any training, naming `--out`.
+#[test]
+fn unwritable_out_fails_before_training() {
+    let dir = scratch("out");
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        "[model]\nagents = 2\nartifact_states = 4\ninterface_states = 2\n\
+         [learner]\nnetwork = \"tabular\"\n[run]\ninstances = 2\nepochs = 50\nbackend = \"cpu\"\n\
+         [sweep]\nseeds = [0, 1]\n",
+    )
+    .unwrap();
+    let file = dir.join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let under_file = file.join("sub");
+    for command in ["run", "sweep"] {
+        for out in [&file, &under_file] {
+            let o = icq(&[
+                command,
+                config.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            let err = stderr(&o);
+            assert_eq!(
+                o.status.code(),
+                Some(2),
+                "{command} {}: {err}",
+                out.display()
+            );
+            assert!(err.contains("--out: "), "{err}");
+            assert!(
+                !String::from_utf8_lossy(&o.stdout).contains("trained"),
+                "{err}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}
+
 /// Every config and model file under `examples/` loads and validates (a sweep: every grid
 /// point and figure).
 #[test]
