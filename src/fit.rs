@@ -17,8 +17,13 @@ pub struct Fit {
     pub points: usize,
 }
 
+/// x values whose logarithms spread less than this (root-mean-square deviation of ln x) count
+/// as one value: they agree to about one part in 10⁹. A fit through a single x has no slope,
+/// and the rounding in the mean of n equal ln x leaves a spread of ~1e-16, not 0.
+const MIN_LN_X_SPREAD: f64 = 1e-9;
+
 /// The least-squares slope of ln y against ln x; `None` with fewer than two usable points or
-/// a single distinct x.
+/// a single distinct x (x values agreeing to about one part in 10⁹ count as one).
 pub fn fit_loglog(points: &[(f64, f64)]) -> Option<Fit> {
     let logs: Vec<(f64, f64)> = points
         .iter()
@@ -36,7 +41,7 @@ pub fn fit_loglog(points: &[(f64, f64)]) -> Option<Fit> {
     );
     let sxx: f64 = logs.iter().map(|p| (p.0 - mx).powi(2)).sum();
     let sxy: f64 = logs.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
-    if sxx <= 0.0 {
+    if sxx / nf <= MIN_LN_X_SPREAD * MIN_LN_X_SPREAD {
         return None;
     }
     let slope = sxy / sxx;
@@ -236,5 +241,28 @@ mod tests {
         let f = fit_loglog(&[(1.0, 1.0), (2.0, 2.0), (0.0, 5.0), (3.0, f64::NAN)]).unwrap();
         assert_eq!(f.points, 2);
         assert!(f.lo.is_nan());
+    }
+
+    /// Twelve rows at one x (a sweep filtered to t_mix = 5): the mean of twelve equal ln 5
+    /// rounds, so the spread of ln x is ~1e-31, not 0; that is no fit, not a slope with an
+    /// interval of ±1e14.
+    #[test]
+    fn a_single_distinct_x_gives_no_fit() {
+        let pts: Vec<(f64, f64)> = (0..12).map(|i| (5.0, 0.3 + 0.01 * f64::from(i))).collect();
+        assert!(fit_loglog(&pts).is_none(), "{:?}", fit_loglog(&pts));
+        // x values one part in 10¹² apart are one value too; one part in 10⁶ apart are two.
+        let near: Vec<(f64, f64)> = (0..6)
+            .map(|i| (5.0 * (1.0 + 1e-12 * f64::from(i % 2)), 1.0 + f64::from(i)))
+            .collect();
+        assert!(fit_loglog(&near).is_none());
+        let apart: Vec<(f64, f64)> = (0..6)
+            .map(|i| {
+                (
+                    5.0 * (1.0 + 1e-6 * f64::from(i % 2)),
+                    1.0 + f64::from(i % 2),
+                )
+            })
+            .collect();
+        assert!(fit_loglog(&apart).is_some());
     }
 }

@@ -26,9 +26,11 @@ pub struct Figure {
     pub y: String,
     /// The column whose values get one line each (none: one line).
     pub group: Option<String>,
-    /// The checkpoint to plot (default: the last; every checkpoint when x is `epoch`).
+    /// The checkpoint to plot: a 0-based index into the `checkpoint` column (0 is the first
+    /// checkpoint taken), not an epoch (default: the last; every checkpoint when x is `epoch`).
     pub checkpoint: Option<u64>,
-    /// Only rows whose column `key` reads `value` (as printed in the CSV), for every pair.
+    /// Only rows whose column `key` reads `value`, for every pair: numbers compare as numbers
+    /// (`0.20` keeps the rows at 0.2), other cells as the text printed in the CSV.
     pub filter: Vec<(String, String)>,
     /// The file stem (default: `Y_vs_X[_by_GROUP]`).
     pub name: Option<String>,
@@ -175,48 +177,162 @@ pub fn read_results(path: &Path) -> Result<Vec<Map<String, Value>>> {
         .collect()
 }
 
-/// The lines of `figure` in `rows`.
+/// A few of the distinct values `key` takes in `rows`, as printed in the CSV: numbers in
+/// numeric order, then text, at most eight and then how many there are in all.
+fn values_of(rows: &[&Map<String, Value>], key: &str) -> String {
+    const SHOWN: usize = 8;
+    let mut numbers: Vec<f64> = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
+    for v in rows.iter().filter_map(|r| r.get(key)) {
+        match v.as_f64() {
+            Some(x) => numbers.push(x),
+            None => {
+                let text = cell(v);
+                if !texts.contains(&text) {
+                    texts.push(text);
+                }
+            }
+        }
+    }
+    numbers.sort_by(f64::total_cmp);
+    numbers.dedup();
+    let all: Vec<String> = numbers
+        .iter()
+        .map(|x| cell(&Value::from(*x)))
+        .chain(texts)
+        .collect();
+    let mut shown = all[..all.len().min(SHOWN)].join(", ");
+    if all.len() > SHOWN {
+        shown.push_str(&format!(", … ({} values in all)", all.len()));
+    }
+    shown
+}
+
+/// Whether the cell `c` reads `want`: numbers compare as numbers (`0.20` matches 0.2, `5`
+/// matches 5.0), everything else as the text printed in the CSV.
+fn reads(c: &Value, want: &str) -> bool {
+    match (c.as_f64(), want.trim().parse::<f64>()) {
+        (Some(x), Ok(w)) => x == w,
+        _ => cell(c) == want,
+    }
+}
+
+/// The lines of `figure` in `rows`. Fails, naming the flag's column and what it holds, when
+/// a column is not in the results, x or y is not numeric, a filter keeps no row, or the
+/// checkpoint asked for is not among the rows kept.
 pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> {
-    let first = rows
-        .first()
-        .ok_or_else(|| Error::invalid("results", "no rows"))?;
+    if rows.is_empty() {
+        return Err(Error::invalid("results", "no rows"));
+    }
+    // Every column of any row: rows merged from other sweeps may lack some.
+    let mut seen = std::collections::HashSet::new();
+    let columns: Vec<&String> = rows
+        .iter()
+        .flat_map(Map::keys)
+        .filter(|k| seen.insert(*k))
+        .collect();
     let keys = [Some(&figure.x), Some(&figure.y), figure.group.as_ref()];
     for key in keys
         .into_iter()
         .flatten()
         .chain(figure.filter.iter().map(|(k, _)| k))
     {
-        if !first.contains_key(key) {
-            let known: Vec<&String> = first.keys().collect();
+        if !columns.contains(&key) {
             return Err(Error::invalid(
                 key.clone(),
-                format!("not a column of the results; columns: {known:?}"),
+                format!("not a column of the results; columns: {columns:?}"),
             ));
         }
     }
-    let kept: Vec<&Map<String, Value>> = rows
-        .iter()
-        .filter(|r| {
-            figure
-                .filter
-                .iter()
-                .all(|(k, v)| r.get(k).is_some_and(|c| cell(c) == *v))
-        })
-        .collect();
+    let all: Vec<&Map<String, Value>> = rows.iter().collect();
+    for (axis, key) in [("x", &figure.x), ("y", &figure.y)] {
+        if !rows
+            .iter()
+            .any(|r| r.get(key).is_some_and(Value::is_number))
+        {
+            return Err(Error::invalid(
+                key.clone(),
+                format!(
+                    "not a numeric column (it reads {}), so it cannot be the {axis} axis of a \
+                     log–log figure",
+                    values_of(&all, key)
+                ),
+            ));
+        }
+    }
+    let mut kept = all;
+    for (i, (key, want)) in figure.filter.iter().enumerate() {
+        let before = kept.clone();
+        kept.retain(|r| r.get(key).is_some_and(|c| reads(c, want)));
+        if kept.is_empty() {
+            let among = if i == 0 {
+                ""
+            } else {
+                " in the rows the filters before it keep"
+            };
+            return Err(Error::invalid(
+                key.clone(),
+                format!(
+                    "the filter {key}={want} keeps no row ({key} takes {}{among})",
+                    values_of(&before, key)
+                ),
+            ));
+        }
+    }
+    let index = |r: &Map<String, Value>| r.get("checkpoint").and_then(Value::as_u64);
     let checkpoint = match figure.checkpoint {
-        Some(c) => Some(c),
+        Some(c) => {
+            if !kept.iter().any(|r| index(r) == Some(c)) {
+                // Each checkpoint index the kept rows hold, with the epochs it was taken at.
+                let mut epochs: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+                for r in &kept {
+                    if let Some(i) = index(r) {
+                        let at = epochs.entry(i).or_default();
+                        if let Some(e) = r.get("epoch").and_then(Value::as_u64) {
+                            if !at.contains(&e) {
+                                at.push(e);
+                            }
+                        }
+                    }
+                }
+                let listed: Vec<String> = epochs
+                    .iter()
+                    .map(|(i, at)| match at.as_slice() {
+                        [] => i.to_string(),
+                        [e] => format!("{i} (epoch {e})"),
+                        many => format!("{i} (epochs {many:?})"),
+                    })
+                    .collect();
+                let hint = epochs
+                    .iter()
+                    .find(|(_, at)| at.contains(&c))
+                    .map_or(String::new(), |(i, _)| {
+                        format!("; epoch {c} is checkpoint {i}")
+                    });
+                let held = if listed.is_empty() {
+                    "no checkpoint column".to_string()
+                } else {
+                    format!("checkpoints {}", listed.join(", "))
+                };
+                return Err(Error::invalid(
+                    "checkpoint",
+                    format!(
+                        "no checkpoint {c} (a 0-based index into the checkpoint column, not an \
+                         epoch); the rows kept hold {held}{hint}"
+                    ),
+                ));
+            }
+            Some(c)
+        }
         None if figure.x == "epoch" => None,
-        None => Some(
-            kept.iter()
-                .filter_map(|r| r.get("checkpoint").and_then(Value::as_u64))
-                .max()
-                .unwrap_or(0),
-        ),
+        // The last checkpoint; rows without a checkpoint column are all kept.
+        None => kept.iter().filter_map(|r| index(r)).max(),
     };
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for r in kept.into_iter().filter(|r| {
-        checkpoint.is_none() || r.get("checkpoint").and_then(Value::as_u64) == checkpoint
-    }) {
+    for r in kept
+        .into_iter()
+        .filter(|r| checkpoint.is_none() || index(r) == checkpoint)
+    {
         // Rows merged from other sweeps may lack a column: they are skipped, not a panic.
         let value = |key: &str| r.get(key).and_then(Value::as_f64);
         let (Some(x), Some(y)) = (value(&figure.x), value(&figure.y)) else {
@@ -226,6 +342,16 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
             format!("{g} = {}", r.get(g).map_or("-".to_string(), cell))
         });
         groups.entry(group).or_default().push((x, y));
+    }
+    if groups.is_empty() {
+        let at = checkpoint.map_or(String::new(), |c| format!(" at checkpoint {c}"));
+        return Err(Error::invalid(
+            figure.y.clone(),
+            format!(
+                "no row kept{at} has numbers in both {} and {}",
+                figure.x, figure.y
+            ),
+        ));
     }
     Ok(groups
         .into_iter()
@@ -265,11 +391,14 @@ fn font() -> Result<()> {
     }
 }
 
-/// Draws `lines` as an SVG at `svg` and a PNG at `png`.
+/// Draws `lines` as an SVG at `svg` and a PNG at `png`. Both are rendered in memory first and
+/// then written through [`write_atomically`], so a figure that fails to draw leaves no file
+/// behind, half-written or stale-named.
 pub fn draw(svg: &Path, png: &Path, figure: &Figure, lines: &[Line]) -> Result<()> {
     font()?;
+    let mut text = String::new();
     draw_on(
-        SVGBackend::new(svg, SIZE).into_drawing_area(),
+        SVGBackend::with_string(&mut text, SIZE).into_drawing_area(),
         figure,
         lines,
     )?;
@@ -288,7 +417,8 @@ pub fn draw(svg: &Path, png: &Path, figure: &Figure, lines: &[Line]) -> Result<(
         writer.write_image_data(&pixels).map_err(plot_err)?;
         writer.finish().map_err(plot_err)?;
     }
-    write_atomically(png, &encoded)
+    write_atomically(png, &encoded)?;
+    write_atomically(svg, text.as_bytes())
 }
 
 /// A tick label: three significant digits, no trailing zeros (4914.8 → 4910, 0.5493 →
@@ -320,10 +450,12 @@ fn draw_on<DB: DrawingBackend>(
         .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
         .collect();
     if positive.is_empty() {
+        let rows: usize = lines.iter().map(|l| l.points.len()).sum();
         return Err(Error::invalid(
             figure.y.clone(),
             format!(
-                "no row has {} > 0 and {} > 0: nothing to draw on log–log axes",
+                "none of the {rows} rows kept has {} > 0 and {} > 0: nothing to draw on log–log \
+                 axes",
                 figure.x, figure.y
             ),
         ));
@@ -420,14 +552,9 @@ fn draw_on<DB: DrawingBackend>(
 
 /// Draws `figure` from the results at `results` into `out` (an SVG and a PNG named after the
 /// figure) and records its fits in `out/fits.csv` (replacing earlier rows of the same figure).
-/// Returns the SVG's path and the lines.
+/// Returns the SVG's path and the lines. On an error nothing is written (see [`lines`] for
+/// what is checked).
 pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec<Line>)> {
-    let rows = read_results(results)?;
-    let lines = lines(&rows, figure)?;
-    std::fs::create_dir_all(out).map_err(|source| Error::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
     let name = figure.stem();
     if name.is_empty() || name.contains(['/', '\\']) {
         return Err(Error::invalid(
@@ -435,13 +562,10 @@ pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec
             format!("{name:?} is not a file stem"),
         ));
     }
+    let rows = read_results(results)?;
+    let lines = lines(&rows, figure)?;
     let svg = out.join(format!("{name}.svg"));
-    let partial = out.join(format!("{name}.svg.partial"));
-    draw(&partial, &out.join(format!("{name}.png")), figure, &lines)?;
-    std::fs::rename(&partial, &svg).map_err(|source| Error::Io {
-        path: svg.clone(),
-        source,
-    })?;
+    draw(&svg, &out.join(format!("{name}.png")), figure, &lines)?;
     let fits = out.join("fits.csv");
     let header = "figure,metric,axis,group,slope,slope_lo,slope_hi,points";
     let mut kept: Vec<String> = std::fs::read_to_string(&fits)

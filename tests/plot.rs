@@ -77,3 +77,209 @@ fn plot_recovers_known_slopes_per_group() {
     let err = plot(&dir, &bad, &dir).unwrap_err().to_string();
     assert!(err.contains("widht"), "{err}");
 }
+
+/// A folder holding a small sweep's results.jsonl, shaped like `icq sweep`'s: checkpoints 0–3
+/// taken at epochs 5000–20000, a text column (`sampler`, which sets `t_mix`), a float knob
+/// written as 0.0/0.1/0.2/0.4, a column that is always null (`clip`) and a positive metric.
+fn sweep_results(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("icq-plot-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut lines = Vec::new();
+    for noise in ["0.0", "0.1", "0.2", "0.4"] {
+        for (sampler, t_mix) in [("trajectory", 5), ("lazy(0.5)", 11), ("lazy(0.8)", 28)] {
+            for seed in 0..3 {
+                for checkpoint in 0..4 {
+                    let epoch = 5000 * (checkpoint + 1);
+                    let y = 0.3 * f64::from(t_mix).powf(0.05) * (1.0 + 0.01 * f64::from(seed));
+                    lines.push(format!(
+                        "{{\"checkpoint\":{checkpoint},\"epoch\":{epoch},\"interface_noise\":{noise},\"sampler\":\"{sampler}\",\"clip\":null,\"seed\":{seed},\"t_mix\":{t_mix},\"q_err_obs\":{y}}}"
+                    ));
+                }
+            }
+        }
+    }
+    std::fs::write(dir.join("results.jsonl"), lines.join("\n")).unwrap();
+    dir
+}
+
+fn figure(x: &str, y: &str) -> Figure {
+    Figure {
+        x: x.into(),
+        y: y.into(),
+        group: None,
+        checkpoint: None,
+        filter: Vec::new(),
+        name: None,
+    }
+}
+
+/// The files in `dir` other than the results.
+fn written(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "results.jsonl")
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_checkpoint_that_is_not_there_is_named_with_those_that_are() {
+    let dir = sweep_results("checkpoint");
+    for (asked, hint) in [(20000, Some("epoch 20000 is checkpoint 3")), (9, None)] {
+        let f = Figure {
+            checkpoint: Some(asked),
+            ..figure("t_mix", "q_err_obs")
+        };
+        let err = plot(&dir, &f, &dir).unwrap_err().to_string();
+        assert!(err.contains(&format!("no checkpoint {asked}")), "{err}");
+        assert!(err.contains("0-based index"), "{err}");
+        assert!(
+            err.contains("0 (epoch 5000), 1 (epoch 10000), 2 (epoch 15000), 3 (epoch 20000)"),
+            "{err}"
+        );
+        assert_eq!(
+            hint.is_some_and(|h| err.contains(h)),
+            hint.is_some(),
+            "{err}"
+        );
+        assert!(!err.contains("log–log"), "{err}");
+    }
+    let f = Figure {
+        checkpoint: Some(3),
+        ..figure("t_mix", "q_err_obs")
+    };
+    let (_, lines) = plot(&dir, &f, &dir).unwrap();
+    assert_eq!(lines[0].points.len(), 36);
+    assert_eq!(
+        written(&dir),
+        [
+            "fits.csv",
+            "q_err_obs_vs_t_mix.png",
+            "q_err_obs_vs_t_mix.svg"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn filters_name_an_unknown_column_and_the_values_of_a_column_that_matches_nothing() {
+    let dir = sweep_results("where");
+    let with = |k: &str, v: &str| Figure {
+        filter: vec![(k.into(), v.into())],
+        ..figure("t_mix", "q_err_obs")
+    };
+    let err = plot(&dir, &with("bogus", "1"), &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("bogus: not a column"), "{err}");
+    assert!(err.contains("\"interface_noise\""), "{err}");
+    let err = plot(&dir, &with("interface_noise", "7"), &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("interface_noise=7 keeps no row")
+            && err.contains("interface_noise takes 0.0, 0.1, 0.2, 0.4"),
+        "{err}"
+    );
+    let err = plot(&dir, &with("sampler", "lazy"), &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sampler takes trajectory, lazy(0.5), lazy(0.8)"),
+        "{err}"
+    );
+    assert!(written(&dir).is_empty(), "{:?}", written(&dir));
+    // Numbers compare as numbers: 0.20 and 0 keep the rows written 0.2 and 0.0.
+    for (v, stem) in [
+        ("0.20", "q_err_obs_vs_t_mix_interface_noise-0.20"),
+        ("0", "q_err_obs_vs_t_mix_interface_noise-0"),
+    ] {
+        let (svg, lines) = plot(&dir, &with("interface_noise", v), &dir).unwrap();
+        assert_eq!(svg, dir.join(format!("{stem}.svg")));
+        assert_eq!(lines[0].points.len(), 9, "{v}");
+    }
+    // Text still compares as text.
+    let (_, lines) = plot(&dir, &with("sampler", "lazy(0.5)"), &dir).unwrap();
+    assert_eq!(lines[0].points.len(), 12);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_text_column_on_an_axis_is_named_as_not_numeric() {
+    let dir = sweep_results("text");
+    for (f, axis, reads) in [
+        (figure("sampler", "q_err_obs"), "x", "trajectory, lazy(0.5)"),
+        (figure("t_mix", "sampler"), "y", "trajectory, lazy(0.5)"),
+        (figure("t_mix", "clip"), "y", "it reads -"),
+    ] {
+        let err = plot(&dir, &f, &dir).unwrap_err().to_string();
+        let column = if axis == "x" { &f.x } else { &f.y };
+        assert!(
+            err.starts_with(&format!("{column}: not a numeric column")),
+            "{err}"
+        );
+        assert!(err.contains(reads), "{err}");
+        assert!(err.contains(&format!("the {axis} axis")), "{err}");
+    }
+    assert!(written(&dir).is_empty(), "{:?}", written(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every failure, including those while drawing (here: no positive y) and those of a sweep's
+/// `[[figure]]` (drawn through the same `plot`), leaves the folder as it was: no
+/// `*.partial`, no figure.
+#[test]
+fn a_failed_figure_leaves_no_file() {
+    let dir = sweep_results("partial");
+    let lines: Vec<String> = std::fs::read_to_string(dir.join("results.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| l.replace("\"clip\":null", "\"zero\":0.0"))
+        .collect();
+    std::fs::write(dir.join("results.jsonl"), lines.join("\n")).unwrap();
+    let err = plot(&dir, &figure("t_mix", "zero"), &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nothing to draw on log–log axes"), "{err}");
+    let config: toml::Table = toml::from_str(
+        r#"
+        [[figure]]
+        x = "t_mix"
+        y = "q_err_obs"
+        checkpoint = 20000
+        [[figure]]
+        x = "sampler"
+        y = "q_err_obs"
+        [[figure]]
+        x = "t_mix"
+        y = "q_err_obs"
+        where = { interface_noise = 7 }
+        "#,
+    )
+    .unwrap();
+    for f in icq::plot::figures_of(&config).unwrap() {
+        assert!(plot(&dir, &f, &dir).is_err(), "{f:?}");
+    }
+    assert!(written(&dir).is_empty(), "{:?}", written(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// All rows at one x (the sweep filtered to t_mix = 5): no slope, not one with a ±1e14
+/// interval.
+#[test]
+fn a_single_x_gives_no_fit() {
+    let dir = sweep_results("single-x");
+    let f = Figure {
+        filter: vec![("t_mix".into(), "5".into())],
+        ..figure("t_mix", "q_err_obs")
+    };
+    let (_, lines) = plot(&dir, &f, &dir).unwrap();
+    assert_eq!(lines[0].points.len(), 12);
+    assert!(lines[0].fit.is_none(), "{:?}", lines[0].fit);
+    let fits = std::fs::read_to_string(dir.join("fits.csv")).unwrap();
+    assert!(fits.contains(",\"all\",NaN,NaN,NaN,0"), "{fits}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
