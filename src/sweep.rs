@@ -156,9 +156,14 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
                         )),
                     })
                     .collect::<Result<_>>()?;
+                no_repeats("sweep.seeds", &list)?;
             }
             toml::Value::Array(list) if !list.is_empty() => {
-                shared.push((name.clone(), axis_path(&name)?, list));
+                let key = format!("sweep.{name}");
+                no_repeats(&key, &list)?;
+                let home = axis_path(&name)?;
+                same_home(&key, &home, &shared)?;
+                shared.push((name.clone(), home, list));
             }
             _ => {
                 return Err(Error::invalid(
@@ -179,6 +184,7 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
         // settings of every one of its grid points.
         let mut table = base.clone();
         let mut axes = shared.clone();
+        let mut fixed: Vec<Axis> = Vec::new();
         for (name, value) in entries {
             let key = format!("sweep.{}.{name}", study.as_deref().unwrap_or_default());
             if shared.iter().any(|(n, _, _)| *n == name) {
@@ -195,8 +201,18 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
                 toml::Value::Array(list) if list.is_empty() => {
                     return Err(Error::invalid(key, "expected a non-empty list of values"))
                 }
-                toml::Value::Array(list) => axes.push((name, home, list)),
-                fixed => set_path(&mut table, &home, fixed),
+                toml::Value::Array(list) => {
+                    no_repeats(&key, &list)?;
+                    same_home(&key, &home, &axes)?;
+                    same_home(&key, &home, &fixed)?;
+                    axes.push((name, home, list));
+                }
+                value => {
+                    same_home(&key, &home, &axes)?;
+                    same_home(&key, &home, &fixed)?;
+                    set_path(&mut table, &home, value.clone());
+                    fixed.push((name, home, vec![value]));
+                }
             }
         }
         let points: usize = axes.iter().map(|(_, _, v)| v.len()).product();
@@ -228,6 +244,35 @@ type GridPoint = (Config, crate::model::Model, Vec<(String, toml::Value)>);
 
 /// An axis: its name, the TOML path it sets and its values.
 type Axis = (String, Vec<String>, Vec<toml::Value>);
+
+/// An axis whose list names a value twice would run its grid points twice.
+fn no_repeats(key: &str, list: &[toml::Value]) -> Result<()> {
+    for (i, v) in list.iter().enumerate() {
+        if list[..i].contains(v) {
+            return Err(Error::invalid(
+                key,
+                format!("{v} appears twice: each value once"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Two names for one setting (`interface_noise` and `"model.interface_noise"`) would leave
+/// only the last one written in effect; `axes` are the axes (or a study's fixed settings)
+/// named so far.
+fn same_home(key: &str, home: &[String], axes: &[Axis]) -> Result<()> {
+    match axes.iter().find(|(_, h, _)| h.as_slice() == home) {
+        Some((other, _, _)) => Err(Error::invalid(
+            key,
+            format!(
+                "sets {} as the axis {other} does: set it in one place",
+                home.join(".")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
 
 /// The grid point `local` of a study's `axes` over its `table`, validated; `point` is its
 /// number across all studies (for messages).

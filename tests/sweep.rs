@@ -61,6 +61,20 @@ fn bad_axes_fail_before_any_work() {
         ("[sweep]\nlaziness = [0.5, 0.0]\n", "model.laziness"),
         ("[sweep]\nseeds = [-1]\n", "sweep.seeds"),
         ("[sweep]\n\"learner.network.mlp.widht\" = [4]\n", "widht"),
+        // One setting under two names, or one value twice, would run a grid point twice.
+        (
+            "[sweep]\ninterface_noise = [0.2, 0.3]\n\"model.interface_noise\" = [0.1]\n",
+            "sets model.interface_noise as the axis interface_noise does",
+        ),
+        (
+            "[sweep]\n[sweep.s]\n\"model.laziness\" = 0.5\nlaziness = [0.4]\n",
+            "sweep.s.model.laziness: sets model.laziness as the axis laziness does",
+        ),
+        ("[sweep]\nseeds = [3, 3]\n", "sweep.seeds: 3 appears twice"),
+        (
+            "[sweep]\ninterface_noise = [0.1, 0.10]\n",
+            "sweep.interface_noise: 0.1 appears twice",
+        ),
     ];
     for (sweep_table, want) in cases {
         let d = dir("bad");
