@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::backend::{Backend, Chosen};
 use crate::config::Input;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::learn::plan::{BatchPlan, Plan};
 use crate::learn::{Sampler, Weights};
 use crate::oracle::Oracle;
@@ -63,6 +63,11 @@ pub fn bytes_per_update(plan: &Plan, param_bytes: u64) -> u64 {
 
 /// Times `epochs` epochs of `instances` instances (after one untimed warm-up epoch).
 pub fn bench(input: &Input, backend: &str, instances: u32, epochs: u32) -> Result<BenchResult> {
+    for (flag, n) in [("--instances", instances), ("--epochs", epochs)] {
+        if n == 0 {
+            return Err(Error::invalid(flag, "expected at least 1, found 0"));
+        }
+    }
     let cfg = &input.config;
     let mu = match cfg.learner.sampler {
         Sampler::Reset { .. } => {

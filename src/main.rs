@@ -85,10 +85,12 @@ enum Command {
         /// One line per value of this column.
         #[arg(long)]
         group: Option<String>,
-        /// The checkpoint to plot (default: the last; every checkpoint when x is epoch).
+        /// The checkpoint to plot: a 0-based index into the results' checkpoint column, not an
+        /// epoch (default: the last; every checkpoint when x is epoch).
         #[arg(long)]
         checkpoint: Option<u64>,
-        /// Only rows whose COLUMN reads VALUE (repeatable), e.g. --where study=width.
+        /// Only rows whose COLUMN reads VALUE (repeatable; numbers compare as numbers, so
+        /// interface_noise=0.20 keeps 0.2), e.g. --where study=width.
         #[arg(long = "where", value_name = "COLUMN=VALUE")]
         filter: Vec<String>,
         /// File stem of the figure (default: Y_vs_X, then _by_GROUP and the filters).

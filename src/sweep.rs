@@ -347,6 +347,10 @@ impl Shard {
         let pair =
             match (var("SLURM_ARRAY_TASK_ID"), var("SLURM_ARRAY_TASK_COUNT")) {
                 (Some(id), Some(count)) => Some((id, count, "SLURM_ARRAY_TASK_ID")),
+                (Some(_), None) => return Err(Error::invalid(
+                    "SLURM_ARRAY_TASK_COUNT",
+                    "SLURM_ARRAY_TASK_ID is set: set SLURM_ARRAY_TASK_COUNT to the array's size (or pass --shard k/n)",
+                )),
                 _ => match (var("JOB_COMPLETION_INDEX"), var("ICQ_SHARDS")) {
                     (Some(id), Some(count)) => Some((id, count, "JOB_COMPLETION_INDEX")),
                     (Some(_), None) => return Err(Error::invalid(

@@ -632,3 +632,76 @@ fn a_closed_pipe_ends_quietly() {
         o.status
     );
 }
+
+/// The shard of a sweep comes from a Slurm job array or a Kubernetes Indexed Job when no
+/// `--shard` is given; half of either pair is an error naming the missing variable.
+#[test]
+fn shard_from_the_environment() {
+    let dir = scratch("shard-env");
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        "[model]\nagents = 2\nartifact_states = 4\ninterface_states = 2\n\
+         [learner]\nnetwork = \"tabular\"\n[run]\ninstances = 2\nepochs = 50\nbackend = \"cpu\"\n\
+         [sweep]\nseeds = [0, 1, 2]\n",
+    )
+    .unwrap();
+    let sweep = |name: &str, vars: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_icq"));
+        c.args(["sweep", config.to_str().unwrap(), "--quiet", "--out"])
+            .arg(dir.join(name));
+        for var in [
+            "SLURM_ARRAY_TASK_ID",
+            "SLURM_ARRAY_TASK_COUNT",
+            "JOB_COMPLETION_INDEX",
+            "ICQ_SHARDS",
+        ] {
+            c.env_remove(var);
+        }
+        c.envs(vars.iter().copied());
+        c.output().unwrap()
+    };
+    let o = sweep(
+        "slurm",
+        &[
+            ("SLURM_ARRAY_TASK_ID", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("3 units in the grid, 1 here (shard 2/2)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = sweep("k8s", &[("JOB_COMPLETION_INDEX", "0"), ("ICQ_SHARDS", "2")]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("3 units in the grid, 2 here (shard 1/2)"),
+        "{}",
+        stderr(&o)
+    );
+    for (vars, want) in [
+        (
+            &[("SLURM_ARRAY_TASK_ID", "1")][..],
+            "SLURM_ARRAY_TASK_COUNT",
+        ),
+        (&[("JOB_COMPLETION_INDEX", "1")][..], "ICQ_SHARDS"),
+        (
+            &[("JOB_COMPLETION_INDEX", "2"), ("ICQ_SHARDS", "2")][..],
+            "JOB_COMPLETION_INDEX: expected an index below the shard count",
+        ),
+    ] {
+        let o = sweep("bad", vars);
+        assert_eq!(o.status.code(), Some(2), "{vars:?}");
+        assert!(stderr(&o).contains(want), "{vars:?}: {}", stderr(&o));
+    }
+}
+
+/// `icq bench` refuses to time nothing.
+#[test]
+fn bench_needs_work() {
+    for flag in ["--epochs", "--instances"] {
+        let o = icq(&["bench", "examples/quickstart.toml", flag, "0"]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains(&format!("{flag}: expected at least 1")));
+    }
+}
