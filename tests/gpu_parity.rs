@@ -263,6 +263,30 @@ fn parity_split_batches() {
     );
 }
 
+/// A batch whose one instance, or whose model tables, would not fit one storage binding is
+/// refused before anything is compiled or uploaded, naming the sizes; under the limit it runs
+/// split into chunks.
+#[test]
+fn oversized_bindings_are_refused() {
+    let Some(gpu) = wgpu() else { return };
+    let plan = case_plan(
+        SYNTH,
+        "[learner]\nnetwork = { mlp = { width = 64, depth = 2 } }\nstep_size = { constant = { alpha = 0.01 } }\n",
+    );
+    let bytes = 4 * plan.layout.params as u64;
+    let batch = BatchPlan::from(plan);
+    let fits = gpu.with_binding_limit(2 * bytes);
+    let mut b = fits.upload(&batch).unwrap();
+    fits.advance(&mut b, 3).unwrap();
+    let small = fits.with_binding_limit(bytes - 4);
+    let err = small
+        .upload(&batch)
+        .err()
+        .expect("one instance exceeds the limit");
+    assert!(matches!(err, icq::Error::TooLarge(_)), "{err}");
+    assert!(err.to_string().contains("one instance's state"), "{err}");
+}
+
 const F16_PLANS: [(&str, &str); 2] = [
     (SYNTH, "[learner]\nnetwork = { mlp = { width = 16, depth = 1 } }\nstep_size = { constant = { alpha = 0.05 } }\nweights = \"f16\"\n"),
     (HANDOFF, "[learner]\nnetwork = { mlp = { width = 8, depth = 2 } }\nencoding = \"scalar\"\nstep_size = { constant = { alpha = 0.01 } }\nclip = 1.0\nweights = \"f16\"\n"),

@@ -19,7 +19,7 @@ use super::device::{
 use super::gpu::{AdapterChoice, GpuContext};
 use super::sources::epoch_wgsl;
 use super::{Backend, Counters, QTables};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::learn::plan::BatchPlan;
 
 /// Invocations per workgroup of the epoch kernel.
@@ -70,6 +70,14 @@ impl Wgpu {
         self
     }
 
+    /// The same backend keeping each storage binding to at most `bytes` (to exercise the
+    /// limits of small adapters on any adapter).
+    pub fn with_binding_limit(mut self, bytes: u64) -> Self {
+        let limits = &mut self.ctx.limits;
+        limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(bytes);
+        self
+    }
+
     /// The device context.
     pub fn context(&self) -> &GpuContext {
         &self.ctx
@@ -88,13 +96,35 @@ impl Wgpu {
         Ok(pipeline)
     }
 
-    /// Instances per chunk under the adapter's limits.
-    fn chunk_size(&self, batch: &BatchPlan) -> u32 {
+    /// Instances per chunk under the adapter's limits; an error when even one instance, or
+    /// the shared model tables, exceed what one storage binding may hold.
+    fn chunk_size(&self, batch: &BatchPlan, packed: &DeviceModel) -> Result<u32> {
         let limit = self
             .ctx
             .limits
             .max_storage_buffer_binding_size
             .min(self.ctx.limits.max_buffer_size);
+        let size = |bytes: u64| match bytes {
+            b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / f64::from(1 << 20)),
+            b => format!("{:.1} KiB", b as f64 / 1024.0),
+        };
+        let too_large = |what: String, bytes: u64| {
+            Error::TooLarge(format!(
+                "{what} needs {}, more than the {} one storage binding of {} may hold: use a \
+                 smaller network or model, or the cpu backend",
+                size(bytes),
+                size(limit),
+                self.ctx.info.name
+            ))
+        };
+        for (name, bytes) in [
+            ("words", 4 * packed.words.len() as u64),
+            ("values", 4 * packed.values.len() as u64),
+        ] {
+            if bytes > limit {
+                return Err(too_large(format!("the model's table of {name}"), bytes));
+            }
+        }
         let widest = batch
             .plans
             .iter()
@@ -102,10 +132,16 @@ impl Wgpu {
             .max()
             .unwrap_or(1);
         let per_instance = 4 * widest as u64;
+        if per_instance > limit {
+            return Err(too_large(
+                format!("one instance's state ({widest} words)"),
+                per_instance,
+            ));
+        }
         let by_memory = (limit / per_instance.max(1)).max(1);
         let by_dispatch =
             u64::from(self.ctx.limits.max_compute_workgroups_per_dimension) * u64::from(WORKGROUP);
-        by_memory.min(by_dispatch).min(u64::from(self.max_chunk)) as u32
+        Ok(by_memory.min(by_dispatch).min(u64::from(self.max_chunk)) as u32)
     }
 }
 
@@ -149,11 +185,12 @@ impl Backend for Wgpu {
 
     fn upload(&self, batch: &BatchPlan) -> Result<WgpuBatch> {
         let packed = DeviceModel::new(batch);
+        let chunk_size = self.chunk_size(batch, &packed)?;
         let shape = packed.kernel_shape();
         let pipeline = self.pipeline(shape.width, shape.actions)?;
         let words = self.ctx.storage("model.words", &packed.words);
         let values = self.ctx.storage("model.values", &packed.values);
-        let chunks = Chunk::split(batch, &packed, self.chunk_size(batch))?
+        let chunks = Chunk::split(batch, &packed, chunk_size)?
             .into_iter()
             .map(|chunk| {
                 let (inst, params) = chunk.initial(batch);
