@@ -328,6 +328,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     r.rows
                 );
             }
+            if r.diverged > 0 {
+                eprintln!(
+                    "warning: {} of the {} units run had instances that diverged (non-finite Q-values; their rows average the others): lower the step size or set [learner] clip",
+                    r.diverged,
+                    r.mine - r.skipped
+                );
+            }
             report_figures(&r.figures, &out);
             Ok(())
         }

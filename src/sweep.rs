@@ -554,6 +554,9 @@ pub struct SweepReport {
     pub seconds: f64,
     /// The config's `[[figure]]`s, drawn once the grid is complete.
     pub figures: Figures,
+    /// Units run by this call that ended with an instance whose Q-values are not finite
+    /// (their rows average the other instances; a metric of no finite instance is null).
+    pub diverged: usize,
 }
 
 /// What became of a sweep's `[[figure]]`s.
@@ -614,6 +617,7 @@ pub fn sweep(
     }
     let bar = progress_bar(work, progress);
     let mut finished = 0;
+    let mut diverged = 0;
     // One backend for the whole sweep (units may name theirs only through the shared config).
     let mut chosen: Option<(crate::backend::Chosen, String)> = None;
     let mut backend_used = String::new();
@@ -669,6 +673,12 @@ pub fn sweep(
                     .collect();
                 let mut ctx = report.context.clone();
                 ctx.set("seed", unit.seed);
+                if own
+                    .last()
+                    .is_some_and(|ms| ms.iter().any(|m| !m.q_err.is_finite()))
+                {
+                    diverged += 1;
+                }
                 let rows = unit_rows(unit, &ctx, &own);
                 write_atomically(&part_path(out, unit.index), to_jsonl(&rows).as_bytes())?;
                 finished += 1;
@@ -714,6 +724,7 @@ pub fn sweep(
         rows,
         seconds: start.elapsed().as_secs_f64(),
         figures,
+        diverged,
     })
 }
 

@@ -362,3 +362,16 @@ fn a_sweep_with_studies_draws_its_figures() {
     );
     assert!(d.join("typo").join("manifest.json").exists());
 }
+
+/// Units with diverged instances are counted (the command line warns of them).
+#[test]
+fn diverged_units_are_counted() {
+    let d = dir("diverged");
+    let fine = config(&d, &mlp(CONFIG));
+    let r = sweep(&fine, &d.join("fine"), None, false, None, false).unwrap();
+    assert_eq!(r.diverged, 0);
+    let wild = mlp(CONFIG).replace("alpha = 0.05", "alpha = 1e30");
+    let wild = config(&d, &wild);
+    let r = sweep(&wild, &d.join("wild"), None, false, None, false).unwrap();
+    assert_eq!(r.diverged, r.units);
+}

@@ -194,7 +194,10 @@ impl<'a> Chain<'a> {
             }
         }
         Err(Error::NotConverged(format!(
-            "stationary law: ρ₀((I+K_b)/2)^t moved by more than {MU_TOLERANCE:e} after {max_steps} steps"
+            "stationary law: ρ₀((I+K_b)/2)^t moved by more than {MU_TOLERANCE:e} after \
+             {max_steps} steps; the chain mixes too slowly for the oracle (in a synthetic \
+             model: a laziness near 0 or long option durations; in a model file: nearly \
+             absorbing or disconnected states)"
         )))
     }
 
