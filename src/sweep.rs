@@ -100,19 +100,35 @@ fn axis_path(name: &str) -> Result<Vec<String>> {
     Ok(home.into_iter().map(str::to_string).collect())
 }
 
-fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+/// Sets `path` in `table` to `value` (for the sweep key `key`), making the tables on the way;
+/// a value on the way that is not a table (`network = "tabular"` under a `width` axis) is an
+/// error, since replacing it would run a config the user never wrote.
+fn set_path(table: &mut toml::Table, key: &str, path: &[String], value: toml::Value) -> Result<()> {
     let (last, parents) = path.split_last().expect("a non-empty path");
     let mut at = table;
-    for key in parents {
+    for (i, part) in parents.iter().enumerate() {
         let entry = at
-            .entry(key.clone())
+            .entry(part.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         if !entry.is_table() {
-            *entry = toml::Value::Table(toml::Table::new());
+            return Err(Error::invalid(
+                key,
+                format!(
+                    "sets {}, but {} is {entry}, not a table{}",
+                    path.join("."),
+                    path[..=i].join("."),
+                    if path.starts_with(&["learner".into(), "network".into()]) {
+                        ": write [learner] network = { mlp = { width = …, depth = … } }"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
         }
         at = entry.as_table_mut().expect("a table");
     }
     at.insert(last.clone(), value);
+    Ok(())
 }
 
 /// Expands the config at `path` (text `text`) into its units, validating every one before
@@ -210,14 +226,14 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
                 value => {
                     same_home(&key, &home, &axes)?;
                     same_home(&key, &home, &fixed)?;
-                    set_path(&mut table, &home, value.clone());
+                    set_path(&mut table, &key, &home, value.clone())?;
                     fixed.push((name, home, vec![value]));
                 }
             }
         }
         let points: usize = axes.iter().map(|(_, _, v)| v.len()).product();
         for local in 0..points {
-            let (config, model, values) = grid_point(&table, &axes, point, local, path, base_dir)?;
+            let (config, model, values) = grid_point(&table, &axes, point, local, base_dir)?;
             for &seed in &seeds {
                 let mut config = config.clone();
                 config.run.seed = seed;
@@ -281,7 +297,6 @@ fn grid_point(
     axes: &[Axis],
     point: usize,
     local: usize,
-    path: &Path,
     base_dir: &Path,
 ) -> Result<GridPoint> {
     let mut table = table.clone();
@@ -293,16 +308,25 @@ fn grid_point(
         picks[a] = rest % list.len();
         rest /= list.len();
     }
-    for ((name, path, list), &pick) in axes.iter().zip(&picks) {
-        set_path(&mut table, path, list[pick].clone());
-        values.push((name.clone(), list[pick].clone()));
-    }
-    let where_ = || {
+    let where_ = |values: &[(String, toml::Value)]| {
         let parts: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
         format!("sweep grid point {point} ({})", parts.join(", "))
     };
+    for ((name, home, list), &pick) in axes.iter().zip(&picks) {
+        values.push((name.clone(), list[pick].clone()));
+        set_path(
+            &mut table,
+            &format!("sweep.{name}"),
+            home,
+            list[pick].clone(),
+        )
+        .map_err(|e| Error::invalid(where_(&values), e.to_string()))?;
+    }
+    let where_ = || where_(&values);
+    // The grid point's own config, generated from the file: its parse errors quote it.
     let text = toml::to_string(&table).expect("a table serializes");
-    let config = Config::parse(&text, path).map_err(|e| Error::invalid(where_(), e.to_string()))?;
+    let config = Config::parse(&text, Path::new("the grid point's config"))
+        .map_err(|e| Error::invalid(where_(), e.to_string()))?;
     let model = config
         .model
         .build(base_dir)

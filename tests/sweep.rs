@@ -71,6 +71,15 @@ fn bad_axes_fail_before_any_work() {
             "sweep.s.model.laziness: sets model.laziness as the axis laziness does",
         ),
         ("[sweep]\nseeds = [3, 3]\n", "sweep.seeds: 3 appears twice"),
+        // A width axis over a tabular network does not quietly make an MLP of unknown depth.
+        (
+            "[sweep]\nwidth = [4]\n",
+            "sweep.width: sets learner.network.mlp.width, but learner.network is \"tabular\"",
+        ),
+        (
+            "[sweep]\n[sweep.s]\nwidth = 8\n",
+            "sweep.s.width: sets learner.network.mlp.width",
+        ),
         (
             "[sweep]\ninterface_noise = [0.1, 0.10]\n",
             "sweep.interface_noise: 0.1 appears twice",
