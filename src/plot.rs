@@ -129,7 +129,22 @@ pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
                 name: text("name")?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .and_then(|figures| {
+            // Two figures of one file name would leave only the last one drawn.
+            for (i, f) in figures.iter().enumerate() {
+                if let Some(j) = figures[..i].iter().position(|g| g.stem() == f.stem()) {
+                    return Err(Error::invalid(
+                        format!("figure[{i}]"),
+                        format!(
+                            "draws {}.svg, as figure[{j}] does: give one of them another name",
+                            f.stem()
+                        ),
+                    ));
+                }
+            }
+            Ok(figures)
+        })
 }
 
 /// One line of a figure and its fit.

@@ -357,6 +357,17 @@ fn a_sweep_with_studies_draws_its_figures() {
         .to_string();
     assert!(err.contains("figure[0].where_"), "{err}");
     assert!(!d.join("bad").join("parts").exists(), "nothing ran");
+    // Two figures of one name would overwrite each other.
+    let twice = STUDIES.to_string() + "name = \"noise\"\n";
+    let path = config(&d, &twice);
+    let err = sweep(&path, &d.join("twice"), None, false, None, false)
+        .expect_err("two figures of one name fail")
+        .to_string();
+    assert!(
+        err.contains("figure[1]: draws noise.svg, as figure[0] does"),
+        "{err}"
+    );
+    assert!(!d.join("twice").join("parts").exists(), "nothing ran");
 
     // A figure that cannot be drawn (a column that is not there) is reported; the results
     // and the manifest are written all the same.
