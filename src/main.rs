@@ -36,13 +36,14 @@ enum Command {
     },
     /// Train B instances of the configured learner and measure them against the oracle.
     Run {
-        /// A config (TOML).
+        /// A config (TOML) or a model file (.json, run with the default learner).
         input: PathBuf,
         /// Write DIR/checkpoints.csv, DIR/checkpoints.jsonl and DIR/checkpoints.parquet (one row
         /// per instance and checkpoint).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Backend: auto, cpu or wgpu (overrides [run] backend).
+        /// Backend: auto, cpu, wgpu or cuda (a build with the cuda feature); overrides [run]
+        /// backend.
         #[arg(long)]
         backend: Option<String>,
         /// No progress bar.
@@ -113,7 +114,8 @@ enum Command {
     Bench {
         /// A config (TOML) or a model file.
         input: PathBuf,
-        /// Backend: auto, cpu or wgpu (overrides [run] backend).
+        /// Backend: auto, cpu, wgpu or cuda (a build with the cuda feature); overrides [run]
+        /// backend.
         #[arg(long)]
         backend: Option<String>,
         /// Instances (default: [run] instances).

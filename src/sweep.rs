@@ -134,6 +134,17 @@ fn set_path(table: &mut toml::Table, key: &str, path: &[String], value: toml::Va
 /// Expands the config at `path` (text `text`) into its units, validating every one before
 /// any runs: a bad axis or value fails here, with the key named.
 pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
+    if path.extension().is_some_and(|e| e == "json") {
+        return Err(Error::invalid(
+            "sweep",
+            format!(
+                "{} is a model file; a sweep needs a config (TOML) with a [sweep] table, which \
+                 can name the model with [model] file = \"{}\"",
+                path.display(),
+                path.display()
+            ),
+        ));
+    }
     let mut base: toml::Table = toml::from_str(text).map_err(|e| Error::Parse {
         path: path.to_path_buf(),
         message: e.to_string().trim_end().to_string(),
