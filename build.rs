@@ -12,7 +12,20 @@ fn main() {
     if let Some(r) = revision {
         println!("cargo:rustc-env=ICQ_GIT_REVISION={r}");
     }
-    println!("cargo:rerun-if-changed=.git/HEAD");
+    // A commit moves the branch HEAD names, not HEAD itself: watch both, and the packed refs
+    // (only files that exist: cargo reruns a script on every build for a missing one).
+    let mut watched = vec![".git/HEAD".to_string(), ".git/packed-refs".to_string()];
+    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
+        if let Some(branch) = head.trim().strip_prefix("ref: ") {
+            watched.push(format!(".git/{branch}"));
+        }
+    }
+    for path in watched
+        .iter()
+        .filter(|p| std::path::Path::new(p.as_str()).is_file())
+    {
+        println!("cargo:rerun-if-changed={path}");
+    }
     println!("cargo:rerun-if-changed=kernels/epoch.cu");
     println!("cargo:rerun-if-changed=kernels/philox.cuh");
     // Twice: f32 parameters, and f16 ones (`-DICQ_F16`, entry points of their own).
