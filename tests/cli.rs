@@ -358,18 +358,26 @@ fn failed_export_leaves_nothing_behind() {
     assert!(!out.exists(), "a failed export wrote {}", out.display());
 }
 
+/// A tabular two-agent sweep over `seeds` (a TOML list), a fraction of a second, at `dir/c.toml`.
+fn tiny_sweep(dir: &Path, seeds: &str) -> PathBuf {
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[model]\nagents = 2\nartifact_states = 4\ninterface_states = 2\n\
+             [learner]\nnetwork = \"tabular\"\n[run]\ninstances = 2\nepochs = 50\n\
+             backend = \"cpu\"\n[sweep]\nseeds = {seeds}\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
 /// An output folder that cannot be one is refused before any training, naming `--out`.
 #[test]
 fn unwritable_out_fails_before_training() {
     let dir = scratch("out");
-    let config = dir.join("c.toml");
-    std::fs::write(
-        &config,
-        "[model]\nagents = 2\nartifact_states = 4\ninterface_states = 2\n\
-         [learner]\nnetwork = \"tabular\"\n[run]\ninstances = 2\nepochs = 50\nbackend = \"cpu\"\n\
-         [sweep]\nseeds = [0, 1]\n",
-    )
-    .unwrap();
+    let config = tiny_sweep(&dir, "[0, 1]");
     let file = dir.join("a-file");
     std::fs::write(&file, "x").unwrap();
     let under_file = file.join("sub");
@@ -638,14 +646,7 @@ fn a_closed_pipe_ends_quietly() {
 #[test]
 fn shard_from_the_environment() {
     let dir = scratch("shard-env");
-    let config = dir.join("c.toml");
-    std::fs::write(
-        &config,
-        "[model]\nagents = 2\nartifact_states = 4\ninterface_states = 2\n\
-         [learner]\nnetwork = \"tabular\"\n[run]\ninstances = 2\nepochs = 50\nbackend = \"cpu\"\n\
-         [sweep]\nseeds = [0, 1, 2]\n",
-    )
-    .unwrap();
+    let config = tiny_sweep(&dir, "[0, 1, 2]");
     let sweep = |name: &str, vars: &[(&str, &str)]| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_icq"));
         c.args(["sweep", config.to_str().unwrap(), "--quiet", "--out"])
