@@ -319,6 +319,17 @@ fn bad_configs_name_their_key() {
             "model.artifact_states",
         ),
         (
+            "huge-private-tables",
+            "[model]\nagents = 1\nartifact_states = 1\ninterface_states = 1\nprivate_states = 65536\n",
+            "model.private_states: 1 agents × (1 artifact states, 65536 private states)",
+        ),
+        // Under every model limit, but the oracle's dense per-option system would need 32 GiB.
+        (
+            "huge-option-system",
+            "[model]\nagents = 1\nartifact_states = 256\ninterface_states = 1\nprivate_states = 256\n",
+            "model.options[0]: its executor's local space has 256 artifact × 256 private",
+        ),
+        (
             "huge-rewards",
             "[model]\nreward_scale = 1e300\n",
             "model.reward_scale",

@@ -97,8 +97,8 @@ impl Synthetic {
         if self.private_states == 0 {
             return bad("private_states", "expected at least 1, found 0".into());
         }
-        // Sizes before anything is allocated: the joint states, then the transition tables
-        // (N·S² artifact probabilities and N·S·M rewards).
+        // Sizes before anything is allocated: the joint states, then the tables (N·S² artifact
+        // and N·M² private probabilities, N·S·M rewards).
         let (n, s, m) = (self.agents, self.artifact_states, self.private_states);
         if n > MAX_AGENTS {
             return bad(
@@ -121,15 +121,24 @@ impl Synthetic {
                 ),
             );
         }
-        let tables = s
-            .checked_add(m)
-            .and_then(|w| w.checked_mul(s)?.checked_mul(n));
+        let square = |x: usize| x.checked_mul(x);
+        let tables = (|| {
+            let per_agent = square(s)?
+                .checked_add(square(m)?)?
+                .checked_add(s.checked_mul(m)?)?;
+            per_agent.checked_mul(n)
+        })();
         if tables.is_none_or(|t| t > MAX_TABLE_ENTRIES) {
+            let key = if m > s {
+                "private_states"
+            } else {
+                "artifact_states"
+            };
             return bad(
-                "artifact_states",
+                key,
                 format!(
-                    "{n} agents × {s} artifact states need N·S·(S + M) > {MAX_TABLE_ENTRIES} \
-                     table entries"
+                    "{n} agents × ({s} artifact states, {m} private states) need \
+                     N·(S² + M² + S·M) > {MAX_TABLE_ENTRIES} table entries"
                 ),
             );
         }
@@ -166,8 +175,13 @@ impl Synthetic {
         }
         let largest = self.reward_scale.abs() * (1.0 + self.interface_noise + self.private_weight);
         if largest > super::MAX_ABS_REWARD {
+            let key = if self.private_weight > 1.0 && self.reward_scale.abs() <= 1.0 {
+                "private_weight"
+            } else {
+                "reward_scale"
+            };
             return bad(
-                "reward_scale",
+                key,
                 format!(
                     "rewards up to |reward_scale|·(1 + interface_noise + private_weight) = \
                      {largest:e}; expected at most {:e}",

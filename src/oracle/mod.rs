@@ -25,6 +25,10 @@ const NEVER_MIXES: f64 = 1e-9;
 /// Largest joint-state count the oracle accepts.
 pub const MAX_STATES: usize = 200_000;
 
+/// Largest executor-local space S·M_e of one option the oracle accepts: it solves a dense
+/// C × C system per option (C = 4 096: 128 MiB per matrix and about 10¹¹ flops).
+pub const MAX_OPTION_STATES: usize = 4096;
+
 /// What the oracle computes and how precisely.
 #[derive(Clone, Debug)]
 pub struct OracleOptions {
@@ -140,6 +144,18 @@ impl Oracle {
                 "the model has {} joint states; the exact oracle handles at most {MAX_STATES}",
                 space.states
             )));
+        }
+        for (w, opt) in model.options.iter().enumerate() {
+            let m = model.agents[opt.executor].private_states;
+            let local = model.artifact_states.saturating_mul(m);
+            if local > MAX_OPTION_STATES {
+                return Err(Error::TooLarge(format!(
+                    "model.options[{w}]: its executor's local space has {} artifact × {m} \
+                     private = {local} states; the exact oracle solves a dense system of at \
+                     most {MAX_OPTION_STATES}",
+                    model.artifact_states
+                )));
+            }
         }
         let kernels = OptionKernel::all(model)?;
         let rho0 = space.initial_law(model);
