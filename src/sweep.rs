@@ -81,7 +81,9 @@ pub struct Unit {
 /// The TOML path an axis name sets: a dotted path as written, or a bare knob's home.
 fn axis_path(name: &str) -> Result<Vec<String>> {
     if name.contains('.') {
-        return Ok(name.split('.').map(str::to_string).collect());
+        let home: Vec<String> = name.split('.').map(str::to_string).collect();
+        check_axis_home(name, &home)?;
+        return Ok(home);
     }
     let home = if MODEL_KNOBS.contains(&name) {
         vec!["model", name]
@@ -97,7 +99,24 @@ fn axis_path(name: &str) -> Result<Vec<String>> {
             "not a knob of [model], [learner] or [run]; write a dotted path (\"learner.network.mlp.width\") for nested keys",
         ));
     };
-    Ok(home.into_iter().map(str::to_string).collect())
+    let home: Vec<String> = home.into_iter().map(str::to_string).collect();
+    check_axis_home(name, &home)?;
+    Ok(home)
+}
+
+/// Settings a sweep owns: the seed (every unit's, from `seeds`) and the backend (one for the
+/// whole sweep).
+fn check_axis_home(name: &str, home: &[String]) -> Result<()> {
+    let why = match home {
+        [run, seed] if run == "run" && seed == "seed" => {
+            "the seeds of a sweep are its seeds = [...]"
+        }
+        [run, backend] if run == "run" && backend == "backend" => {
+            "one backend runs the whole sweep: set [run] backend or pass --backend"
+        }
+        _ => return Ok(()),
+    };
+    Err(Error::invalid(format!("sweep.{name}"), why))
 }
 
 /// Sets `path` in `table` to `value` (for the sweep key `key`), making the tables on the way;
@@ -189,8 +208,13 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
                 let key = format!("sweep.{name}");
                 no_repeats(&key, &list)?;
                 let home = axis_path(&name)?;
-                same_home(&key, &home, &shared)?;
-                shared.push((name.clone(), home, list));
+                one_setter(&key, &home, &shared, &[])?;
+                shared.push(Axis {
+                    name: name.clone(),
+                    key,
+                    home,
+                    values: list,
+                });
             }
             _ => {
                 return Err(Error::invalid(
@@ -214,7 +238,7 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
         let mut fixed: Vec<Axis> = Vec::new();
         for (name, value) in entries {
             let key = format!("sweep.{}.{name}", study.as_deref().unwrap_or_default());
-            if shared.iter().any(|(n, _, _)| *n == name) {
+            if shared.iter().any(|a| a.name == name) {
                 return Err(Error::invalid(
                     key,
                     "also an axis of the whole [sweep]: set it in one place",
@@ -230,19 +254,29 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
                 }
                 toml::Value::Array(list) => {
                     no_repeats(&key, &list)?;
-                    same_home(&key, &home, &axes)?;
-                    same_home(&key, &home, &fixed)?;
-                    axes.push((name, home, list));
+                    // Axes are applied after every fixed setting, in order.
+                    one_setter(&key, &home, &axes, &[])?;
+                    one_setter(&key, &home, &fixed, &[])?;
+                    axes.push(Axis {
+                        name,
+                        key,
+                        home,
+                        values: list,
+                    });
                 }
                 value => {
-                    same_home(&key, &home, &axes)?;
-                    same_home(&key, &home, &fixed)?;
+                    one_setter(&key, &home, &fixed, &axes)?;
                     set_path(&mut table, &key, &home, value.clone())?;
-                    fixed.push((name, home, vec![value]));
+                    fixed.push(Axis {
+                        name,
+                        key,
+                        home,
+                        values: vec![value],
+                    });
                 }
             }
         }
-        let points: usize = axes.iter().map(|(_, _, v)| v.len()).product();
+        let points: usize = axes.iter().map(|a| a.values.len()).product();
         for local in 0..points {
             let (config, model, values) = grid_point(&table, &axes, point, local, base_dir)?;
             for &seed in &seeds {
@@ -269,13 +303,25 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
 /// A validated grid point: its config, its model and its axis values.
 type GridPoint = (Config, crate::model::Model, Vec<(String, toml::Value)>);
 
-/// An axis: its name, the TOML path it sets and its values.
-type Axis = (String, Vec<String>, Vec<toml::Value>);
+/// An axis (or a study's fixed setting): its name, its key in the config (for messages), the
+/// TOML path it sets and its values.
+#[derive(Clone, Debug)]
+struct Axis {
+    name: String,
+    key: String,
+    home: Vec<String>,
+    values: Vec<toml::Value>,
+}
 
-/// An axis whose list names a value twice would run its grid points twice.
+/// An axis whose list names a value twice (`0` and `0.0` too) would run its grid points twice.
 fn no_repeats(key: &str, list: &[toml::Value]) -> Result<()> {
+    let number = |v: &toml::Value| v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
+    let same = |a: &toml::Value, b: &toml::Value| match (number(a), number(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    };
     for (i, v) in list.iter().enumerate() {
-        if list[..i].contains(v) {
+        if list[..i].iter().any(|u| same(u, v)) {
             return Err(Error::invalid(
                 key,
                 format!("{v} appears twice: each value once"),
@@ -285,20 +331,36 @@ fn no_repeats(key: &str, list: &[toml::Value]) -> Result<()> {
     Ok(())
 }
 
-/// Two names for one setting (`interface_noise` and `"model.interface_noise"`) would leave
-/// only the last one written in effect; `axes` are the axes (or a study's fixed settings)
-/// named so far.
-fn same_home(key: &str, home: &[String], axes: &[Axis]) -> Result<()> {
-    match axes.iter().find(|(_, h, _)| h.as_slice() == home) {
-        Some((other, _, _)) => Err(Error::invalid(
-            key,
-            format!(
-                "sets {} as the axis {other} does: set it in one place",
-                home.join(".")
-            ),
-        )),
-        None => Ok(()),
-    }
+/// Two names for one setting (`interface_noise` and `"model.interface_noise"`), or a table
+/// written over a setting inside it (a `network` axis after a `depth` one), would leave only
+/// the one written last in effect. `earlier` are the settings written before this one, `later`
+/// those written after it; refining a table written earlier (a `width` axis inside a study's
+/// fixed `network`) is what it is for.
+fn one_setter(key: &str, home: &[String], earlier: &[Axis], later: &[Axis]) -> Result<()> {
+    let clash = |over: &[String], under: &[String]| under.starts_with(over);
+    let other = earlier
+        .iter()
+        .find(|e| clash(home, &e.home))
+        .or_else(|| later.iter().find(|l| clash(&l.home, home)));
+    let Some(other) = other else {
+        return Ok(());
+    };
+    let message = if other.home == home {
+        format!(
+            "sets {} as {} does: set it in one place",
+            home.join("."),
+            other.key
+        )
+    } else {
+        format!(
+            "sets {} and {} sets {}: the one written last would replace the other, so set it \
+             in one place",
+            home.join("."),
+            other.key,
+            other.home.join(".")
+        )
+    };
+    Err(Error::invalid(key, message))
 }
 
 /// The grid point `local` of a study's `axes` over its `table`, validated; `point` is its
@@ -315,23 +377,19 @@ fn grid_point(
     let mut rest = local;
     // The last axis varies fastest.
     let mut picks = vec![0; axes.len()];
-    for (a, (_, _, list)) in axes.iter().enumerate().rev() {
-        picks[a] = rest % list.len();
-        rest /= list.len();
+    for (a, axis) in axes.iter().enumerate().rev() {
+        picks[a] = rest % axis.values.len();
+        rest /= axis.values.len();
     }
     let where_ = |values: &[(String, toml::Value)]| {
         let parts: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
         format!("sweep grid point {point} ({})", parts.join(", "))
     };
-    for ((name, home, list), &pick) in axes.iter().zip(&picks) {
-        values.push((name.clone(), list[pick].clone()));
-        set_path(
-            &mut table,
-            &format!("sweep.{name}"),
-            home,
-            list[pick].clone(),
-        )
-        .map_err(|e| Error::invalid(where_(&values), e.to_string()))?;
+    for (axis, &pick) in axes.iter().zip(&picks) {
+        let value = axis.values[pick].clone();
+        values.push((axis.name.clone(), value.clone()));
+        set_path(&mut table, &axis.key, &axis.home, value)
+            .map_err(|e| Error::invalid(where_(&values), e.to_string()))?;
     }
     let where_ = || where_(&values);
     // The grid point's own config, generated from the file: its parse errors quote it.

@@ -64,13 +64,31 @@ fn bad_axes_fail_before_any_work() {
         // One setting under two names, or one value twice, would run a grid point twice.
         (
             "[sweep]\ninterface_noise = [0.2, 0.3]\n\"model.interface_noise\" = [0.1]\n",
-            "sets model.interface_noise as the axis interface_noise does",
+            "sets model.interface_noise as sweep.interface_noise does",
         ),
         (
             "[sweep]\n[sweep.s]\n\"model.laziness\" = 0.5\nlaziness = [0.4]\n",
-            "sweep.s.model.laziness: sets model.laziness as the axis laziness does",
+            "sweep.s.model.laziness: sets model.laziness as sweep.s.laziness does",
         ),
         ("[sweep]\nseeds = [3, 3]\n", "sweep.seeds: 3 appears twice"),
+        (
+            "[sweep]\ngamma = [0.5, 0.9, 1]\nlaziness = [1, 1.0]\n",
+            "sweep.laziness: 1.0 appears twice",
+        ),
+        // A setting inside a table another axis sets: the one applied last would win.
+        (
+            "[sweep]\ndepth = [1, 2]\nnetwork = [{ mlp = { width = 8, depth = 1 } }]\n",
+            "sweep.network: sets learner.network and sweep.depth sets learner.network.mlp.depth",
+        ),
+        // The seed and the backend belong to the sweep as a whole.
+        (
+            "[sweep]\n\"run.seed\" = [5, 6]\n",
+            "sweep.run.seed: the seeds of a sweep",
+        ),
+        (
+            "[sweep]\n[sweep.s]\n\"run.backend\" = [\"cpu\"]\n",
+            "sweep.s.run.backend: one backend",
+        ),
         // A width axis over a tabular network does not quietly make an MLP of unknown depth.
         (
             "[sweep]\nwidth = [4]\n",
@@ -78,6 +96,10 @@ fn bad_axes_fail_before_any_work() {
         ),
         (
             "[sweep]\n[sweep.s]\nwidth = 8\n",
+            "sweep.s.width: sets learner.network.mlp.width",
+        ),
+        (
+            "[sweep]\n[sweep.s]\nwidth = [4, 8]\n",
             "sweep.s.width: sets learner.network.mlp.width",
         ),
         (
