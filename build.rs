@@ -12,19 +12,29 @@ fn main() {
     if let Some(r) = revision {
         println!("cargo:rustc-env=ICQ_GIT_REVISION={r}");
     }
-    // A commit moves the branch HEAD names, not HEAD itself: watch both, and the packed refs
-    // (only files that exist: cargo reruns a script on every build for a missing one).
-    let mut watched = vec![".git/HEAD".to_string(), ".git/packed-refs".to_string()];
-    if let Ok(head) = std::fs::read_to_string(".git/HEAD") {
-        if let Some(branch) = head.trim().strip_prefix("ref: ") {
-            watched.push(format!(".git/{branch}"));
+    // A commit moves the branch HEAD names, not HEAD itself, and a packed branch moves to a
+    // loose ref; HEAD's reflog records every such move (in a worktree too, where `.git` is a
+    // file). Watched as git names them, and only where they exist: cargo reruns a script on
+    // every build for a missing file.
+    let git_path = |name: &str| {
+        std::process::Command::new("git")
+            .args(["rev-parse", "--git-path", name])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let branch = std::process::Command::new("git")
+        .args(["symbolic-ref", "-q", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|b| !b.is_empty());
+    let names = ["HEAD", "logs/HEAD", "packed-refs"].map(String::from);
+    for name in names.iter().chain(&branch) {
+        if let Some(path) = git_path(name).filter(|p| std::path::Path::new(p).is_file()) {
+            println!("cargo:rerun-if-changed={path}");
         }
-    }
-    for path in watched
-        .iter()
-        .filter(|p| std::path::Path::new(p.as_str()).is_file())
-    {
-        println!("cargo:rerun-if-changed={path}");
     }
     println!("cargo:rerun-if-changed=kernels/epoch.cu");
     println!("cargo:rerun-if-changed=kernels/philox.cuh");

@@ -5,8 +5,9 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` through a temporary file beside it and a rename. The temporary
-/// name is unique to the process and the call, so processes writing the same path (shards
-/// sharing a cache folder) never write into one temporary file.
+/// name is unique to the process, the moment and the call, so processes writing the same path
+/// (shards sharing a folder, even with one process id in different containers) never write
+/// into one temporary file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let io = |source| Error::Io {
@@ -18,7 +19,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     let mut tmp = path.as_os_str().to_owned();
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tmp.push(format!(".{}-{call}.partial", std::process::id()));
+    tmp.push(format!(".{}-{call}.partial", unique()));
     let tmp = std::path::PathBuf::from(tmp);
     let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
@@ -40,7 +41,23 @@ pub fn writable_dir(dir: &Path, flag: &str) -> Result<()> {
         Error::invalid(flag, format!("{} cannot be written: {e}", dir.display()))
     };
     std::fs::create_dir_all(dir).map_err(cannot)?;
-    let probe = dir.join(format!(".icq-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(cannot)?;
-    std::fs::remove_file(&probe).map_err(cannot)
+    let probe = dir.join(format!(".icq-probe-{}", unique()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(cannot)?;
+    match std::fs::remove_file(&probe) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(cannot(e)),
+        _ => Ok(()),
+    }
+}
+
+/// A name part no other process writing the same folder uses at the same time: the process
+/// id and the clock's nanoseconds (containers sharing a volume often share process ids).
+fn unique() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{}-{nanos:x}", std::process::id())
 }

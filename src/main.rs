@@ -249,6 +249,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 icq::io::writable_dir(dir, "--out").map_err(bad_input)?;
             }
             let report = icq::run::run(&input, !quiet).map_err(bad_input_or_failure)?;
+            // The files first: a reader that closes stdout early (`| head`) ends the process.
+            let rows = report.rows();
+            if let Some(dir) = &out {
+                icq::records::write_rows(dir, "checkpoints", &rows).map_err(failed)?;
+            }
             println!("backend    {}", report.backend);
             println!(
                 "trained    {} instances × {} epochs in {:.2} s ({:.3e} handoff updates/s)",
@@ -289,8 +294,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
             if let Some(dir) = out {
-                let rows = report.rows();
-                icq::records::write_rows(&dir, "checkpoints", &rows).map_err(failed)?;
                 println!(
                     "\nwrote {0}/checkpoints.csv, {0}/checkpoints.jsonl and {0}/checkpoints.parquet ({1} rows)",
                     dir.display(),

@@ -539,7 +539,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// What a unit computes, as a hash: its place in the grid, its seed and axis values, and its
 /// whole model, learner and run settings (all but the backend, which `--backend` may change
 /// between runs of one sweep).
-fn unit_key(unit: &Unit) -> String {
+fn unit_key(unit: &Unit, model: &str) -> String {
     let mut run = unit.input.config.run.clone();
     run.backend.clear();
     let values: Vec<(&str, String)> = unit
@@ -553,7 +553,7 @@ fn unit_key(unit: &Unit) -> String {
         "study": unit.study,
         "seed": unit.seed,
         "values": values,
-        "model": crate::model::ModelFile::from(unit.input.model.clone()),
+        "model": model,
         "learner": unit.input.config.learner,
         "run": run,
     });
@@ -575,9 +575,21 @@ fn has_parts(dir: &Path) -> bool {
 /// grid there, so that `--resume` (or a shard sharing the folder) can never mix the rows of
 /// two sweeps: a unit is known by its index, and the index means something only in its grid.
 fn check_grid(dir: &Path, units: &[Unit]) -> Result<()> {
-    let keys: Vec<String> = units.iter().map(unit_key).collect();
+    // The model's text once per grid point (the seeds of a point share it).
+    let mut models: BTreeMap<usize, String> = BTreeMap::new();
+    let keys: Vec<String> = units
+        .iter()
+        .map(|u| {
+            let model = models.entry(u.point).or_insert_with(|| {
+                serde_json::to_string(&crate::model::ModelFile::from(u.input.model.clone()))
+                    .expect("json")
+            });
+            unit_key(u, model)
+        })
+        .collect();
     let path = grid_path(dir);
-    let ours = serde_json::json!({ "units": units.len(), "keys": keys });
+    let version = env!("CARGO_PKG_VERSION");
+    let ours = serde_json::json!({ "units": units.len(), "keys": keys, "icq_version": version });
     let theirs = match std::fs::read_to_string(&path) {
         Ok(text) => Some(
             serde_json::from_str::<Value>(&text).map_err(|e| Error::Parse {
@@ -588,7 +600,8 @@ fn check_grid(dir: &Path, units: &[Unit]) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(source) => return Err(Error::Io { path, source }),
     };
-    if theirs.as_ref() == Some(&ours) {
+    let same = |v: &Value| v["units"] == ours["units"] && v["keys"] == ours["keys"];
+    if theirs.as_ref().is_some_and(same) {
         return Ok(());
     }
     if has_parts(dir) {
@@ -606,15 +619,21 @@ fn check_grid(dir: &Path, units: &[Unit]) -> Result<()> {
                     .unwrap_or_default();
                 let first = (0..units.len().max(old.len()))
                     .find(|&i| old.get(i).copied() != keys.get(i).map(String::as_str));
-                let which = match first.and_then(|i| units.get(i)) {
+                let which = match first.filter(|&i| i < old.len()).and_then(|i| units.get(i)) {
                     Some(u) => format!(
-                        "; unit {} (point {}, seed {}) is not the same run",
+                        "; unit {} (point {}, seed {}) is not the same run there",
                         u.index, u.point, u.seed
                     ),
                     None => String::new(),
                 };
+                let written = match v["icq_version"].as_str() {
+                    Some(w) if w != version => {
+                        format!("; written by icq {w}, whose settings may differ from {version}'s")
+                    }
+                    _ => String::new(),
+                };
                 format!(
-                    "{} holds results of another sweep ({} units there, {} here{which}): \
+                    "{} holds results of another sweep ({} units there, {} here{which}{written}): \
                      choose another folder",
                     dir.display(),
                     v["units"],
