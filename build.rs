@@ -3,36 +3,18 @@
 
 fn main() {
     // The git revision the manifest of a sweep records.
-    let revision = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if let Some(r) = revision {
+    if let Some(r) = git(&["rev-parse", "--short=12", "HEAD"]) {
         println!("cargo:rustc-env=ICQ_GIT_REVISION={r}");
     }
     // A commit moves the branch HEAD names, not HEAD itself, and a packed branch moves to a
     // loose ref; HEAD's reflog records every such move (in a worktree too, where `.git` is a
     // file). Watched as git names them, and only where they exist: cargo reruns a script on
     // every build for a missing file.
-    let git_path = |name: &str| {
-        std::process::Command::new("git")
-            .args(["rev-parse", "--git-path", name])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let branch = std::process::Command::new("git")
-        .args(["symbolic-ref", "-q", "HEAD"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|b| !b.is_empty());
+    let branch = git(&["symbolic-ref", "-q", "HEAD"]);
     let names = ["HEAD", "logs/HEAD", "packed-refs"].map(String::from);
     for name in names.iter().chain(&branch) {
-        if let Some(path) = git_path(name).filter(|p| std::path::Path::new(p).is_file()) {
+        let path = git(&["rev-parse", "--git-path", name]);
+        if let Some(path) = path.filter(|p| std::path::Path::new(p).is_file()) {
             println!("cargo:rerun-if-changed={path}");
         }
     }
@@ -55,4 +37,15 @@ fn main() {
         }
         build.compile(library);
     }
+}
+
+/// What `git args` prints (trimmed), if git runs, succeeds and prints something.
+fn git(args: &[&str]) -> Option<String> {
+    std::process::Command::new("git")
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
 }

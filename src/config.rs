@@ -250,7 +250,7 @@ pub fn load_input(path: &Path) -> Result<Input> {
     }
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let config = Config::parse(&text, path)?;
     let base = path.parent().unwrap_or(Path::new("."));

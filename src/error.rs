@@ -23,12 +23,13 @@ pub enum Error {
         message: String,
     },
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error, shown in the message (not also as the error's source, which
+        /// printed it twice).
+        cause: std::io::Error,
     },
     /// The model is too large for the requested analysis.
     #[error("{0}")]

@@ -250,10 +250,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             let report = icq::run::run(&input, !quiet).map_err(bad_input_or_failure)?;
             // The files first: a reader that closes stdout early (`| head`) ends the process.
-            let rows = report.rows();
-            if let Some(dir) = &out {
-                icq::records::write_rows(dir, "checkpoints", &rows).map_err(failed)?;
-            }
+            let written = match &out {
+                Some(dir) => {
+                    let rows = report.rows();
+                    icq::records::write_rows(dir, "checkpoints", &rows).map_err(failed)?;
+                    Some((dir, rows.len()))
+                }
+                None => None,
+            };
             println!("backend    {}", report.backend);
             println!(
                 "trained    {} instances × {} epochs in {:.2} s ({:.3e} handoff updates/s)",
@@ -293,11 +297,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     );
                 }
             }
-            if let Some(dir) = out {
+            if let Some((dir, rows)) = written {
                 println!(
-                    "\nwrote {0}/checkpoints.csv, {0}/checkpoints.jsonl and {0}/checkpoints.parquet ({1} rows)",
+                    "\nwrote {0}/checkpoints.csv, {0}/checkpoints.jsonl and {0}/checkpoints.parquet ({rows} rows)",
                     dir.display(),
-                    rows.len()
                 );
             }
             Ok(())
@@ -486,23 +489,10 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {}", message(&f.error));
+            eprintln!("error: {:#}", f.error);
             ExitCode::from(f.code)
         }
     }
-}
-
-/// The error and its causes, each once: a cause whose text already ends the message (an I/O
-/// error shown beside its path) is not repeated.
-fn message(error: &anyhow::Error) -> String {
-    let mut text = error.to_string();
-    for cause in error.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.ends_with(&cause) {
-            text = format!("{text}: {cause}");
-        }
-    }
-    text
 }
 
 /// Lets a closed pipe end the process quietly, as it does every Unix filter (`icq oracle m.json

@@ -179,7 +179,7 @@ pub fn read_results(path: &Path) -> Result<Vec<Map<String, Value>>> {
     };
     let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
         path: file.clone(),
-        source,
+        cause: source,
     })?;
     text.lines()
         .filter(|l| !l.trim().is_empty())

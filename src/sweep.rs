@@ -80,12 +80,9 @@ pub struct Unit {
 
 /// The TOML path an axis name sets: a dotted path as written, or a bare knob's home.
 fn axis_path(name: &str) -> Result<Vec<String>> {
-    if name.contains('.') {
-        let home: Vec<String> = name.split('.').map(str::to_string).collect();
-        check_axis_home(name, &home)?;
-        return Ok(home);
-    }
-    let home = if MODEL_KNOBS.contains(&name) {
+    let home = if name.contains('.') {
+        name.split('.').collect()
+    } else if MODEL_KNOBS.contains(&name) {
         vec!["model", name]
     } else if LEARNER_KNOBS.contains(&name) {
         vec!["learner", name]
@@ -598,7 +595,12 @@ fn check_grid(dir: &Path, units: &[Unit]) -> Result<()> {
             })?,
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => return Err(Error::Io { path, source }),
+        Err(source) => {
+            return Err(Error::Io {
+                path,
+                cause: source,
+            })
+        }
     };
     let same = |v: &Value| v["units"] == ours["units"] && v["keys"] == ours["keys"];
     if theirs.as_ref().is_some_and(same) {
@@ -693,7 +695,7 @@ pub fn sweep(
     let start = Instant::now();
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let mut units = expand(&text, path)?;
     let figures = figures_in(&text, path)?;
@@ -948,7 +950,7 @@ pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>)
             let path = entry
                 .map_err(|source| Error::Io {
                     path: folder.clone(),
-                    source,
+                    cause: source,
                 })?
                 .path();
             let Some(index) = path
@@ -962,7 +964,7 @@ pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>)
             };
             let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
             let rows = text
                 .lines()
@@ -1030,7 +1032,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
     for dir in dirs {
         let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
             path: dir.clone(),
-            source,
+            cause: source,
         })?;
         for entry in entries.flatten() {
             let path = entry.path();
@@ -1040,7 +1042,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
             }
             let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
             let m: Value = serde_json::from_str(&text).map_err(|e| Error::Parse {
                 path: path.clone(),

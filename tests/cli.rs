@@ -348,6 +348,8 @@ fn bad_configs_name_their_key() {
         Path::new("/nonexistent/config.toml").to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(2));
+    // The I/O cause is printed once, beside the path.
+    assert_eq!(stderr(&o).matches("os error").count(), 1, "{}", stderr(&o));
     let o = icq(&["oracle"]);
     assert_eq!(o.status.code(), Some(2), "a missing argument is bad input");
 }

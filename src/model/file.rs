@@ -82,7 +82,7 @@ impl ModelFile {
 pub fn load_model_file(path: &Path) -> Result<Model> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })?;
     ModelFile::parse(&text, path)
 }
