@@ -247,6 +247,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             if let Some(dir) = &out {
                 icq::io::writable_dir(dir, "--out").map_err(bad_input)?;
+                icq::records::rows_fit(dir, "checkpoints").map_err(bad_input)?;
             }
             let report = icq::run::run(&input, !quiet).map_err(bad_input_or_failure)?;
             // The files first: a reader that closes stdout early (`| head`) ends the process.

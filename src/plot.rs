@@ -37,6 +37,14 @@ pub struct Figure {
 }
 
 impl Figure {
+    /// Every column the figure reads: x, y, the group and the filters' columns.
+    pub fn columns(&self) -> impl Iterator<Item = &String> {
+        [Some(&self.x), Some(&self.y), self.group.as_ref()]
+            .into_iter()
+            .flatten()
+            .chain(self.filter.iter().map(|(k, _)| k))
+    }
+
     /// The file stem of this figure.
     pub fn stem(&self) -> String {
         if let Some(name) = &self.name {
@@ -246,12 +254,7 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
         .flat_map(Map::keys)
         .filter(|k| seen.insert(*k))
         .collect();
-    let keys = [Some(&figure.x), Some(&figure.y), figure.group.as_ref()];
-    for key in keys
-        .into_iter()
-        .flatten()
-        .chain(figure.filter.iter().map(|(k, _)| k))
-    {
+    for key in figure.columns() {
         if !columns.contains(&key) {
             return Err(Error::invalid(
                 key.clone(),

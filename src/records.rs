@@ -231,9 +231,26 @@ fn parquet_bytes(rows: &[Record]) -> Result<Vec<u8>, ParquetError> {
     writer.into_inner()
 }
 
+/// Checks that [`write_rows`] can write its three files in `dir`: no folder or other non-file
+/// stands at their paths (so that it writes all three or none; commands call it before any
+/// work, and `write_rows` again before writing).
+pub fn rows_fit(dir: &Path, stem: &str) -> Result<()> {
+    for ext in ["csv", "jsonl", "parquet"] {
+        let path = dir.join(format!("{stem}.{ext}"));
+        if path.exists() && !path.is_file() {
+            return Err(Error::invalid(
+                "--out",
+                format!("{} is in the way: it is not a file", path.display()),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Writes `DIR/{stem}.csv`, `DIR/{stem}.jsonl` and `DIR/{stem}.parquet`, each through a
-/// temporary file.
+/// temporary file (all three or none when [`rows_fit`] passes).
 pub fn write_rows(dir: &Path, stem: &str, rows: &[Record]) -> Result<()> {
+    rows_fit(dir, stem)?;
     let parquet = to_parquet(rows)?;
     write_atomically(&dir.join(format!("{stem}.csv")), to_csv(rows).as_bytes())?;
     write_atomically(

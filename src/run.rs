@@ -81,6 +81,23 @@ const POLICY_TOLERANCE: f64 = 1e-10;
 
 /// The knobs and exact figures every record of this run carries.
 pub fn context(input: &Input, analysis: &Analysis, backend: &str) -> Record {
+    let mut r = knobs(input, backend);
+    for (name, value) in EXACT {
+        r.push(name, value(analysis));
+    }
+    r
+}
+
+/// The columns of [`context`], known before the oracle runs.
+pub fn context_columns(input: &Input) -> Vec<String> {
+    let knobs = knobs(input, "").0.into_iter().map(|(k, _)| k);
+    knobs
+        .chain(EXACT.iter().map(|(k, _)| k.to_string()))
+        .collect()
+}
+
+/// The knobs of a run: its model, learner and run settings.
+fn knobs(input: &Input, backend: &str) -> Record {
     let mut r = Record::default();
     let m = &input.config.model;
     match &m.file {
@@ -129,32 +146,34 @@ pub fn context(input: &Input, analysis: &Analysis, backend: &str) -> Record {
     r.push("instances", input.config.run.instances);
     r.push("seed", input.config.run.seed);
     r.push("backend", backend);
-    r.push("eps_phi", num(analysis.eps_phi));
-    r.push("delta_phi", num(analysis.delta_phi));
-    r.push("eps_plus_delta", num(analysis.eps_phi + analysis.delta_phi));
-    let mixing = analysis.sampler_mixing.as_ref().unwrap_or(&analysis.mixing);
-    r.push(
-        "t_mix",
-        mixing.t_mix.map_or(serde_json::Value::Null, Into::into),
-    );
-    r.push("spectral_gap", num(mixing.spectral_gap));
-    r.push(
-        "t_mix_trajectory",
-        analysis
-            .mixing
-            .t_mix
-            .map_or(serde_json::Value::Null, Into::into),
-    );
-    r.push("interface_term", num(analysis.interface_term));
-    r.push("q_star_norm", num(analysis.q_star_norm));
-    r.push("beta", num(analysis.beta));
-    let mean_discount =
-        analysis.option_discount.iter().sum::<f64>() / analysis.option_discount.len() as f64;
-    r.push("mean_discount", num(mean_discount));
-    r.push("v_star", num(analysis.v_star_initial));
-    r.push("uniform_policy_gap", num(analysis.uniform_policy_gap));
     r
 }
+
+/// How one exact figure of a record comes from the oracle's analysis.
+type ExactOf = fn(&Analysis) -> serde_json::Value;
+
+/// The mixing of the configured sampler (the trajectory's when the sampler is `trajectory`).
+fn sampler_mixing(a: &Analysis) -> &crate::oracle::Mixing {
+    a.sampler_mixing.as_ref().unwrap_or(&a.mixing)
+}
+
+/// The exact figures of a record, in column order.
+const EXACT: &[(&str, ExactOf)] = &[
+    ("eps_phi", |a| num(a.eps_phi)),
+    ("delta_phi", |a| num(a.delta_phi)),
+    ("eps_plus_delta", |a| num(a.eps_phi + a.delta_phi)),
+    ("t_mix", |a| sampler_mixing(a).t_mix.into()),
+    ("spectral_gap", |a| num(sampler_mixing(a).spectral_gap)),
+    ("t_mix_trajectory", |a| a.mixing.t_mix.into()),
+    ("interface_term", |a| num(a.interface_term)),
+    ("q_star_norm", |a| num(a.q_star_norm)),
+    ("beta", |a| num(a.beta)),
+    ("mean_discount", |a| {
+        num(a.option_discount.iter().sum::<f64>() / a.option_discount.len() as f64)
+    }),
+    ("v_star", |a| num(a.v_star_initial)),
+    ("uniform_policy_gap", |a| num(a.uniform_policy_gap)),
+];
 
 /// The record of one instance at one checkpoint.
 pub fn metrics_record(checkpoint: usize, m: &Metrics) -> Record {

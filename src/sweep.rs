@@ -704,7 +704,11 @@ pub fn sweep(
             u.input.config.run.backend = b.to_string();
         }
     }
+    check_figure_columns(&figures, &units)?;
     crate::io::writable_dir(out, "--out")?;
+    if shard.is_none() {
+        crate::records::rows_fit(out, "results")?;
+    }
     check_grid(out, &units)?;
     let mine: Vec<&Unit> = units
         .iter()
@@ -912,6 +916,43 @@ fn unit_bytes(unit: &Unit) -> (usize, usize) {
     (4 * state * cfg.run.instances as usize, 4 * tables)
 }
 
+/// Refuses, before any work, a `[[figure]]` that reads a column the sweep's results will not
+/// have (a misspelt metric or an axis the grid does not vary under that name).
+fn check_figure_columns(figures: &[crate::plot::Figure], units: &[Unit]) -> Result<()> {
+    if figures.is_empty() {
+        return Ok(());
+    }
+    let mut columns: Vec<String> = Vec::new();
+    // A point's seeds share its columns.
+    for (i, unit) in units.iter().enumerate() {
+        if i > 0 && units[i - 1].point == unit.point {
+            continue;
+        }
+        let mut ctx = Record::default();
+        for key in crate::run::context_columns(&unit.input) {
+            ctx.push(&key, Value::Null);
+        }
+        // One checkpoint with no instances: every column, each null.
+        for (key, _) in &unit_rows(unit, &ctx, &[Vec::new()])[0].0 {
+            if !columns.contains(key) {
+                columns.push(key.clone());
+            }
+        }
+    }
+    for (i, figure) in figures.iter().enumerate() {
+        if let Some(key) = figure.columns().find(|k| !columns.contains(k)) {
+            return Err(Error::invalid(
+                format!("figure[{i}]"),
+                format!(
+                    "reads `{key}`, which is not a column of this sweep's results; columns: {}",
+                    columns.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The `[[figure]]` entries of the sweep config `text` at `path`.
 fn figures_in(text: &str, path: &Path) -> Result<Vec<crate::plot::Figure>> {
     let table: toml::Table = toml::from_str(text).map_err(|e| Error::Parse {
@@ -1067,6 +1108,25 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
     }
     let (units, config) =
         grid.ok_or_else(|| Error::invalid("merge", "no sweep manifest in the given folders"))?;
+    crate::io::writable_dir(out, "--out")?;
+    crate::records::rows_fit(out, "results")?;
+    // Merging again into the same folder rewrites the same files; another sweep's are kept.
+    let held = out.join("manifest.json");
+    if held.exists() {
+        let same = std::fs::read_to_string(&held)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|m| m["config"].as_str() == Some(config.as_str()));
+        if !same {
+            return Err(Error::invalid(
+                "--out",
+                format!(
+                    "{} already holds the results of another sweep: choose another folder",
+                    out.display()
+                ),
+            ));
+        }
+    }
     let rows = collect(dirs, out, units as usize, None)?;
     let figures = figures_in(&config, Path::new("manifest.json"))?;
     let manifest = serde_json::json!({

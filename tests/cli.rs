@@ -417,6 +417,24 @@ fn unwritable_out_fails_before_training() {
         }
     }
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+
+    // A folder where a results file goes is refused before training, and none of the three
+    // files is written.
+    for (command, stem) in [("run", "checkpoints"), ("sweep", "results")] {
+        let out = dir.join(format!("blocked-{command}"));
+        std::fs::create_dir_all(out.join(format!("{stem}.parquet"))).unwrap();
+        let o = icq(&[
+            command,
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{command}: {err}");
+        assert!(err.contains("is in the way"), "{err}");
+        assert!(!out.join(format!("{stem}.csv")).exists(), "{command}");
+        assert!(!out.join("parts").exists(), "{command}: nothing ran");
+    }
 }
 
 /// Every config and model file under `examples/` loads and validates (a sweep: every grid

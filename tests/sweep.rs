@@ -150,6 +150,16 @@ fn shards_merge_into_the_unsharded_run() {
     assert!(err.contains("4 of 12 units have no results"), "{err}");
     let merged = d.join("merged");
     assert_eq!(merge(&shards, &merged).unwrap().0, 24);
+    // Merging again into the same folder rewrites the same files; a folder holding another
+    // sweep's results is refused and left as it was.
+    assert_eq!(merge(&shards, &merged).unwrap().0, 24);
+    let other = d.join("other");
+    let other_config = config(&d, &mlp(&CONFIG.replace("seeds = [1, 2]", "seeds = [3]")));
+    sweep(&other_config, &other, None, false, None, false).unwrap();
+    let before = std::fs::read(other.join("results.csv")).unwrap();
+    let err = merge(&shards, &other).unwrap_err().to_string();
+    assert!(err.contains("results of another sweep"), "{err}");
+    assert_eq!(std::fs::read(other.join("results.csv")).unwrap(), before);
     let read = |p: &Path| std::fs::read_to_string(p).unwrap();
     assert_eq!(
         read(&whole.join("results.csv")),
@@ -391,18 +401,31 @@ fn a_sweep_with_studies_draws_its_figures() {
     );
     assert!(!d.join("twice").join("parts").exists(), "nothing ran");
 
-    // A figure that cannot be drawn (a column that is not there) is reported; the results
-    // and the manifest are written all the same.
+    // A figure that reads a column the results will not have fails before any work, naming
+    // the figure, the column and the columns there are.
     let typo = STUDIES.replace("y = \"interface_term\"", "y = \"interface_trem\"");
     let path = config(&d, &typo);
-    let report = sweep(&path, &d.join("typo"), None, false, None, false).unwrap();
+    let err = sweep(&path, &d.join("typo"), None, false, None, false)
+        .expect_err("a misspelt column fails")
+        .to_string();
+    assert!(
+        err.contains("figure[0]: reads `interface_trem`") && err.contains("interface_term,"),
+        "{err}"
+    );
+    assert!(!d.join("typo").join("parts").exists(), "nothing ran");
+
+    // A figure that cannot be drawn from the results (its filter keeps no row) is reported;
+    // the results and the manifest are written all the same.
+    let empty = STUDIES.replace("study = \"noise\"", "study = \"nois\"");
+    let path = config(&d, &empty);
+    let report = sweep(&path, &d.join("empty"), None, false, None, false).unwrap();
     assert_eq!(report.figures.drawn, 1);
     assert!(
-        report.figures.failed[0].contains("interface_trem"),
+        report.figures.failed[0].contains("nois"),
         "{:?}",
         report.figures.failed
     );
-    assert!(d.join("typo").join("manifest.json").exists());
+    assert!(d.join("empty").join("manifest.json").exists());
 }
 
 /// Units with diverged instances are counted (the command line warns of them).
