@@ -285,6 +285,25 @@ fn oversized_bindings_are_refused() {
         .expect("one instance exceeds the limit");
     assert!(matches!(err, icq::Error::TooLarge(_)), "{err}");
     assert!(err.to_string().contains("one instance's state"), "{err}");
+
+    // A model whose tables outgrow a binding, with instances that fit one easily.
+    let plan = case_plan(
+        "[model]\nagents = 3\nartifact_states = 128\ninterface_states = 4\nprivate_states = 1\n",
+        "[learner]\nnetwork = \"tabular\"\n",
+    );
+    let words = plan
+        .layout
+        .params
+        .max(icq::backend::device::inst_fields(&plan));
+    let limit = 64 << 10;
+    assert!(4 * words < limit / 4, "{words} words per instance");
+    let err = small
+        .with_binding_limit(limit as u64)
+        .upload(&BatchPlan::from(plan))
+        .err()
+        .expect("the model's tables exceed the limit");
+    assert!(matches!(err, icq::Error::TooLarge(_)), "{err}");
+    assert!(err.to_string().contains("the model's table of"), "{err}");
 }
 
 const F16_PLANS: [(&str, &str); 2] = [
