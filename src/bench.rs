@@ -35,6 +35,16 @@ pub struct BenchResult {
     /// two forward passes and the SGD step touch, and the instance record; the shared model
     /// tables, which caches serve, are not counted).
     pub bytes_per_update: u64,
+    /// The traffic the model implies: `bytes_per_update` × handoff updates/s, in GB/s (10⁹
+    /// bytes).
+    pub modeled_gb_per_s: f64,
+    /// The peak bandwidth of the device's memory in GB/s: given with `--peak-bandwidth`, else
+    /// read from the device where the backend can (CUDA), else `null`.
+    pub peak_gb_per_s: Option<f64>,
+    /// `modeled_gb_per_s / peak_gb_per_s`: the fraction of the memory-bandwidth roofline the
+    /// modeled traffic reaches (`null` without a peak). On the CPU, where each instance's
+    /// parameters stay in cache, it compares with DRAM only what DRAM would have to carry.
+    pub roofline_fraction: Option<f64>,
 }
 
 /// The modeled per-update traffic of a plan (see [`BenchResult::bytes_per_update`]) when
@@ -61,11 +71,38 @@ pub fn bytes_per_update(plan: &Plan, param_bytes: u64) -> u64 {
     param_bytes * 4 * touched + 4 * 2 * record
 }
 
+/// What `icq bench` runs: the size of the batch, and what it compares the traffic with.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchRequest<'a> {
+    /// Backend name (`auto`, `cpu`, `wgpu`, `cuda`).
+    pub backend: &'a str,
+    /// Instances B.
+    pub instances: u32,
+    /// Epochs timed.
+    pub epochs: u32,
+    /// The device memory's peak bandwidth in GB/s, overriding what the device reports.
+    pub peak_gb_per_s: Option<f64>,
+}
+
 /// Times `epochs` epochs of `instances` instances (after one untimed warm-up epoch).
-pub fn bench(input: &Input, backend: &str, instances: u32, epochs: u32) -> Result<BenchResult> {
+pub fn bench(input: &Input, request: BenchRequest<'_>) -> Result<BenchResult> {
+    let BenchRequest {
+        backend,
+        instances,
+        epochs,
+        peak_gb_per_s,
+    } = request;
     for (flag, n) in [("--instances", instances), ("--epochs", epochs)] {
         if n == 0 {
             return Err(Error::invalid(flag, "expected at least 1, found 0"));
+        }
+    }
+    if let Some(p) = peak_gb_per_s {
+        if !(p.is_finite() && p > 0.0) {
+            return Err(Error::invalid(
+                "--peak-bandwidth",
+                format!("expected GB/s > 0, found {p}"),
+            ));
         }
     }
     let cfg = &input.config;
@@ -85,14 +122,19 @@ pub fn bench(input: &Input, backend: &str, instances: u32, epochs: u32) -> Resul
     )?;
     let (chosen, _) = Chosen::pick(backend)?;
     match chosen {
-        Chosen::Cpu(b) => time(&b, &plan, epochs),
-        Chosen::Wgpu(b) => time(&*b, &plan, epochs),
+        Chosen::Cpu(b) => time(&b, &plan, epochs, peak_gb_per_s),
+        Chosen::Wgpu(b) => time(&*b, &plan, epochs, peak_gb_per_s),
         #[cfg(feature = "cuda")]
-        Chosen::Cuda(b) => time(&*b, &plan, epochs),
+        Chosen::Cuda(b) => time(&*b, &plan, epochs, peak_gb_per_s),
     }
 }
 
-fn time<B: Backend>(backend: &B, plan: &Plan, epochs: u32) -> Result<BenchResult> {
+fn time<B: Backend>(
+    backend: &B,
+    plan: &Plan,
+    epochs: u32,
+    peak_gb_per_s: Option<f64>,
+) -> Result<BenchResult> {
     let mut batch = backend.upload(&BatchPlan::from(plan.clone()))?;
     backend.advance(&mut batch, 1)?;
     backend.sync()?;
@@ -105,6 +147,16 @@ fn time<B: Backend>(backend: &B, plan: &Plan, epochs: u32) -> Result<BenchResult
     let seconds = start.elapsed().as_secs_f64();
     let after = steps(&batch)?;
     let updates = f64::from(plan.instances) * f64::from(epochs);
+    let bytes = bytes_per_update(
+        plan,
+        if backend.name() == "cuda" && plan.learner.weights == Weights::F16 {
+            2
+        } else {
+            4
+        },
+    );
+    let modeled_gb_per_s = bytes as f64 * updates / seconds / 1e9;
+    let peak_gb_per_s = peak_gb_per_s.or_else(|| backend.peak_bandwidth().map(|b| b / 1e9));
     Ok(BenchResult {
         backend: backend.name().into(),
         device: backend.device(),
@@ -114,13 +166,9 @@ fn time<B: Backend>(backend: &B, plan: &Plan, epochs: u32) -> Result<BenchResult
         handoff_updates_per_s: updates / seconds,
         primitive_steps_per_s: (after - before) as f64 / seconds,
         params_per_instance: plan.layout.params,
-        bytes_per_update: bytes_per_update(
-            plan,
-            if backend.name() == "cuda" && plan.learner.weights == Weights::F16 {
-                2
-            } else {
-                4
-            },
-        ),
+        bytes_per_update: bytes,
+        modeled_gb_per_s,
+        peak_gb_per_s,
+        roofline_fraction: peak_gb_per_s.map(|p| modeled_gb_per_s / p),
     })
 }

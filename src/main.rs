@@ -124,6 +124,10 @@ enum Command {
         /// Epochs timed (default: [run] epochs).
         #[arg(long)]
         epochs: Option<u32>,
+        /// The device memory's peak bandwidth in GB/s, for the roofline fraction (default:
+        /// what the device reports, on CUDA).
+        #[arg(long, value_name = "GBPS")]
+        peak_bandwidth: Option<f64>,
         /// Print one JSON object instead of a sentence.
         #[arg(long)]
         json: bool,
@@ -432,24 +436,31 @@ fn run(cli: Cli) -> Result<(), Failure> {
             backend,
             instances,
             epochs,
+            peak_bandwidth,
             json,
         } => {
             let input = load_input(&input).map_err(bad_input)?;
             let run = &input.config.run;
             let backend = backend.unwrap_or_else(|| run.backend.clone());
-            let r = icq::bench::bench(
-                &input,
-                &backend,
-                instances.unwrap_or(run.instances),
-                epochs.unwrap_or(run.epochs),
-            )
-            .map_err(bad_input_or_failure)?;
+            let request = icq::bench::BenchRequest {
+                backend: &backend,
+                instances: instances.unwrap_or(run.instances),
+                epochs: epochs.unwrap_or(run.epochs),
+                peak_gb_per_s: peak_bandwidth,
+            };
+            let r = icq::bench::bench(&input, request).map_err(bad_input_or_failure)?;
             if json {
                 println!("{}", serde_json::to_string(&r).map_err(failed)?);
             } else {
+                let roofline = match (r.peak_gb_per_s, r.roofline_fraction) {
+                    (Some(peak), Some(f)) => {
+                        format!(" = {:.1}% of the {peak:.0} GB/s roofline", 100.0 * f)
+                    }
+                    _ => String::new(),
+                };
                 println!(
-                    "{} on {}: {} instances × {} epochs in {:.3} s: {:.3e} handoff updates/s, {:.3e} primitive steps/s, {} bytes of instance state per update (modeled)",
-                    r.backend, r.device, r.instances, r.epochs, r.seconds, r.handoff_updates_per_s, r.primitive_steps_per_s, r.bytes_per_update
+                    "{} on {}: {} instances × {} epochs in {:.3} s: {:.3e} handoff updates/s, {:.3e} primitive steps/s, {} bytes of instance state per update (modeled: {:.1} GB/s{roofline})",
+                    r.backend, r.device, r.instances, r.epochs, r.seconds, r.handoff_updates_per_s, r.primitive_steps_per_s, r.bytes_per_update, r.modeled_gb_per_s
                 );
             }
             Ok(())

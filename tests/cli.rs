@@ -552,6 +552,32 @@ fn bench_reports_json() {
     assert_eq!(v["backend"], "cpu");
     assert!(v["handoff_updates_per_s"].as_f64().unwrap() > 0.0);
     assert!(v["primitive_steps_per_s"].as_f64().unwrap() > 0.0);
+    // The CPU reports no memory bandwidth of its own: no roofline without --peak-bandwidth.
+    assert!(
+        v["peak_gb_per_s"].is_null() && v["roofline_fraction"].is_null(),
+        "{v}"
+    );
+    let traffic = |v: &Value| {
+        v["bytes_per_update"].as_f64().unwrap() * v["handoff_updates_per_s"].as_f64().unwrap() / 1e9
+    };
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b;
+    assert!(
+        close(v["modeled_gb_per_s"].as_f64().unwrap(), traffic(&v)),
+        "{v}"
+    );
+
+    let args = ["bench", cfg.to_str().unwrap(), "--epochs", "20", "--json"];
+    let o = icq(&[&args[..], &["--peak-bandwidth", "250"]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["peak_gb_per_s"], 250.0);
+    let fraction = v["roofline_fraction"].as_f64().unwrap();
+    assert!(close(fraction, traffic(&v) / 250.0), "{v}");
+    for bad in ["0", "nan", "inf"] {
+        let o = icq(&[&args[..], &["--peak-bandwidth", bad]].concat());
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--peak-bandwidth"), "{}", stderr(&o));
+    }
 }
 
 #[test]

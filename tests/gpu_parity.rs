@@ -69,6 +69,19 @@ fn cuda() -> Option<icq::backend::cuda::Cuda> {
     }
 }
 
+/// The CUDA device reports its memory's peak bandwidth (the roofline of `icq bench`): every
+/// card CUDA 13 runs on has more than 100 GB/s and less than 100 TB/s.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_reports_its_memory_bandwidth() {
+    use icq::backend::Backend;
+    let Some(gpu) = cuda() else { return };
+    let peak = gpu
+        .peak_bandwidth()
+        .expect("the driver reports clock and bus width");
+    assert!((1e11..1e14).contains(&peak), "{peak:e} bytes/s");
+}
+
 fn model_of(model_toml: &str) -> Model {
     if let Some(file) = model_toml.strip_prefix("file:") {
         return load_input(&Path::new(env!("CARGO_MANIFEST_DIR")).join(file))

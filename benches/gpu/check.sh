@@ -33,14 +33,22 @@ ICQ_REQUIRE_NVRTC=1 timeout 120 "$bin/cuda_kernels" >>"$OUT/parity.txt" 2>&1
 echo "cuda_kernels exit $?" >>"$OUT/parity.txt"
 
 # The benches stop once 7 minutes have gone by, so the whole script fits one 10-minute call.
+# The wgpu rows take the memory bandwidth the CUDA device reports (the same card) for their
+# roofline fraction.
+peak=""
 for config in examples/quickstart.toml examples/bench.toml; do
     for backend in cuda wgpu cpu; do
         for log2 in 10 14 17 20; do
             if [ "$SECONDS" -gt 420 ]; then echo "time budget spent: stopped" >>"$OUT/bench.err"; break 3; fi
             # The CPU only at the smaller sizes (it is the baseline, not the subject).
             if [ "$backend" = cpu ] && [ "$log2" -gt 14 ]; then continue; fi
-            line=$(timeout 120 "$bin/icq" bench "$config" --backend "$backend" \
+            extra=()
+            if [ "$backend" = wgpu ] && [ -n "$peak" ]; then extra=(--peak-bandwidth "$peak"); fi
+            line=$(timeout 120 "$bin/icq" bench "$config" --backend "$backend" ${extra[@]+"${extra[@]}"} \
                 --instances $((1 << log2)) --epochs "$EPOCHS" --json 2>>"$OUT/bench.err")
+            if [ "$backend" = cuda ] && [ -z "$peak" ]; then
+                peak=$(sed -n 's/.*"peak_gb_per_s":\([0-9.eE+]*\).*/\1/p' <<<"$line")
+            fi
             echo "{\"config\":\"$config\",\"result\":${line:-null}}" >>"$OUT/bench.jsonl"
         done
     done

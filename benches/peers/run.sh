@@ -48,14 +48,18 @@ echo "running the NumPy peer ..." >&2
 "$PY" "$PEERS/icq_numpy.py" "${args[@]}" > "$tmp/numpy.json"
 echo "running the JAX peer ($WARMUP warm-up epochs, compile excluded) ..." >&2
 JAX_PLATFORMS=cpu "$PY" "$PEERS/icq_jax.py" "${args[@]}" --warmup-epochs "$WARMUP" > "$tmp/jax.json"
-echo "running icq bench ..." >&2
-if "$ICQ" bench "$CONFIG" --instances "$INSTANCES" --epochs "$EPOCHS" --json \
-        > "$tmp/icq.out" 2> "$tmp/icq.err"; then
-    :
-else
-    echo "run.sh: icq bench failed: $(head -c 300 "$tmp/icq.err" | tr '\n' ' ')" >&2
-    : > "$tmp/icq.out"
-fi
+# icq on every core (icq), then the same code on one core (icq1, as the NumPy peer runs).
+for name in icq icq1; do
+    echo "running icq bench ($name) ..." >&2
+    threads=$([ "$name" = icq1 ] && echo 1 || nproc)
+    if RAYON_NUM_THREADS=$threads "$ICQ" bench "$CONFIG" --instances "$INSTANCES" \
+            --epochs "$EPOCHS" --json > "$tmp/$name.out" 2> "$tmp/$name.err"; then
+        :
+    else
+        echo "run.sh: icq bench failed: $(head -c 300 "$tmp/$name.err" | tr '\n' ' ')" >&2
+        : > "$tmp/$name.out"
+    fi
+done
 
 "$PY" - "$tmp" <<'EOF'
 import json, os, sys
@@ -91,12 +95,16 @@ def find(v, key):
     return None
 
 rows = []
-icq = last_json(os.path.join(tmp, "icq.out"))
-icq_rate = find(icq, "handoff_updates_per_s") if icq else None
-if icq_rate is None:
-    print("icq bench unavailable")
-else:
-    rows.append(("icq (cpu)", float(icq_rate), find(icq, "primitive_steps_per_s"), ""))
+rates = {}
+for name, label in (("icq", "icq (cpu)"), ("icq1", "icq 1 thread")):
+    r = last_json(os.path.join(tmp, f"{name}.out"))
+    rate = find(r, "handoff_updates_per_s") if r else None
+    if rate is None:
+        print(f"{label}: icq bench unavailable")
+        continue
+    rates[name] = float(rate)
+    rows.append((label, float(rate), find(r, "primitive_steps_per_s"), find(r, "device") or ""))
+icq_rate = rates.get("icq")
 peers = {}
 for peer in ("numpy", "jax"):
     r = last_json(os.path.join(tmp, f"{peer}.json"))
@@ -108,7 +116,7 @@ print(f"{'':12} {'handoff updates/s':>18} {'primitive steps/s':>18}")
 for name, rate, steps, note in rows:
     steps = f"{float(steps):18.4g}" if steps is not None else f"{'-':>18}"
     print(f"{name:12} {rate:18.4g} {steps}  {note}")
-if icq_rate is not None:
+for name, rate in rates.items():
     for peer in ("numpy", "jax"):
-        print(f"icq/{peer:6} {float(icq_rate) / peers[peer]['handoff_updates_per_s']:8.2f}x")
+        print(f"{name}/{peer:6} {rate / peers[peer]['handoff_updates_per_s']:8.2f}x")
 EOF

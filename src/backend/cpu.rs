@@ -193,7 +193,15 @@ impl Backend for Cpu {
     }
 
     fn device(&self) -> String {
-        format!("{} CPU threads", rayon::current_num_threads())
+        format!(
+            "{} CPU thread{}",
+            rayon::current_num_threads(),
+            if rayon::current_num_threads() == 1 {
+                ""
+            } else {
+                "s"
+            }
+        )
     }
 
     fn upload(&self, batch: &BatchPlan) -> Result<CpuBatch> {

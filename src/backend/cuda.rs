@@ -192,6 +192,19 @@ mod enabled {
         )
     }
 
+    /// The device memory's peak bandwidth in bytes/s: two transfers per memory clock over
+    /// the whole bus (`None` where the driver reports no clock or width).
+    fn memory_bandwidth(ctx: &CudaContext) -> Option<f64> {
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let khz = ctx
+            .attribute(A::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE)
+            .ok()?;
+        let bits = ctx
+            .attribute(A::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH)
+            .ok()?;
+        (khz > 0 && bits > 0).then(|| 2.0 * f64::from(khz) * 1e3 * f64::from(bits) / 8.0)
+    }
+
     fn driver(e: cudarc::driver::DriverError) -> Error {
         Error::Gpu(format!("CUDA: {e}"))
     }
@@ -201,6 +214,7 @@ mod enabled {
         ctx: Arc<CudaContext>,
         stream: Arc<CudaStream>,
         name: String,
+        peak_bandwidth: Option<f64>,
         functions: Mutex<HashMap<KernelShape, CudaFunction>>,
     }
 
@@ -241,10 +255,12 @@ mod enabled {
             let ctx = CudaContext::new(0).map_err(driver)?;
             let name = ctx.name().map_err(driver)?;
             let stream = ctx.default_stream();
+            let peak_bandwidth = memory_bandwidth(&ctx);
             Ok(Self {
                 ctx,
                 stream,
                 name,
+                peak_bandwidth,
                 functions: Mutex::new(HashMap::new()),
             })
         }
@@ -361,6 +377,10 @@ mod enabled {
 
         fn sync(&self) -> Result<()> {
             self.stream.synchronize().map_err(driver)
+        }
+
+        fn peak_bandwidth(&self) -> Option<f64> {
+            self.peak_bandwidth
         }
     }
 }

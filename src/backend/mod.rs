@@ -115,6 +115,11 @@ pub trait Backend {
     fn states(&self, batch: &Self::Batch) -> Result<Vec<Vec<u32>>>;
     /// Waits until submitted work is done (benches call it before reading the clock).
     fn sync(&self) -> Result<()>;
+    /// The peak bandwidth of the device's memory in bytes per second, when the backend can
+    /// read it from the device (the denominator of `icq bench`'s roofline fraction).
+    fn peak_bandwidth(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// The backend a command runs on, chosen at run time.
