@@ -394,14 +394,12 @@ fn unwritable_out_fails_before_training() {
     let file = dir.join("a-file");
     std::fs::write(&file, "x").unwrap();
     let under_file = file.join("sub");
+    let to = |command: &str, out: &Path| {
+        icq(&[command, config.to_str().unwrap(), "--out", out.to_str().unwrap()])
+    };
     for command in ["run", "sweep"] {
         for out in [&file, &under_file] {
-            let o = icq(&[
-                command,
-                config.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-            ]);
+            let o = to(command, out);
             let err = stderr(&o);
             assert_eq!(
                 o.status.code(),
@@ -423,12 +421,7 @@ fn unwritable_out_fails_before_training() {
     for (command, stem) in [("run", "checkpoints"), ("sweep", "results")] {
         let out = dir.join(format!("blocked-{command}"));
         std::fs::create_dir_all(out.join(format!("{stem}.parquet"))).unwrap();
-        let o = icq(&[
-            command,
-            config.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let o = to(command, &out);
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{command}: {err}");
         assert!(err.contains("is in the way"), "{err}");
