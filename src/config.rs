@@ -126,6 +126,11 @@ pub struct RunSection {
     pub backend: String,
     /// Instances whose greedy policy is evaluated exactly at each checkpoint (default 64).
     pub policy_gap_instances: u32,
+    /// A fixed handoff order reported as a baseline (default none): agent i always takes
+    /// action `pipeline[i]`, whatever it observes; the oracle reports its exact policy gap
+    /// beside every result (`pipeline_policy_gap`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<Vec<usize>>,
 }
 
 impl Default for RunSection {
@@ -137,11 +142,39 @@ impl Default for RunSection {
             seed: 0,
             backend: "auto".into(),
             policy_gap_instances: 64,
+            pipeline: None,
         }
     }
 }
 
 impl RunSection {
+    /// Checks `pipeline` against the model: one action per agent, each below the action count.
+    pub fn check_pipeline(&self, model: &Model) -> Result<()> {
+        let Some(pipeline) = &self.pipeline else {
+            return Ok(());
+        };
+        let agents = model.agents.len();
+        if pipeline.len() != agents {
+            return Err(Error::invalid(
+                "run.pipeline",
+                format!(
+                    "expected one action per agent ({agents}), found {}",
+                    pipeline.len()
+                ),
+            ));
+        }
+        match pipeline.iter().position(|&a| a >= model.actions) {
+            Some(i) => Err(Error::invalid(
+                format!("run.pipeline[{i}]"),
+                format!(
+                    "expected an action below {}, found {}",
+                    model.actions, pipeline[i]
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The checkpoint epochs, validated.
     pub fn checkpoint_epochs(&self) -> Result<Vec<u32>> {
         if self.epochs == 0 {
@@ -255,5 +288,6 @@ pub fn load_input(path: &Path) -> Result<Input> {
     let config = Config::parse(&text, path)?;
     let base = path.parent().unwrap_or(Path::new("."));
     let model = config.model.build(base)?;
+    config.run.check_pipeline(&model)?;
     Ok(Input { model, config })
 }

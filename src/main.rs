@@ -225,6 +225,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let options = OracleOptions {
                 tolerance,
                 sampler: input.config.learner.sampler,
+                pipeline: input.config.run.pipeline.clone(),
                 ..OracleOptions::default()
             };
             let analysis = oracle.analyze(&options).map_err(failed)?;
@@ -291,6 +292,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .t_mix
                     .map_or("never".into(), |t| t.to_string())
             );
+            if let Some(gap) = a.pipeline_policy_gap {
+                println!(
+                    "baselines  policy gap of the uniform policy {:.4}, of the pipeline {:?} {gap:.4}",
+                    a.uniform_policy_gap,
+                    input.config.run.pipeline.as_deref().unwrap_or_default()
+                );
+            }
             println!();
             print!("{}", icq::run::summary_table(&report));
             if let Some(last) = report.checkpoints.last() {

@@ -35,6 +35,11 @@ pub struct OracleJson<'a> {
     pub q_star_norm: f64,
     /// V*(ρ₀).
     pub v_star_initial: f64,
+    /// (V*(ρ₀) − V^uniform(ρ₀)) / |V*(ρ₀)|: the policy gap of uniform behavior.
+    pub uniform_policy_gap: f64,
+    /// The policy gap of the configured fixed handoff order (`[run] pipeline`; `null` without
+    /// one).
+    pub pipeline_policy_gap: Option<f64>,
     /// β = max E[γ^τ].
     pub beta: f64,
     /// E[γ^τ] per option.
@@ -60,6 +65,8 @@ impl<'a> OracleJson<'a> {
             interface_term: a.interface_term,
             q_star_norm: a.q_star_norm,
             v_star_initial: a.v_star_initial,
+            uniform_policy_gap: a.uniform_policy_gap,
+            pipeline_policy_gap: a.pipeline_policy_gap,
             beta: a.beta,
             option_discount: &a.option_discount,
             option_mean_steps: &a.option_mean_steps,
@@ -110,9 +117,22 @@ pub fn oracle_table(model: &Model, a: &Analysis, seconds: f64) -> String {
         ("wall time", format!("{seconds:.3} s")),
     ];
     let mut rows = rows;
-    if let Some(m) = &a.sampler_mixing {
+    if let Some(gap) = a.pipeline_policy_gap {
         rows.insert(
-            5,
+            2,
+            (
+                "pipeline gap",
+                format!("{gap:.4}  (the fixed handoff order of [run] pipeline)"),
+            ),
+        );
+    }
+    if let Some(m) = &a.sampler_mixing {
+        let at = rows
+            .iter()
+            .position(|(k, _)| *k == "spectral gap")
+            .expect("a row");
+        rows.insert(
+            at,
             (
                 "sampler mixing",
                 format!(

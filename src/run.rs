@@ -13,6 +13,7 @@ use crate::learn::plan::{BatchPlan, Plan};
 use crate::learn::{Network, StepSize};
 use crate::oracle::{Analysis, Oracle, OracleOptions};
 use crate::records::{num, Record};
+use serde_json::Value;
 
 /// What a run produced.
 pub struct RunReport {
@@ -150,7 +151,7 @@ fn knobs(input: &Input, backend: &str) -> Record {
 }
 
 /// How one exact figure of a record comes from the oracle's analysis.
-type ExactOf = fn(&Analysis) -> serde_json::Value;
+type ExactOf = fn(&Analysis) -> Value;
 
 /// The mixing of the configured sampler (the trajectory's when the sampler is `trajectory`).
 fn sampler_mixing(a: &Analysis) -> &crate::oracle::Mixing {
@@ -173,6 +174,9 @@ const EXACT: &[(&str, ExactOf)] = &[
     }),
     ("v_star", |a| num(a.v_star_initial)),
     ("uniform_policy_gap", |a| num(a.uniform_policy_gap)),
+    ("pipeline_policy_gap", |a| {
+        a.pipeline_policy_gap.map_or(Value::Null, num)
+    }),
 ];
 
 /// The record of one instance at one checkpoint.
@@ -278,6 +282,7 @@ pub fn run_points(
         let oracle = Oracle::new(&point.input.model)?;
         let analysis = oracle.analyze(&OracleOptions {
             sampler: cfg.learner.sampler,
+            pipeline: cfg.run.pipeline.clone(),
             ..OracleOptions::default()
         })?;
         plans.push(Plan::packed(

@@ -397,6 +397,10 @@ fn grid_point(
         .model
         .build(base_dir)
         .map_err(|e| Error::invalid(where_(), e.to_string()))?;
+    config
+        .run
+        .check_pipeline(&model)
+        .map_err(|e| Error::invalid(where_(), e.to_string()))?;
     Ok((config, model, values))
 }
 

@@ -334,6 +334,16 @@ fn bad_configs_name_their_key() {
             "[model]\nreward_scale = 1e300\n",
             "model.reward_scale",
         ),
+        (
+            "pipeline-length",
+            "[run]\npipeline = [1, 2]\n",
+            "run.pipeline: expected one action per agent (3), found 2",
+        ),
+        (
+            "pipeline-action",
+            "[model]\nagents = 2\n[run]\npipeline = [1, 2]\n",
+            "run.pipeline[1]: expected an action below 2, found 2",
+        ),
     ];
     for (name, text, want) in cases {
         let path = dir.join(format!("{name}.toml"));
@@ -395,7 +405,12 @@ fn unwritable_out_fails_before_training() {
     std::fs::write(&file, "x").unwrap();
     let under_file = file.join("sub");
     let to = |command: &str, out: &Path| {
-        icq(&[command, config.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        icq(&[
+            command,
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
     };
     for command in ["run", "sweep"] {
         for out in [&file, &under_file] {
@@ -465,7 +480,8 @@ fn run_writes_one_row_per_instance_and_checkpoint() {
         &cfg,
         "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\ninterface_noise = 0.1\n\
          [learner]\nnetwork = { mlp = { width = 8, depth = 1 } }\nstep_size = { constant = { alpha = 0.05 } }\n\
-         [run]\ninstances = 5\nepochs = 300\ncheckpoints = [100, 300]\nseed = 3\nbackend = \"cpu\"\n",
+         [run]\ninstances = 5\nepochs = 300\ncheckpoints = [100, 300]\nseed = 3\nbackend = \"cpu\"\n\
+         pipeline = [1, 0]\n",
     )
     .unwrap();
     let out = dir.join("out");
@@ -519,6 +535,12 @@ fn run_writes_one_row_per_instance_and_checkpoint() {
     assert_eq!(rows[9]["instance"], 4);
     let updates = rows[9]["updates_0"].as_u64().unwrap() + rows[9]["updates_1"].as_u64().unwrap();
     assert_eq!(updates, 300, "one update per epoch");
+    // The fixed handoff order's exact gap is beside every row; no policy beats V*.
+    let gap = rows[0]["pipeline_policy_gap"].as_f64().expect("a gap");
+    assert!(gap >= -1e-9, "{gap}");
+    assert!(rows
+        .iter()
+        .all(|r| r["pipeline_policy_gap"] == rows[0]["pipeline_policy_gap"]));
 }
 
 #[test]

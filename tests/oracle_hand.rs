@@ -173,6 +173,42 @@ fn policy_value_of_a_fixed_policy() {
     );
 }
 
+/// A fixed handoff order (`[run] pipeline`): "agent 0 keeps control" earns 0.5 per step
+/// forever, V = 0.5/(1 − γ) = 5 from either p_1, against V*(ρ₀) = 5.025; "both take action
+/// 0" is the fixed policy of the test above.
+#[test]
+fn pipeline_policy_gap_by_hand() {
+    let m = two_agent_model();
+    let oracle = Oracle::new(&m).expect("oracle");
+    let gap_of = |order: Vec<usize>| {
+        let options = OracleOptions {
+            pipeline: Some(order),
+            ..OracleOptions::default()
+        };
+        oracle.analyze(&options).map(|a| a.pipeline_policy_gap)
+    };
+    let v_star = 0.5 * (5.05 + 5.0);
+    let keep = gap_of(vec![1, 0]).unwrap().expect("a gap");
+    assert_close("keep-control gap", keep, (v_star - 5.0) / v_star, 1e-9, 0.0);
+    let v00 = 1.0 / (1.0 - 0.9f64.powi(4));
+    let hand_over = gap_of(vec![0, 0]).unwrap().expect("a gap");
+    let want = (v_star - 0.5 * (1.0 + 0.81) * v00) / v_star;
+    assert_close("hand-over gap", hand_over, want, 1e-9, 0.0);
+    // No order, no gap; a wrong order names the field.
+    let none = oracle.analyze(&OracleOptions::default()).unwrap();
+    assert_eq!(none.pipeline_policy_gap, None);
+    let err = gap_of(vec![0]).unwrap_err().to_string();
+    assert!(
+        err.contains("run.pipeline: expected one action per agent (2)"),
+        "{err}"
+    );
+    let err = gap_of(vec![0, 2]).unwrap_err().to_string();
+    assert!(
+        err.contains("run.pipeline[1]: expected an action below 2"),
+        "{err}"
+    );
+}
+
 /// The swap chain is periodic under one option of fixed even length: the chain from x = 0
 /// stays at 0 — μ is the point mass of the initial law and t_mix is 0.
 #[test]

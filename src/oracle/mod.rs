@@ -41,6 +41,9 @@ pub struct OracleOptions {
     pub max_mixing_epochs: u64,
     /// Most steps of the stationary-law iteration; default 10⁶.
     pub max_stationary_steps: usize,
+    /// A fixed handoff order whose exact policy gap to report: agent i always takes action
+    /// `pipeline[i]` (see [`crate::config::RunSection::pipeline`]); default none.
+    pub pipeline: Option<Vec<usize>>,
 }
 
 impl Default for OracleOptions {
@@ -50,6 +53,7 @@ impl Default for OracleOptions {
             sampler: Sampler::Trajectory,
             max_mixing_epochs: 100_000,
             max_stationary_steps: 1_000_000,
+            pipeline: None,
         }
     }
 }
@@ -84,6 +88,9 @@ pub struct Analysis {
     /// The policy gap of the uniform policy, (V*(ρ₀) − V^uniform(ρ₀)) / |V*(ρ₀)|: the
     /// baseline that learning has to beat.
     pub uniform_policy_gap: f64,
+    /// The policy gap of the fixed handoff order [`OracleOptions::pipeline`], when one is
+    /// given.
+    pub pipeline_policy_gap: Option<f64>,
     /// ‖Q*‖_μ = √(Σ μ(s) mean_a Q*(s,a)²).
     pub q_star_norm: f64,
     /// μ, the stationary law of the behavior chain (uniform behavior).
@@ -253,8 +260,15 @@ impl Oracle {
         let v_star_initial: f64 = self.rho0.iter().zip(&v_star).map(|(p, v)| p * v).sum();
         let v_uniform = bellman.uniform_values(options.tolerance)?;
         let v_uniform_initial: f64 = self.rho0.iter().zip(&v_uniform).map(|(p, v)| p * v).sum();
-        let uniform_policy_gap =
-            (v_star_initial - v_uniform_initial) / v_star_initial.abs().max(f64::MIN_POSITIVE);
+        let gap_of = |v: f64| (v_star_initial - v) / v_star_initial.abs().max(f64::MIN_POSITIVE);
+        let uniform_policy_gap = gap_of(v_uniform_initial);
+        let pipeline_policy_gap = match &options.pipeline {
+            None => None,
+            Some(order) => {
+                let policy = self.pipeline_policy(order)?;
+                Some(gap_of(self.policy_value(&policy, options.tolerance)?.1))
+            }
+        };
         Ok(Analysis {
             states: self.space.states,
             actions: a,
@@ -264,6 +278,7 @@ impl Oracle {
             v_star,
             v_star_initial,
             uniform_policy_gap,
+            pipeline_policy_gap,
             q_star_norm: norm_sq.sqrt(),
             mu,
             mixing,
@@ -278,6 +293,41 @@ impl Oracle {
             option_mean_steps: self.kernels.iter().map(|k| k.mean_steps).collect(),
             sweeps,
         })
+    }
+
+    /// The decentralized policy of a fixed handoff order, one action per observation: agent
+    /// i takes `order[i]` at each of its observations.
+    pub fn pipeline_policy(&self, order: &[usize]) -> Result<Vec<usize>> {
+        let agents = self.space.agents;
+        if order.len() != agents {
+            return Err(Error::invalid(
+                "run.pipeline",
+                format!(
+                    "expected one action per agent ({agents}), found {}",
+                    order.len()
+                ),
+            ));
+        }
+        if let Some(i) = order.iter().position(|&a| a >= self.model.actions) {
+            return Err(Error::invalid(
+                format!("run.pipeline[{i}]"),
+                format!(
+                    "expected an action below {}, found {}",
+                    self.model.actions, order[i]
+                ),
+            ));
+        }
+        let mut policy = Vec::with_capacity(self.space.observations);
+        for (i, &a) in order.iter().enumerate() {
+            let end = self
+                .space
+                .obs_offset
+                .get(i + 1)
+                .copied()
+                .unwrap_or(self.space.observations);
+            policy.extend(std::iter::repeat_n(a, end - self.space.obs_offset[i]));
+        }
+        Ok(policy)
     }
 
     /// The exact value of the decentralized policy that takes `policy[o]` at observation `o`
