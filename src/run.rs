@@ -146,6 +146,15 @@ fn knobs(input: &Input, backend: &str) -> Record {
     r.push("weights", l.weights.label());
     r.push("instances", input.config.run.instances);
     r.push("seed", input.config.run.seed);
+    r.push(
+        "pipeline",
+        input
+            .config
+            .run
+            .pipeline
+            .as_ref()
+            .map_or(Value::Null, |p| format!("{p:?}").into()),
+    );
     r.push("backend", backend);
     r
 }

@@ -90,6 +90,12 @@ fn axis_path(name: &str) -> Result<Vec<String>> {
         vec!["run", name]
     } else if name == "width" || name == "depth" {
         vec!["learner", "network", "mlp", name]
+    } else if name == "pipeline" {
+        // A list of actions is one setting, not an axis of numbers.
+        return Err(Error::invalid(
+            format!("sweep.{name}"),
+            "one fixed handoff order goes in the base [run] table; for an axis of orders write \"run.pipeline\" = [[1, 2, 0], [2, 0, 1]]",
+        ));
     } else {
         return Err(Error::invalid(
             format!("sweep.{name}"),

@@ -106,6 +106,16 @@ fn bad_axes_fail_before_any_work() {
             "[sweep]\ninterface_noise = [0.1, 0.10]\n",
             "sweep.interface_noise: 0.1 appears twice",
         ),
+        // A fixed handoff order is one list: a bare list under [sweep] would be an axis of
+        // numbers; an order that does not fit the model is named at its grid point.
+        (
+            "[sweep]\npipeline = [1, 0]\n",
+            "sweep.pipeline: one fixed handoff order goes in the base [run] table",
+        ),
+        (
+            "[sweep]\n\"run.pipeline\" = [[1, 0], [1, 0, 0]]\n",
+            "run.pipeline: expected one action per agent (2), found 3",
+        ),
     ];
     for (sweep_table, want) in cases {
         let d = dir("bad");
@@ -121,6 +131,35 @@ fn bad_axes_fail_before_any_work() {
             "work was done before the error"
         );
     }
+}
+
+/// An axis of fixed handoff orders: each row names its order and carries its exact gap.
+#[test]
+fn an_axis_of_pipelines() {
+    let d = dir("pipelines");
+    let text = CONFIG.split("[sweep]").next().unwrap().to_string()
+        + "[sweep]\n\"run.pipeline\" = [[1, 0], [0, 1]]\nseeds = [1]\n";
+    let out = d.join("out");
+    sweep(&config(&d, &text), &out, None, false, None, false).unwrap();
+    let rows = std::fs::read_to_string(out.join("results.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = rows
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = |order: &str| {
+        rows.iter()
+            .rev()
+            .find(|r| r["pipeline"] == order)
+            .unwrap_or_else(|| panic!("no row of {order}"))["pipeline_policy_gap"]
+            .as_f64()
+            .unwrap()
+    };
+    // Both synthetic agents keeping control forever ([0, 1]) differs from the 0 ⇄ 1 cycle.
+    let (cycle, keep) = (last("[1, 0]"), last("[0, 1]"));
+    assert!(
+        cycle >= -1e-9 && keep >= -1e-9 && cycle != keep,
+        "{cycle} {keep}"
+    );
 }
 
 #[test]
