@@ -126,7 +126,7 @@ enum Command {
         epochs: Option<u32>,
         /// The device memory's peak bandwidth in GB/s, for the roofline fraction (default:
         /// what the device reports, on CUDA).
-        #[arg(long, value_name = "GBPS")]
+        #[arg(long, value_name = "GBPS", allow_negative_numbers = true)]
         peak_bandwidth: Option<f64>,
         /// Print one JSON object instead of a sentence.
         #[arg(long)]
@@ -292,11 +292,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .t_mix
                     .map_or("never".into(), |t| t.to_string())
             );
-            if let Some(gap) = a.pipeline_policy_gap {
+            if let (Some(gap), Some(order)) = (a.pipeline_policy_gap, &a.pipeline) {
                 println!(
-                    "baselines  policy gap of the uniform policy {:.4}, of the pipeline {:?} {gap:.4}",
+                    "baselines  policy gap of the uniform policy {:.4}, of the pipeline {order:?} {gap:.4}",
                     a.uniform_policy_gap,
-                    input.config.run.pipeline.as_deref().unwrap_or_default()
                 );
             }
             println!();

@@ -69,19 +69,34 @@ fn csv_field(v: &Value) -> String {
     }
 }
 
-/// The rows as CSV text (header from the first row's keys).
+/// Every key of any row, in the order first seen: the columns of the CSV and Parquet files
+/// (rows written by different versions, or from different kinds of model, may differ).
+fn columns(rows: &[Record]) -> Vec<&str> {
+    let mut seen = std::collections::HashSet::new();
+    rows.iter()
+        .flat_map(|r| r.0.iter().map(|(k, _)| k.as_str()))
+        .filter(|k| seen.insert(*k))
+        .collect()
+}
+
+/// The rows as CSV text: one column per key of any row, in the order first seen (a row that
+/// lacks a key has an empty field there).
 pub fn to_csv(rows: &[Record]) -> String {
     let mut out = String::new();
-    if let Some(first) = rows.first() {
-        let header: Vec<String> = first
-            .0
+    let keys = columns(rows);
+    if !rows.is_empty() {
+        let header: Vec<String> = keys
             .iter()
-            .map(|(k, _)| csv_field(&Value::String(k.clone())))
+            .map(|k| csv_field(&Value::String(k.to_string())))
             .collect();
         let _ = writeln!(out, "{}", header.join(","));
     }
     for r in rows {
-        let line: Vec<String> = r.0.iter().map(|(_, v)| csv_field(v)).collect();
+        let line: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(col, key)| csv_field(field(r, col, key)))
+            .collect();
         let _ = writeln!(out, "{}", line.join(","));
     }
     out
@@ -140,7 +155,7 @@ fn field<'a>(r: &'a Record, col: usize, key: &str) -> &'a Value {
 }
 
 /// The rows as an uncompressed Parquet file with one row group: one OPTIONAL column per key of
-/// the first row, in order (a row that lacks a key has null there). A column of bools is
+/// any row, in the order first seen (a row that lacks a key has null there). A column of bools is
 /// BOOLEAN, of integers that fit an i64 INT64, of numbers DOUBLE; any other column (strings,
 /// mixed kinds, all null) is a UTF8 string column holding strings as they are and other values
 /// as their JSON text. No rows give a valid file with no columns and no row group. The same
@@ -150,9 +165,7 @@ pub fn to_parquet(rows: &[Record]) -> Result<Vec<u8>> {
 }
 
 fn parquet_bytes(rows: &[Record]) -> Result<Vec<u8>, ParquetError> {
-    let keys: Vec<&str> = rows.first().map_or(Vec::new(), |r| {
-        r.0.iter().map(|(k, _)| k.as_str()).collect()
-    });
+    let keys = columns(rows);
     let kinds: Vec<Kind> = keys
         .iter()
         .enumerate()
@@ -421,8 +434,11 @@ mod tests {
         assert_eq!(std::fs::read(d.join("rows.parquet")).unwrap(), a);
     }
 
+    /// Columns are every key of any row in the order first seen, and each row's values are
+    /// found by key (rows of two versions, or of two kinds of model, may differ in their keys
+    /// and their order).
     #[test]
-    fn parquet_columns_are_found_by_key() {
+    fn columns_are_found_by_key() {
         let mut a = Record::default();
         a.push("x", 1);
         a.push("y", "p");
@@ -431,6 +447,7 @@ mod tests {
         b.push("x", 2);
         let mut c = Record::default();
         c.push("x", 3);
+        c.push("z", true);
         let d = dir("keys");
         write_rows(&d, "rows", &[a, b, c]).unwrap();
         let reader =
@@ -440,11 +457,13 @@ mod tests {
         assert_eq!(
             got,
             [
-                [Field::Long(1), s("p")],
-                [Field::Long(2), s("q")],
-                [Field::Long(3), Field::Null]
+                [Field::Long(1), s("p"), Field::Null],
+                [Field::Long(2), s("q"), Field::Null],
+                [Field::Long(3), Field::Null, Field::Bool(true)]
             ]
         );
+        let csv = std::fs::read_to_string(d.join("rows.csv")).unwrap();
+        assert_eq!(csv, "x,y,z\n1,p,\n2,q,\n3,,true\n");
     }
 
     #[test]

@@ -117,12 +117,12 @@ pub fn oracle_table(model: &Model, a: &Analysis, seconds: f64) -> String {
         ("wall time", format!("{seconds:.3} s")),
     ];
     let mut rows = rows;
-    if let Some(gap) = a.pipeline_policy_gap {
+    if let (Some(gap), Some(order)) = (a.pipeline_policy_gap, &a.pipeline) {
         rows.insert(
             2,
             (
                 "pipeline gap",
-                format!("{gap:.4}  (the fixed handoff order of [run] pipeline)"),
+                format!("{gap:.4}  (agent i always takes action {order:?}[i])"),
             ),
         );
     }

@@ -86,15 +86,31 @@ pub fn context(input: &Input, analysis: &Analysis, backend: &str) -> Record {
     for (name, value) in EXACT {
         r.push(name, value(analysis));
     }
+    for (name, value) in pipeline_fields(input, analysis.pipeline_policy_gap) {
+        r.push(name, value);
+    }
     r
 }
 
 /// The columns of [`context`], known before the oracle runs.
 pub fn context_columns(input: &Input) -> Vec<String> {
     let knobs = knobs(input, "").0.into_iter().map(|(k, _)| k);
-    knobs
-        .chain(EXACT.iter().map(|(k, _)| k.to_string()))
-        .collect()
+    let exact = EXACT.iter().map(|(k, _)| k.to_string());
+    let pipeline = pipeline_fields(input, None).map(|(k, _)| k.to_string());
+    knobs.chain(exact).chain(pipeline).collect()
+}
+
+/// The fixed handoff order of `[run] pipeline` (as text) and its exact policy gap, the last
+/// fields of the context (both null without one).
+fn pipeline_fields(input: &Input, gap: Option<f64>) -> [(&'static str, Value); 2] {
+    let order = input.config.run.pipeline.as_ref();
+    [
+        (
+            "pipeline",
+            order.map_or(Value::Null, |p| format!("{p:?}").into()),
+        ),
+        ("pipeline_policy_gap", gap.map_or(Value::Null, num)),
+    ]
 }
 
 /// The knobs of a run: its model, learner and run settings.
@@ -146,15 +162,6 @@ fn knobs(input: &Input, backend: &str) -> Record {
     r.push("weights", l.weights.label());
     r.push("instances", input.config.run.instances);
     r.push("seed", input.config.run.seed);
-    r.push(
-        "pipeline",
-        input
-            .config
-            .run
-            .pipeline
-            .as_ref()
-            .map_or(Value::Null, |p| format!("{p:?}").into()),
-    );
     r.push("backend", backend);
     r
 }
@@ -183,9 +190,6 @@ const EXACT: &[(&str, ExactOf)] = &[
     }),
     ("v_star", |a| num(a.v_star_initial)),
     ("uniform_policy_gap", |a| num(a.uniform_policy_gap)),
-    ("pipeline_policy_gap", |a| {
-        a.pipeline_policy_gap.map_or(Value::Null, num)
-    }),
 ];
 
 /// The record of one instance at one checkpoint.

@@ -1075,6 +1075,47 @@ pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>)
     Ok(rows.len())
 }
 
+/// Refuses an `out` of `merge` that holds another sweep's work: a manifest of another config,
+/// or unit files (`parts/`) when `out` is not one of the merged folders. Merging again into
+/// the same folder rewrites the same files.
+fn check_merge_out(dirs: &[PathBuf], out: &Path, config: &str) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(Error::invalid(
+            "--out",
+            format!(
+                "{} already holds {what}: choose another folder",
+                out.display()
+            ),
+        ))
+    };
+    let entries = std::fs::read_dir(out).map_err(|source| Error::Io {
+        path: out.to_path_buf(),
+        cause: source,
+    })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !(name.starts_with("manifest") && name.ends_with(".json")) {
+            continue;
+        }
+        let same = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|m| m["config"].as_str() == Some(config));
+        if !same {
+            return refuse(&format!("the results of another sweep ({name})"));
+        }
+    }
+    let same_dir = |d: &PathBuf| match (d.canonicalize(), out.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if out.join("parts").exists() && !dirs.iter().any(same_dir) {
+        return refuse("a sweep's unit files (parts/) and is not one of the merged folders");
+    }
+    Ok(())
+}
+
 /// Joins the shard folders `dirs` into `out`: every unit of the grid exactly once, the same
 /// results files an unsharded sweep writes, a manifest, and the sweep's figures. Returns the
 /// number of rows and what became of the figures.
@@ -1120,23 +1161,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
         grid.ok_or_else(|| Error::invalid("merge", "no sweep manifest in the given folders"))?;
     crate::io::writable_dir(out, "--out")?;
     crate::records::rows_fit(out, "results")?;
-    // Merging again into the same folder rewrites the same files; another sweep's are kept.
-    let held = out.join("manifest.json");
-    if held.exists() {
-        let same = std::fs::read_to_string(&held)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .is_some_and(|m| m["config"].as_str() == Some(config.as_str()));
-        if !same {
-            return Err(Error::invalid(
-                "--out",
-                format!(
-                    "{} already holds the results of another sweep: choose another folder",
-                    out.display()
-                ),
-            ));
-        }
-    }
+    check_merge_out(dirs, out, &config)?;
     let rows = collect(dirs, out, units as usize, None)?;
     let figures = figures_in(&config, Path::new("manifest.json"))?;
     let manifest = serde_json::json!({

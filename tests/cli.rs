@@ -588,7 +588,7 @@ fn bench_reports_json() {
     assert_eq!(v["peak_gb_per_s"], 250.0);
     let fraction = v["roofline_fraction"].as_f64().unwrap();
     assert!(close(fraction, traffic(&v) / 250.0), "{v}");
-    for bad in ["0", "nan", "inf"] {
+    for bad in ["0", "-3", "nan", "inf"] {
         let o = icq(&[&args[..], &["--peak-bandwidth", bad]].concat());
         assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
         assert!(stderr(&o).contains("--peak-bandwidth"), "{}", stderr(&o));

@@ -199,6 +199,22 @@ fn shards_merge_into_the_unsharded_run() {
     let err = merge(&shards, &other).unwrap_err().to_string();
     assert!(err.contains("results of another sweep"), "{err}");
     assert_eq!(std::fs::read(other.join("results.csv")).unwrap(), before);
+    // So is a folder holding a shard of another sweep, or its unit files alone (a shard
+    // killed before its manifest).
+    let other_shard = d.join("other-shard");
+    let one = Some(Shard { k: 1, n: 2 });
+    sweep(&other_config, &other_shard, one, false, None, false).unwrap();
+    let err = merge(&shards, &other_shard).unwrap_err().to_string();
+    assert!(
+        err.contains("results of another sweep (manifest-shard-1-of-2.json)"),
+        "{err}"
+    );
+    std::fs::remove_file(other_shard.join("manifest-shard-1-of-2.json")).unwrap();
+    let err = merge(&shards, &other_shard).unwrap_err().to_string();
+    assert!(err.contains("unit files (parts/)"), "{err}");
+    assert!(!other_shard.join("results.csv").exists());
+    // Merging into one of the merged folders is allowed.
+    assert_eq!(merge(&shards, &shards[0]).unwrap().0, 24);
     let read = |p: &Path| std::fs::read_to_string(p).unwrap();
     assert_eq!(
         read(&whole.join("results.csv")),

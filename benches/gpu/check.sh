@@ -33,9 +33,12 @@ ICQ_REQUIRE_NVRTC=1 timeout 120 "$bin/cuda_kernels" >>"$OUT/parity.txt" 2>&1
 echo "cuda_kernels exit $?" >>"$OUT/parity.txt"
 
 # The benches stop once 7 minutes have gone by, so the whole script fits one 10-minute call.
-# The wgpu rows take the memory bandwidth the CUDA device reports (the same card) for their
-# roofline fraction.
+# The wgpu rows take the memory bandwidth the CUDA device reports for their roofline
+# fraction, when wgpu's adapter is that card (its name contains the CUDA device's).
 peak=""
+cuda_device=""
+wgpu_device=$(timeout 60 "$bin/icq" bench examples/quickstart.toml --backend wgpu --instances 1 \
+    --epochs 1 --json 2>/dev/null | sed -n 's/.*"device":"\([^"]*\)".*/\1/p')
 for config in examples/quickstart.toml examples/bench.toml; do
     for backend in cuda wgpu cpu; do
         for log2 in 10 14 17 20; do
@@ -43,11 +46,15 @@ for config in examples/quickstart.toml examples/bench.toml; do
             # The CPU only at the smaller sizes (it is the baseline, not the subject).
             if [ "$backend" = cpu ] && [ "$log2" -gt 14 ]; then continue; fi
             extra=()
-            if [ "$backend" = wgpu ] && [ -n "$peak" ]; then extra=(--peak-bandwidth "$peak"); fi
+            if [ "$backend" = wgpu ] && [ -n "$peak" ] && [ -n "$cuda_device" ] &&
+                [[ "$wgpu_device" == *"$cuda_device"* ]]; then
+                extra=(--peak-bandwidth "$peak")
+            fi
             line=$(timeout 120 "$bin/icq" bench "$config" --backend "$backend" ${extra[@]+"${extra[@]}"} \
                 --instances $((1 << log2)) --epochs "$EPOCHS" --json 2>>"$OUT/bench.err")
             if [ "$backend" = cuda ] && [ -z "$peak" ]; then
                 peak=$(sed -n 's/.*"peak_gb_per_s":\([0-9.eE+]*\).*/\1/p' <<<"$line")
+                cuda_device=$(sed -n 's/.*"device":"\([^"]*\)".*/\1/p' <<<"$line")
             fi
             echo "{\"config\":\"$config\",\"result\":${line:-null}}" >>"$OUT/bench.jsonl"
         done

@@ -48,11 +48,13 @@ echo "running the NumPy peer ..." >&2
 "$PY" "$PEERS/icq_numpy.py" "${args[@]}" > "$tmp/numpy.json"
 echo "running the JAX peer ($WARMUP warm-up epochs, compile excluded) ..." >&2
 JAX_PLATFORMS=cpu "$PY" "$PEERS/icq_jax.py" "${args[@]}" --warmup-epochs "$WARMUP" > "$tmp/jax.json"
-# icq on every core (icq), then the same code on one core (icq1, as the NumPy peer runs).
+# icq on rayon's default pool (icq), then the same code on one thread (icq1, as the NumPy peer
+# runs); the device field of each says how many threads it had.
 for name in icq icq1; do
     echo "running icq bench ($name) ..." >&2
-    threads=$([ "$name" = icq1 ] && echo 1 || nproc)
-    if RAYON_NUM_THREADS=$threads "$ICQ" bench "$CONFIG" --instances "$INSTANCES" \
+    one=()
+    if [ "$name" = icq1 ]; then one=(env RAYON_NUM_THREADS=1); fi
+    if ${one[@]+"${one[@]}"} "$ICQ" bench "$CONFIG" --instances "$INSTANCES" \
             --epochs "$EPOCHS" --json > "$tmp/$name.out" 2> "$tmp/$name.err"; then
         :
     else

@@ -88,8 +88,9 @@ pub struct Analysis {
     /// The policy gap of the uniform policy, (V*(ρ₀) − V^uniform(ρ₀)) / |V*(ρ₀)|: the
     /// baseline that learning has to beat.
     pub uniform_policy_gap: f64,
-    /// The policy gap of the fixed handoff order [`OracleOptions::pipeline`], when one is
-    /// given.
+    /// The fixed handoff order [`OracleOptions::pipeline`], when one is given.
+    pub pipeline: Option<Vec<usize>>,
+    /// Its policy gap.
     pub pipeline_policy_gap: Option<f64>,
     /// ‖Q*‖_μ = √(Σ μ(s) mean_a Q*(s,a)²).
     pub q_star_norm: f64,
@@ -278,6 +279,7 @@ impl Oracle {
             v_star,
             v_star_initial,
             uniform_policy_gap,
+            pipeline: options.pipeline.clone(),
             pipeline_policy_gap,
             q_star_norm: norm_sq.sqrt(),
             mu,
