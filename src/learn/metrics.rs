@@ -134,3 +134,98 @@ pub fn checkpoint_metrics(
     debug_assert!(plan.learner.mode == Mode::Centralized || units == space.agents);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::LearnerConfig;
+    use crate::model::synthetic::Synthetic;
+    use crate::oracle::OracleOptions;
+
+    /// Metrics of Q tables set by hand: instance 0 holds Q*_obs∘o exactly (up to f32
+    /// rounding), instance 1 the same plus 0.25 everywhere. So q_err_obs is 0 and 0.25, q_err
+    /// of instance 0 is the oracle's interface term, q_err_sup is the largest entry of
+    /// |Q*_obs∘o − Q*| (and 0.25 more, at most, for instance 1), and both greedy policies are
+    /// the greedy policy of Q*_obs, whose gap the oracle gives directly. Tolerances: f32
+    /// rounding of values near ‖Q*‖, about 1e-7 relative.
+    #[test]
+    fn metrics_of_q_tables_set_by_hand() {
+        let model = Synthetic {
+            agents: 2,
+            artifact_states: 8,
+            interface_states: 4,
+            private_states: 2,
+            interface_noise: 0.3,
+            private_weight: 0.2,
+            ..Synthetic::default()
+        }
+        .build()
+        .unwrap();
+        let oracle = Oracle::new(&model).unwrap();
+        let analysis = oracle.analyze(&OracleOptions::default()).unwrap();
+        assert!(
+            analysis.interface_term > 0.01,
+            "the interface hides something"
+        );
+        let plan = Plan::new(&model, &LearnerConfig::default(), 2, 0, None).unwrap();
+        let mut q = QTables::from_params(&plan.layout, &vec![0.0; 2 * plan.layout.params]);
+        let a = q.actions;
+        let shift = [0.0f32, 0.25];
+        for (b, c) in shift.iter().enumerate() {
+            for s in 0..plan.space.states {
+                let (unit, input) = (plan.unit_of(s), plan.state_input[s] as usize);
+                let at = (b * q.inputs + q.unit_offset[unit] + input) * a;
+                for (act, &v) in analysis.q_obs_row(s).iter().enumerate() {
+                    q.values[at + act] = v as f32 + c;
+                }
+            }
+        }
+        let counters = Counters {
+            epochs: vec![10, 10],
+            steps: vec![40, 35],
+            abs_target: vec![5.0, 2.0],
+            updates: vec![3, 7, 4, 6],
+        };
+        let m = checkpoint_metrics(&plan, &oracle, &analysis, &q, &counters, 2, 1e-12).unwrap();
+        let tol = 1e-6 * analysis.q_star_norm;
+        assert!(m[0].q_err_obs < tol, "{}", m[0].q_err_obs);
+        assert!((m[1].q_err_obs - 0.25).abs() < tol, "{}", m[1].q_err_obs);
+        assert!(
+            (m[0].q_err - analysis.interface_term).abs() < tol,
+            "{} against {}",
+            m[0].q_err,
+            analysis.interface_term
+        );
+        let gap_sup = (0..plan.space.states)
+            .filter(|&s| analysis.mu[s] > 0.0)
+            .flat_map(|s| {
+                let (star, obs) = (analysis.q_row(s), analysis.q_obs_row(s));
+                star.iter()
+                    .zip(obs)
+                    .map(|(x, y)| (x - y).abs())
+                    .collect::<Vec<_>>()
+            })
+            .fold(0.0, f64::max);
+        assert!((m[0].q_err_sup - gap_sup).abs() < tol, "{}", m[0].q_err_sup);
+        assert!(m[1].q_err_sup <= gap_sup + 0.25 + tol);
+
+        let greedy: Vec<usize> = (0..analysis.observations)
+            .map(|o| {
+                let row = &analysis.q_star_obs[o * a..(o + 1) * a];
+                let f: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+                argmax(&f)
+            })
+            .collect();
+        let want = oracle.policy_gap(&analysis, &greedy, 1e-12).unwrap();
+        for metrics in &m {
+            let gap = metrics.policy_gap.expect("evaluated");
+            assert!((gap - want).abs() < 1e-9, "{gap} against {want}");
+        }
+        assert_eq!((m[0].mean_tau, m[1].mean_tau), (4.0, 3.5));
+        assert_eq!((m[0].mean_abs_target, m[1].mean_abs_target), (0.5, 0.2));
+        assert_eq!(
+            (m[0].updates.clone(), m[1].updates.clone()),
+            (vec![3, 7], vec![4, 6])
+        );
+    }
+}
