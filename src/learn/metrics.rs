@@ -228,4 +228,55 @@ mod tests {
             (vec![3, 7], vec![4, 6])
         );
     }
+
+    /// A centralized learner's table set to Q* itself: q_err 0, q_err_obs the interface term,
+    /// and the greedy policy of Q* is optimal (gap 0, to the evaluation's tolerance).
+    #[test]
+    fn a_centralized_table_equal_to_q_star() {
+        let model = Synthetic {
+            agents: 2,
+            artifact_states: 8,
+            interface_states: 4,
+            private_states: 2,
+            interface_noise: 0.3,
+            ..Synthetic::default()
+        }
+        .build()
+        .unwrap();
+        let oracle = Oracle::new(&model).unwrap();
+        let analysis = oracle.analyze(&OracleOptions::default()).unwrap();
+        let learner = LearnerConfig {
+            mode: Mode::Centralized,
+            ..LearnerConfig::default()
+        };
+        let plan = Plan::new(&model, &learner, 1, 0, None).unwrap();
+        let mut q = QTables::from_params(&plan.layout, &vec![0.0; plan.layout.params]);
+        let a = q.actions;
+        for s in 0..plan.space.states {
+            let (unit, input) = (plan.unit_of(s), plan.state_input[s] as usize);
+            let at = (q.unit_offset[unit] + input) * a;
+            for (act, &v) in analysis.q_row(s).iter().enumerate() {
+                q.values[at + act] = v as f32;
+            }
+        }
+        let counters = Counters {
+            epochs: vec![1],
+            steps: vec![1],
+            abs_target: vec![0.0],
+            updates: vec![1],
+        };
+        let m = checkpoint_metrics(&plan, &oracle, &analysis, &q, &counters, 1, 1e-12).unwrap();
+        let tol = 1e-6 * analysis.q_star_norm;
+        assert!(m[0].q_err < tol && m[0].q_err_sup < tol, "{:?}", m[0]);
+        assert!(
+            (m[0].q_err_obs - analysis.interface_term).abs() < tol,
+            "{:?}",
+            m[0]
+        );
+        assert!(
+            m[0].policy_gap.expect("evaluated").abs() < 1e-9,
+            "{:?}",
+            m[0]
+        );
+    }
 }
