@@ -97,6 +97,10 @@ enum Command {
         /// File stem of the figure (default: Y_vs_X, then _by_GROUP and the filters).
         #[arg(long)]
         name: Option<String>,
+        /// A column drawn as a dashed horizontal line in each line's colour, e.g.
+        /// interface_term under q_err (repeatable; one positive number per line).
+        #[arg(long, value_name = "COLUMN")]
+        reference: Vec<String>,
         /// Output folder (default: the results' folder).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -366,6 +370,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             checkpoint,
             filter,
             name,
+            reference,
             out,
         } => {
             let filter = filter
@@ -396,6 +401,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 checkpoint,
                 filter,
                 name,
+                reference,
             };
             let (svg, lines) =
                 icq::plot::plot(&results, &figure, &out).map_err(bad_input_or_failure)?;

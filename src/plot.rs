@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
 use serde_json::{Map, Value};
 
@@ -34,15 +35,20 @@ pub struct Figure {
     pub filter: Vec<(String, String)>,
     /// The file stem (default: `Y_vs_X[_by_GROUP]`).
     pub name: Option<String>,
+    /// Columns drawn as dashed horizontal reference lines in each line's colour (an exact
+    /// figure such as `interface_term`, the floor of `q_err`, or `uniform_policy_gap`): each
+    /// must hold one positive number across the rows of each line.
+    pub reference: Vec<String>,
 }
 
 impl Figure {
-    /// Every column the figure reads: x, y, the group and the filters' columns.
+    /// Every column the figure reads: x, y, the group, the filters' and the references'.
     pub fn columns(&self) -> impl Iterator<Item = &String> {
         [Some(&self.x), Some(&self.y), self.group.as_ref()]
             .into_iter()
             .flatten()
             .chain(self.filter.iter().map(|(k, _)| k))
+            .chain(&self.reference)
     }
 
     /// The file stem of this figure.
@@ -62,7 +68,8 @@ impl Figure {
 }
 
 /// The `[[figure]]` entries of a sweep config: `x`, `y`, and optionally `group`,
-/// `checkpoint`, `name` and `where` (a table of column = value), each checked by name.
+/// `checkpoint`, `name`, `where` (a table of column = value) and `reference` (a list of
+/// columns), each checked by name.
 pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
     let Some(entries) = config.get("figure") else {
         return Ok(Vec::new());
@@ -89,10 +96,20 @@ pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
                 }
             };
             for key in table.keys() {
-                if !["x", "y", "group", "checkpoint", "name", "where"].contains(&key.as_str()) {
+                if ![
+                    "x",
+                    "y",
+                    "group",
+                    "checkpoint",
+                    "name",
+                    "where",
+                    "reference",
+                ]
+                .contains(&key.as_str())
+                {
                     return Err(Error::invalid(
                         at(key),
-                        "unknown key (expected x, y, group, checkpoint, name, where)",
+                        "unknown key (expected x, y, group, checkpoint, name, where, reference)",
                     ));
                 }
             }
@@ -128,6 +145,26 @@ pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
                     ))
                 }
             };
+            let reference = match table.get("reference") {
+                None => Vec::new(),
+                Some(toml::Value::Array(columns)) => columns
+                    .iter()
+                    .map(|c| {
+                        c.as_str().map(str::to_string).ok_or_else(|| {
+                            Error::invalid(
+                                at("reference"),
+                                format!("expected column names, found {c}"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+                Some(v) => {
+                    return Err(Error::invalid(
+                        at("reference"),
+                        format!("expected a list of column names, found {v}"),
+                    ))
+                }
+            };
             Ok(Figure {
                 x: required("x")?,
                 y: required("y")?,
@@ -135,6 +172,7 @@ pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
                 checkpoint,
                 filter,
                 name: text("name")?,
+                reference,
             })
         })
         .collect::<Result<Vec<_>>>()
@@ -164,6 +202,8 @@ pub struct Line {
     pub points: Vec<(f64, f64)>,
     /// The fit over all points.
     pub fit: Option<Fit>,
+    /// The figure's reference columns and their value on this line's rows.
+    pub references: Vec<(String, f64)>,
 }
 
 fn plot_err(e: impl std::fmt::Display) -> Error {
@@ -347,6 +387,8 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
         None => kept.iter().filter_map(|r| index(r)).max(),
     };
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    // Per group, per reference column: every distinct cell of its rows.
+    let mut refs: BTreeMap<String, Vec<Vec<&Value>>> = BTreeMap::new();
     for r in kept
         .into_iter()
         .filter(|r| checkpoint.is_none() || index(r) == checkpoint)
@@ -359,6 +401,15 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
         let group = figure.group.as_ref().map_or("all".to_string(), |g| {
             format!("{g} = {}", r.get(g).map_or("-".to_string(), cell))
         });
+        let seen = refs
+            .entry(group.clone())
+            .or_insert_with(|| vec![Vec::new(); figure.reference.len()]);
+        for (cells, key) in seen.iter_mut().zip(&figure.reference) {
+            let c = r.get(key).unwrap_or(&Value::Null);
+            if !cells.contains(&c) {
+                cells.push(c);
+            }
+        }
         groups.entry(group).or_default().push((x, y));
     }
     if groups.is_empty() {
@@ -371,14 +422,35 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
             ),
         ));
     }
-    Ok(groups
+    groups
         .into_iter()
-        .map(|(group, points)| Line {
-            fit: fit_loglog(&points),
-            group,
-            points,
+        .map(|(group, points)| {
+            let references = figure
+                .reference
+                .iter()
+                .zip(&refs[&group])
+                .map(|(key, cells)| match cells.as_slice() {
+                    [c] if c.as_f64().is_some_and(|v| v > 0.0 && v.is_finite()) => {
+                        Ok((key.clone(), c.as_f64().expect("a number")))
+                    }
+                    _ => Err(Error::invalid(
+                        key.clone(),
+                        format!(
+                            "a reference line needs one positive number on each line, but on \
+                             line {group} it reads {}",
+                            cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(", ")
+                        ),
+                    )),
+                })
+                .collect::<Result<_>>()?;
+            Ok(Line {
+                fit: fit_loglog(&points),
+                group,
+                points,
+                references,
+            })
         })
-        .collect())
+        .collect()
 }
 
 const COLORS: [RGBColor; 8] = [
@@ -485,7 +557,28 @@ fn draw_on<DB: DrawingBackend>(
         (lo / 1.25, hi * 1.25)
     };
     let (x0, x1) = range(positive.iter().map(|p| p.0).collect());
-    let (y0, y1) = range(positive.iter().map(|p| p.1).collect());
+    let (lo, hi) = range(positive.iter().map(|p| p.1).collect());
+    // A reference far from the data (an interface term that is zero but for rounding) would
+    // squeeze the data into a corner of the figure.
+    for line in lines {
+        for (name, v) in &line.references {
+            if !(lo / 1e3..=hi * 1e3).contains(v) {
+                return Err(Error::invalid(
+                    name.clone(),
+                    format!(
+                        "the reference {v:.3e} on line {} lies more than three decades outside \
+                         the data ({}: {:.3e} to {:.3e})",
+                        line.group,
+                        figure.y,
+                        lo * 1.25,
+                        hi / 1.25
+                    ),
+                ));
+            }
+        }
+    }
+    let references = lines.iter().flat_map(|l| l.references.iter().map(|r| r.1));
+    let (y0, y1) = range(positive.iter().map(|p| p.1).chain(references).collect());
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
@@ -555,6 +648,42 @@ fn draw_on<DB: DrawingBackend>(
                     .iter()
                     .map(|s| Circle::new((s.0, s.1), 3, color.filled())),
             )
+            .map_err(plot_err)?;
+    }
+    // Reference lines, dashed, each labelled at its right end with its column and value: one
+    // grey line where every line of the figure has the same value, else one per line in its
+    // colour. Labels alternate above and below their line, so that close values stay legible.
+    let mut dashes: Vec<(String, f64, RGBColor)> = Vec::new();
+    for (k, name) in figure.reference.iter().enumerate() {
+        let values: Vec<f64> = lines.iter().map(|l| l.references[k].1).collect();
+        if values.iter().all(|&v| v == values[0]) {
+            dashes.push((name.clone(), values[0], RGBColor(90, 90, 90)));
+        } else {
+            for (i, v) in values.into_iter().enumerate() {
+                dashes.push((name.clone(), v, COLORS[i % COLORS.len()]));
+            }
+        }
+    }
+    dashes.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (k, (name, v, color)) in dashes.iter().enumerate() {
+        let at = [(x0.ln(), v.ln()), (x1.ln(), v.ln())];
+        chart
+            .draw_series(DashedLineSeries::new(at, 8, 5, color.stroke_width(1)))
+            .map_err(plot_err)?;
+        let (side, dy) = if k % 2 == 0 {
+            (VPos::Bottom, -3)
+        } else {
+            (VPos::Top, 3)
+        };
+        let style = ("sans-serif", 13)
+            .into_font()
+            .color(color)
+            .pos(Pos::new(HPos::Right, side));
+        let label = format!("{name} {}", tick(*v));
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((x1.ln(), v.ln())) + Text::new(label, (-6, dy), style),
+            ))
             .map_err(plot_err)?;
     }
     chart

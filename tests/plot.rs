@@ -34,6 +34,7 @@ fn plot_recovers_known_slopes_per_group() {
         checkpoint: None,
         filter: Vec::new(),
         name: None,
+        reference: Vec::new(),
     };
     let (svg, fitted) = plot(&dir, &figure, &dir).unwrap();
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
@@ -111,6 +112,7 @@ fn figure(x: &str, y: &str) -> Figure {
         checkpoint: None,
         filter: Vec::new(),
         name: None,
+        reference: Vec::new(),
     }
 }
 
@@ -282,4 +284,84 @@ fn a_single_x_gives_no_fit() {
     let fits = std::fs::read_to_string(dir.join("fits.csv")).unwrap();
     assert!(fits.contains(",\"all\",NaN,NaN,NaN,0"), "{fits}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Reference columns become dashed horizontal lines labelled with their column and value: one
+/// shared line where every line has the same value, one per line otherwise. A reference that
+/// varies along a line, is missing, or lies far from the data is named, and nothing is drawn.
+#[test]
+fn reference_lines() {
+    let dir = std::env::temp_dir().join(format!("icq-plot-refs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut rows = Vec::new();
+    for (noise, floor) in [(0.2, 0.11), (0.4, 0.25)] {
+        for epoch in [1000, 2000, 4000] {
+            let y = floor + 1.0 / f64::from(epoch).sqrt();
+            let tiny = if noise == 0.2 { 1e-12 } else { 0.3 };
+            rows.push(format!(
+                "{{\"epoch\":{epoch},\"interface_noise\":{noise},\"q_err\":{y},\"interface_term\":{floor},\"uniform_policy_gap\":0.9,\"tiny\":{tiny},\"along\":{epoch},\"none\":null}}"
+            ));
+        }
+    }
+    std::fs::write(dir.join("results.jsonl"), rows.join("\n")).unwrap();
+    let mut f = figure("epoch", "q_err");
+    f.group = Some("interface_noise".into());
+    f.reference = vec!["interface_term".into(), "uniform_policy_gap".into()];
+    let (svg, lines) = plot(&dir, &f, &dir).unwrap();
+    let refs: Vec<Vec<(String, f64)>> = lines.iter().map(|l| l.references.clone()).collect();
+    assert_eq!(
+        refs,
+        [
+            [
+                ("interface_term".to_string(), 0.11),
+                ("uniform_policy_gap".to_string(), 0.9)
+            ],
+            [
+                ("interface_term".to_string(), 0.25),
+                ("uniform_policy_gap".to_string(), 0.9)
+            ],
+        ]
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for label in [
+        "interface_term 0.11",
+        "interface_term 0.25",
+        "uniform_policy_gap 0.9",
+    ] {
+        assert_eq!(text.matches(label).count(), 1, "{label}");
+    }
+    for (column, want) in [
+        (
+            "along",
+            "on line interface_noise = 0.2 it reads 1000, 2000, 4000",
+        ),
+        ("none", "on line interface_noise = 0.2 it reads -"),
+        (
+            "tiny",
+            "the reference 1.000e-12 on line interface_noise = 0.2 lies more than three decades",
+        ),
+        ("absent", "not a column of the results"),
+    ] {
+        let mut bad = figure("epoch", "q_err");
+        bad.group = Some("interface_noise".into());
+        bad.reference = vec![column.into()];
+        bad.name = Some(format!("bad-{column}"));
+        let err = plot(&dir, &bad, &dir).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{column}: ")) && err.contains(want),
+            "{err}"
+        );
+        assert!(!dir.join(format!("bad-{column}.svg")).exists());
+    }
+    // In a sweep config, reference is a list of column names.
+    let config: toml::Table =
+        "[[figure]]\nx = \"epoch\"\ny = \"q_err\"\nreference = \"interface_term\"\n"
+            .parse()
+            .unwrap();
+    let err = icq::plot::figures_of(&config).unwrap_err().to_string();
+    assert!(
+        err.contains("figure[0].reference: expected a list of column names"),
+        "{err}"
+    );
 }
