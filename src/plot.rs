@@ -37,7 +37,8 @@ pub struct Figure {
     pub name: Option<String>,
     /// Columns drawn as dashed horizontal reference lines in each line's colour (an exact
     /// figure such as `interface_term`, the floor of `q_err`, or `uniform_policy_gap`): each
-    /// must hold one positive number across the rows of each line.
+    /// must hold one number across the rows of each line; a value log axes cannot place near
+    /// the data (zero, or more than three decades away) is left out.
     pub reference: Vec<String>,
 }
 
@@ -430,14 +431,12 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
                 .iter()
                 .zip(&refs[&group])
                 .map(|(key, cells)| match cells.as_slice() {
-                    [c] if c.as_f64().is_some_and(|v| v > 0.0 && v.is_finite()) => {
-                        Ok((key.clone(), c.as_f64().expect("a number")))
-                    }
+                    [c] if c.is_number() => Ok((key.clone(), c.as_f64().expect("a number"))),
                     _ => Err(Error::invalid(
                         key.clone(),
                         format!(
-                            "a reference line needs one positive number on each line, but on \
-                             line {group} it reads {}",
+                            "a reference line needs one number on each line, but on line \
+                             {group} it reads {}",
                             cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(", ")
                         ),
                     )),
@@ -558,26 +557,13 @@ fn draw_on<DB: DrawingBackend>(
     };
     let (x0, x1) = range(positive.iter().map(|p| p.0).collect());
     let (lo, hi) = range(positive.iter().map(|p| p.1).collect());
-    // A reference far from the data (an interface term that is zero but for rounding) would
-    // squeeze the data into a corner of the figure.
-    for line in lines {
-        for (name, v) in &line.references {
-            if !(lo / 1e3..=hi * 1e3).contains(v) {
-                return Err(Error::invalid(
-                    name.clone(),
-                    format!(
-                        "the reference {v:.3e} on line {} lies more than three decades outside \
-                         the data ({}: {:.3e} to {:.3e})",
-                        line.group,
-                        figure.y,
-                        lo * 1.25,
-                        hi / 1.25
-                    ),
-                ));
-            }
-        }
-    }
-    let references = lines.iter().flat_map(|l| l.references.iter().map(|r| r.1));
+    // A reference is drawn where log axes can place it near the data: not at zero (the
+    // interface term of an exact interface), nor at rounding noise far below the data.
+    let drawable = |v: f64| v > 0.0 && (lo / 1e3..=hi * 1e3).contains(&v);
+    let references = lines
+        .iter()
+        .flat_map(|l| l.references.iter().map(|r| r.1))
+        .filter(|&v| drawable(v));
     let (y0, y1) = range(positive.iter().map(|p| p.1).chain(references).collect());
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
@@ -664,6 +650,7 @@ fn draw_on<DB: DrawingBackend>(
             }
         }
     }
+    dashes.retain(|d| drawable(d.1));
     dashes.sort_by(|a, b| b.1.total_cmp(&a.1));
     for (k, (name, v, color)) in dashes.iter().enumerate() {
         let at = [(x0.ln(), v.ln()), (x1.ln(), v.ln())];
