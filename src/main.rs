@@ -97,8 +97,9 @@ enum Command {
         /// File stem of the figure (default: Y_vs_X, then _by_GROUP and the filters).
         #[arg(long)]
         name: Option<String>,
-        /// A column drawn as a dashed horizontal line in each line's colour, e.g.
-        /// interface_term under q_err (repeatable; one positive number per line).
+        /// A column drawn as a dashed horizontal line, e.g. interface_term under q_err
+        /// (repeatable): it must hold one number per line; grey where lines share it, else in
+        /// the line's colour; zero, negative or far-off values are left out, and said so.
         #[arg(long, value_name = "COLUMN")]
         reference: Vec<String>,
         /// Output folder (default: the results' folder).
@@ -425,6 +426,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         "-",
                         l.points.len()
                     ),
+                }
+            }
+            for l in &lines {
+                for r in l.references.iter().filter(|r| !r.drawn) {
+                    println!(
+                        "reference {} = {:e} on line {} left out: log axes cannot place it near the data",
+                        r.column, r.value, l.group
+                    );
                 }
             }
             println!(

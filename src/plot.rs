@@ -35,10 +35,11 @@ pub struct Figure {
     pub filter: Vec<(String, String)>,
     /// The file stem (default: `Y_vs_X[_by_GROUP]`).
     pub name: Option<String>,
-    /// Columns drawn as dashed horizontal reference lines in each line's colour (an exact
-    /// figure such as `interface_term`, the floor of `q_err`, or `uniform_policy_gap`): each
-    /// must hold one number across the rows of each line; a value log axes cannot place near
-    /// the data (zero, or more than three decades away) is left out.
+    /// Columns drawn as dashed horizontal reference lines (an exact figure such as
+    /// `interface_term`, the floor of `q_err`, or `uniform_policy_gap`): each must hold one
+    /// number across the rows of each line; drawn grey where several lines share the value,
+    /// else in the line's colour; a value log axes cannot place near the data (zero or below,
+    /// or more than three decades away) is left out (see [`Reference::drawn`]).
     pub reference: Vec<String>,
 }
 
@@ -204,7 +205,19 @@ pub struct Line {
     /// The fit over all points.
     pub fit: Option<Fit>,
     /// The figure's reference columns and their value on this line's rows.
-    pub references: Vec<(String, f64)>,
+    pub references: Vec<Reference>,
+}
+
+/// A reference column's value on one line of a figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reference {
+    /// The column.
+    pub column: String,
+    /// Its value on the line's rows.
+    pub value: f64,
+    /// Whether it was drawn: a value log axes cannot place near the data (zero or below, or
+    /// more than three decades away) is left out.
+    pub drawn: bool,
 }
 
 fn plot_err(e: impl std::fmt::Display) -> Error {
@@ -407,7 +420,12 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
             .or_insert_with(|| vec![Vec::new(); figure.reference.len()]);
         for (cells, key) in seen.iter_mut().zip(&figure.reference) {
             let c = r.get(key).unwrap_or(&Value::Null);
-            if !cells.contains(&c) {
+            // Numbers compare as numbers (1 and 1.0 are one value).
+            let same = |d: &&Value| match (c.as_f64(), d.as_f64()) {
+                (Some(a), Some(b)) => a == b,
+                _ => *d == c,
+            };
+            if !cells.iter().any(same) {
                 cells.push(c);
             }
         }
@@ -423,6 +441,17 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
             ),
         ));
     }
+    if let Some(twice) = figure
+        .reference
+        .iter()
+        .enumerate()
+        .find(|(i, r)| figure.reference[..*i].contains(r))
+    {
+        return Err(Error::invalid(
+            twice.1.clone(),
+            "listed twice as a reference",
+        ));
+    }
     groups
         .into_iter()
         .map(|(group, points)| {
@@ -431,15 +460,35 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
                 .iter()
                 .zip(&refs[&group])
                 .map(|(key, cells)| match cells.as_slice() {
-                    [c] if c.is_number() => Ok((key.clone(), c.as_f64().expect("a number"))),
-                    _ => Err(Error::invalid(
-                        key.clone(),
-                        format!(
-                            "a reference line needs one number on each line, but on line \
-                             {group} it reads {}",
-                            cells.iter().map(|c| cell(c)).collect::<Vec<_>>().join(", ")
-                        ),
-                    )),
+                    [c] if c.is_number() => Ok(Reference {
+                        column: key.clone(),
+                        value: c.as_f64().expect("a number"),
+                        drawn: false,
+                    }),
+                    _ => {
+                        const SHOWN: usize = 6;
+                        let mut read: Vec<String> = cells
+                            .iter()
+                            .take(SHOWN)
+                            .map(|c| c.as_f64().map_or_else(|| cell(c), tick))
+                            .collect();
+                        if cells.len() > SHOWN {
+                            read.push(format!("… ({} values in all)", cells.len()));
+                        }
+                        let hint = if figure.group.is_none() && cells.len() > 1 {
+                            "; --group by a column that fixes it gives each value its own line"
+                        } else {
+                            ""
+                        };
+                        Err(Error::invalid(
+                            key.clone(),
+                            format!(
+                                "a reference line needs one number on each line, but on line \
+                                 {group} it reads {}{hint}",
+                                read.join(", ")
+                            ),
+                        ))
+                    }
                 })
                 .collect::<Result<_>>()?;
             Ok(Line {
@@ -449,7 +498,24 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
                 references,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()
+        .map(place_references)
+}
+
+/// Marks which references log axes can place near the data: above zero and within three
+/// decades of the y values drawn (an interface term of zero, or rounding noise far below the
+/// data, would squeeze the lines into a corner).
+fn place_references(mut lines: Vec<Line>) -> Vec<Line> {
+    let ys = lines
+        .iter()
+        .flat_map(|l| l.points.iter())
+        .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
+        .map(|p| p.1);
+    let (lo, hi) = ys.fold((f64::INFINITY, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
+    for r in lines.iter_mut().flat_map(|l| l.references.iter_mut()) {
+        r.drawn = r.value > 0.0 && (lo / 1e3..=hi * 1e3).contains(&r.value);
+    }
+    lines
 }
 
 const COLORS: [RGBColor; 8] = [
@@ -556,14 +622,9 @@ fn draw_on<DB: DrawingBackend>(
         (lo / 1.25, hi * 1.25)
     };
     let (x0, x1) = range(positive.iter().map(|p| p.0).collect());
-    let (lo, hi) = range(positive.iter().map(|p| p.1).collect());
-    // A reference is drawn where log axes can place it near the data: not at zero (the
-    // interface term of an exact interface), nor at rounding noise far below the data.
-    let drawable = |v: f64| v > 0.0 && (lo / 1e3..=hi * 1e3).contains(&v);
     let references = lines
         .iter()
-        .flat_map(|l| l.references.iter().map(|r| r.1))
-        .filter(|&v| drawable(v));
+        .flat_map(|l| l.references.iter().filter(|r| r.drawn).map(|r| r.value));
     let (y0, y1) = range(positive.iter().map(|p| p.1).chain(references).collect());
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
@@ -636,40 +697,41 @@ fn draw_on<DB: DrawingBackend>(
             )
             .map_err(plot_err)?;
     }
-    // Reference lines, dashed, each labelled at its right end with its column and value: one
-    // grey line where every line of the figure has the same value, else one per line in its
-    // colour. Labels alternate above and below their line, so that close values stay legible.
-    let mut dashes: Vec<(String, f64, RGBColor)> = Vec::new();
-    for (k, name) in figure.reference.iter().enumerate() {
-        let values: Vec<f64> = lines.iter().map(|l| l.references[k].1).collect();
-        if values.iter().all(|&v| v == values[0]) {
-            dashes.push((name.clone(), values[0], RGBColor(90, 90, 90)));
-        } else {
-            for (i, v) in values.into_iter().enumerate() {
-                dashes.push((name.clone(), v, COLORS[i % COLORS.len()]));
+    // Reference lines, dashed, each labelled at its right end with its column and value: grey
+    // where several lines share the value, else in its line's colour. Labels sit above their
+    // line, pushed down where they would overlap the one above or cross the frame.
+    let mut dashes: Vec<(&str, f64, RGBColor)> = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        for r in line.references.iter().filter(|r| r.drawn) {
+            match dashes
+                .iter_mut()
+                .find(|d| d.0 == r.column && d.1 == r.value)
+            {
+                Some(shared) => shared.2 = RGBColor(90, 90, 90),
+                None => dashes.push((&r.column, r.value, COLORS[i % COLORS.len()])),
             }
         }
     }
-    dashes.retain(|d| drawable(d.1));
     dashes.sort_by(|a, b| b.1.total_cmp(&a.1));
-    for (k, (name, v, color)) in dashes.iter().enumerate() {
+    const LABEL_HEIGHT: i32 = 14;
+    let mut next_free = chart.backend_coord(&(x1.ln(), y1.ln())).1 + LABEL_HEIGHT + 2;
+    for (name, v, color) in &dashes {
         let at = [(x0.ln(), v.ln()), (x1.ln(), v.ln())];
         chart
             .draw_series(DashedLineSeries::new(at, 8, 5, color.stroke_width(1)))
             .map_err(plot_err)?;
-        let (side, dy) = if k % 2 == 0 {
-            (VPos::Bottom, -3)
-        } else {
-            (VPos::Top, 3)
-        };
+        let line_y = chart.backend_coord(&(x1.ln(), v.ln())).1;
+        let baseline = (line_y - 3).max(next_free);
+        next_free = baseline + LABEL_HEIGHT;
         let style = ("sans-serif", 13)
             .into_font()
             .color(color)
-            .pos(Pos::new(HPos::Right, side));
+            .pos(Pos::new(HPos::Right, VPos::Bottom));
         let label = format!("{name} {}", tick(*v));
         chart
             .draw_series(std::iter::once(
-                EmptyElement::at((x1.ln(), v.ln())) + Text::new(label, (-6, dy), style),
+                EmptyElement::at((x1.ln(), v.ln()))
+                    + Text::new(label, (-6, baseline - line_y), style),
             ))
             .map_err(plot_err)?;
     }

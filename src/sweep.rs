@@ -949,7 +949,17 @@ fn check_figure_columns(figures: &[crate::plot::Figure], units: &[Unit]) -> Resu
             }
         }
     }
+    // The pipeline's columns hold a value only where [run] pipeline names one.
+    let pipelines = units.iter().any(|u| u.input.config.run.pipeline.is_some());
     for (i, figure) in figures.iter().enumerate() {
+        let empty =
+            |k: &&String| !pipelines && ["pipeline", "pipeline_policy_gap"].contains(&k.as_str());
+        if let Some(key) = figure.columns().find(empty) {
+            return Err(Error::invalid(
+                format!("figure[{i}]"),
+                format!("reads `{key}`, but no grid point sets [run] pipeline, so it is empty"),
+            ));
+        }
         if let Some(key) = figure.columns().find(|k| !columns.contains(k)) {
             return Err(Error::invalid(
                 format!("figure[{i}]"),

@@ -286,10 +286,11 @@ fn a_single_x_gives_no_fit() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Reference columns become dashed horizontal lines labelled with their column and value: one
-/// shared line where every line has the same value, one per line otherwise. A value log axes
-/// cannot place near the data (zero, or rounding noise far below it) is left out; a reference
-/// that varies along a line or is missing is named, and nothing is drawn.
+/// Reference columns become dashed horizontal lines labelled with their column and value:
+/// grey where lines share the value, else in the line's colour. A value log axes cannot place
+/// near the data (zero, or rounding noise far below it) is left out, and does not stretch the
+/// axis; a reference that varies along a line, is missing or is listed twice is named, and
+/// nothing is drawn.
 #[test]
 fn reference_lines() {
     let dir = std::env::temp_dir().join(format!("icq-plot-refs-{}", std::process::id()));
@@ -299,65 +300,115 @@ fn reference_lines() {
     for (noise, floor) in [(0.2, 0.11), (0.4, 0.25)] {
         for epoch in [1000, 2000, 4000] {
             let y = floor + 1.0 / f64::from(epoch).sqrt();
-            let tiny = if noise == 0.2 { 1e-12 } else { 0.3 };
+            let tiny = if noise == 0.2 { 1e-12 } else { 0.2 };
+            // 1 and 1.0 are one value.
+            let one = if epoch == 1000 { "1" } else { "1.0" };
             rows.push(format!(
-                "{{\"epoch\":{epoch},\"interface_noise\":{noise},\"q_err\":{y},\"interface_term\":{floor},\"uniform_policy_gap\":0.9,\"tiny\":{tiny},\"along\":{epoch},\"none\":null}}"
+                "{{\"epoch\":{epoch},\"interface_noise\":{noise},\"q_err\":{y},\"interface_term\":{floor},\"uniform_policy_gap\":0.9,\"tiny\":{tiny},\"one\":{one},\"along\":{epoch},\"none\":null}}"
             ));
         }
     }
     std::fs::write(dir.join("results.jsonl"), rows.join("\n")).unwrap();
     let mut f = figure("epoch", "q_err");
     f.group = Some("interface_noise".into());
-    f.reference = vec!["interface_term".into(), "uniform_policy_gap".into()];
+    f.reference = vec![
+        "interface_term".into(),
+        "uniform_policy_gap".into(),
+        "one".into(),
+    ];
     let (svg, lines) = plot(&dir, &f, &dir).unwrap();
-    let refs: Vec<Vec<(String, f64)>> = lines.iter().map(|l| l.references.clone()).collect();
+    let refs: Vec<Vec<(String, f64, bool)>> = lines
+        .iter()
+        .map(|l| {
+            l.references
+                .iter()
+                .map(|r| (r.column.clone(), r.value, r.drawn))
+                .collect()
+        })
+        .collect();
+    let r = |c: &str, v: f64| (c.to_string(), v, true);
     assert_eq!(
         refs,
         [
             [
-                ("interface_term".to_string(), 0.11),
-                ("uniform_policy_gap".to_string(), 0.9)
+                r("interface_term", 0.11),
+                r("uniform_policy_gap", 0.9),
+                r("one", 1.0)
             ],
             [
-                ("interface_term".to_string(), 0.25),
-                ("uniform_policy_gap".to_string(), 0.9)
+                r("interface_term", 0.25),
+                r("uniform_policy_gap", 0.9),
+                r("one", 1.0)
             ],
         ]
     );
+    // Each label once, in its colour: the lines' own (the first two of the palette) where the
+    // value is the line's alone, grey where the lines share it.
     let text = std::fs::read_to_string(&svg).unwrap();
-    for label in [
-        "interface_term 0.11",
-        "interface_term 0.25",
-        "uniform_policy_gap 0.9",
-    ] {
+    let fill_of = |label: &str| {
         assert_eq!(text.matches(label).count(), 1, "{label}");
-    }
-    // 1e-12 on one line is left out; the other line's 0.3 is drawn.
+        let at = text.find(label).unwrap();
+        let open = text[..at].rfind("<text").unwrap();
+        let fill = text[open..at].split("fill=\"").nth(1).unwrap();
+        fill[..7].to_string()
+    };
+    assert_eq!(fill_of("interface_term 0.11"), "#1F77B4");
+    assert_eq!(fill_of("interface_term 0.25"), "#FF7F0E");
+    assert_eq!(fill_of("uniform_policy_gap 0.9"), "#5A5A5A");
+    assert_eq!(fill_of("one 1"), "#5A5A5A");
+
+    // 1e-12 on one line is left out, and the axis is the one drawn without references; the
+    // other line's 0.2 is drawn.
+    let ticks = |svg: &std::path::Path| -> Vec<String> {
+        let text = std::fs::read_to_string(svg).unwrap();
+        text.split("<text")
+            .filter_map(|t| t.split('>').nth(1))
+            .map(|t| t.split('<').next().unwrap().trim().to_string())
+            .filter(|t| t.parse::<f64>().is_ok())
+            .collect()
+    };
     f.reference = vec!["tiny".into()];
     f.name = Some("tiny".into());
-    let (svg, _) = plot(&dir, &f, &dir).unwrap();
+    let (svg, lines) = plot(&dir, &f, &dir).unwrap();
+    assert_eq!(
+        (lines[0].references[0].drawn, lines[1].references[0].drawn),
+        (false, true)
+    );
     let text = std::fs::read_to_string(&svg).unwrap();
     assert_eq!(text.matches("tiny ").count(), 1, "one label");
-    assert!(text.contains("tiny 0.3"));
-    for (column, want) in [
+    assert!(text.contains("tiny 0.2"));
+    f.reference.clear();
+    f.name = Some("plain".into());
+    let (plain, _) = plot(&dir, &f, &dir).unwrap();
+    assert_eq!(ticks(&svg), ticks(&plain));
+    assert!(!ticks(&plain).is_empty());
+
+    for (columns, want) in [
         (
-            "along",
-            "on line interface_noise = 0.2 it reads 1000, 2000, 4000",
+            vec!["along"],
+            "along: a reference line needs one number on each line, but on line \
+             interface_noise = 0.2 it reads 1000, 2000, 4000",
         ),
-        ("none", "on line interface_noise = 0.2 it reads -"),
-        ("absent", "not a column of the results"),
+        (vec!["none"], "none: a reference line needs one number on each line, but on line interface_noise = 0.2 it reads -"),
+        (vec!["absent"], "absent: not a column of the results"),
+        (vec!["one", "one"], "one: listed twice as a reference"),
     ] {
         let mut bad = figure("epoch", "q_err");
         bad.group = Some("interface_noise".into());
-        bad.reference = vec![column.into()];
-        bad.name = Some(format!("bad-{column}"));
+        bad.reference = columns.iter().map(|c| c.to_string()).collect();
+        bad.name = Some(format!("bad-{}", columns[0]));
         let err = plot(&dir, &bad, &dir).unwrap_err().to_string();
-        assert!(
-            err.starts_with(&format!("{column}: ")) && err.contains(want),
-            "{err}"
-        );
-        assert!(!dir.join(format!("bad-{column}.svg")).exists());
+        assert!(err.contains(want), "{err}");
+        assert!(!dir.join(format!("bad-{}.svg", columns[0])).exists());
     }
+    // Without a group, a varying reference suggests one.
+    let mut bad = figure("epoch", "q_err");
+    bad.reference = vec!["interface_term".into()];
+    let err = plot(&dir, &bad, &dir).unwrap_err().to_string();
+    assert!(
+        err.contains("it reads 0.11, 0.25; --group by a column"),
+        "{err}"
+    );
     // In a sweep config, reference is a list of column names.
     let config: toml::Table =
         "[[figure]]\nx = \"epoch\"\ny = \"q_err\"\nreference = \"interface_term\"\n"

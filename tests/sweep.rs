@@ -469,6 +469,23 @@ fn a_sweep_with_studies_draws_its_figures() {
     );
     assert!(!d.join("typo").join("parts").exists(), "nothing ran");
 
+    // So does a figure reading the pipeline's gap where no grid point sets a pipeline.
+    let unset = STUDIES.replace(
+        "y = \"interface_term\"",
+        "y = \"interface_term\"\nreference = [\"pipeline_policy_gap\"]",
+    );
+    let path = config(&d, &unset);
+    let err = sweep(&path, &d.join("unset"), None, false, None, false)
+        .expect_err("an empty reference fails")
+        .to_string();
+    assert!(
+        err.contains(
+            "figure[0]: reads `pipeline_policy_gap`, but no grid point sets [run] pipeline"
+        ),
+        "{err}"
+    );
+    assert!(!d.join("unset").join("parts").exists(), "nothing ran");
+
     // A figure that cannot be drawn from the results (its filter keeps no row) is reported;
     // the results and the manifest are written all the same.
     let empty = STUDIES.replace("study = \"noise\"", "study = \"nois\"");
