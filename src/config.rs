@@ -150,27 +150,8 @@ impl Default for RunSection {
 impl RunSection {
     /// Checks `pipeline` against the model: one action per agent, each below the action count.
     pub fn check_pipeline(&self, model: &Model) -> Result<()> {
-        let Some(pipeline) = &self.pipeline else {
-            return Ok(());
-        };
-        let agents = model.agents.len();
-        if pipeline.len() != agents {
-            return Err(Error::invalid(
-                "run.pipeline",
-                format!(
-                    "expected one action per agent ({agents}), found {}",
-                    pipeline.len()
-                ),
-            ));
-        }
-        match pipeline.iter().position(|&a| a >= model.actions) {
-            Some(i) => Err(Error::invalid(
-                format!("run.pipeline[{i}]"),
-                format!(
-                    "expected an action below {}, found {}",
-                    model.actions, pipeline[i]
-                ),
-            )),
+        match &self.pipeline {
+            Some(order) => check_pipeline(order, model.agents.len(), model.actions),
             None => Ok(()),
         }
     }
@@ -258,6 +239,27 @@ impl Config {
         config.learner.validate()?;
         config.run.checkpoint_epochs()?;
         Ok(config)
+    }
+}
+
+/// Checks a fixed handoff order (`[run] pipeline`): one action per agent, each below the
+/// action count; errors name `run.pipeline` or `run.pipeline[i]`.
+pub fn check_pipeline(order: &[usize], agents: usize, actions: usize) -> Result<()> {
+    if order.len() != agents {
+        return Err(Error::invalid(
+            "run.pipeline",
+            format!(
+                "expected one action per agent ({agents}), found {}",
+                order.len()
+            ),
+        ));
+    }
+    match order.iter().position(|&a| a >= actions) {
+        Some(i) => Err(Error::invalid(
+            format!("run.pipeline[{i}]"),
+            format!("expected an action below {actions}, found {}", order[i]),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -1085,6 +1085,36 @@ pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>)
     Ok(rows.len())
 }
 
+/// The sweep manifests (`manifest*.json`) in `dir`, each parsed: the document, or the reason
+/// it is not one (unreadable or not JSON).
+fn manifests(dir: &Path) -> Result<Vec<(PathBuf, Result<Value>)>> {
+    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
+        path: dir.to_path_buf(),
+        cause: source,
+    })?;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !(name.starts_with("manifest") && name.ends_with(".json")) {
+            continue;
+        }
+        let doc = std::fs::read_to_string(&path)
+            .map_err(|source| Error::Io {
+                path: path.clone(),
+                cause: source,
+            })
+            .and_then(|text| {
+                serde_json::from_str(&text).map_err(|e| Error::Parse {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })
+            });
+        found.push((path, doc));
+    }
+    Ok(found)
+}
+
 /// Refuses an `out` of `merge` that holds another sweep's work: a manifest of another config,
 /// or unit files (`parts/`) when `out` is not one of the merged folders. Merging again into
 /// the same folder rewrites the same files.
@@ -1098,21 +1128,9 @@ fn check_merge_out(dirs: &[PathBuf], out: &Path, config: &str) -> Result<()> {
             ),
         ))
     };
-    let entries = std::fs::read_dir(out).map_err(|source| Error::Io {
-        path: out.to_path_buf(),
-        cause: source,
-    })?;
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if !(name.starts_with("manifest") && name.ends_with(".json")) {
-            continue;
-        }
-        let same = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .is_some_and(|m| m["config"].as_str() == Some(config));
-        if !same {
+    for (path, doc) in manifests(out)? {
+        if !doc.is_ok_and(|m| m["config"].as_str() == Some(config)) {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
             return refuse(&format!("the results of another sweep ({name})"));
         }
     }
@@ -1132,24 +1150,8 @@ fn check_merge_out(dirs: &[PathBuf], out: &Path, config: &str) -> Result<()> {
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
     let mut grid: Option<(u64, String)> = None;
     for dir in dirs {
-        let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
-            path: dir.clone(),
-            cause: source,
-        })?;
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if !(name.starts_with("manifest") && name.ends_with(".json")) {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-                path: path.clone(),
-                cause: source,
-            })?;
-            let m: Value = serde_json::from_str(&text).map_err(|e| Error::Parse {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+        for (path, doc) in manifests(dir)? {
+            let m = doc?;
             let units = m["units"].as_u64().unwrap_or(0);
             let config = m["config"].as_str().unwrap_or("").to_string();
             match &grid {

@@ -300,25 +300,7 @@ impl Oracle {
     /// The decentralized policy of a fixed handoff order, one action per observation: agent
     /// i takes `order[i]` at each of its observations.
     pub fn pipeline_policy(&self, order: &[usize]) -> Result<Vec<usize>> {
-        let agents = self.space.agents;
-        if order.len() != agents {
-            return Err(Error::invalid(
-                "run.pipeline",
-                format!(
-                    "expected one action per agent ({agents}), found {}",
-                    order.len()
-                ),
-            ));
-        }
-        if let Some(i) = order.iter().position(|&a| a >= self.model.actions) {
-            return Err(Error::invalid(
-                format!("run.pipeline[{i}]"),
-                format!(
-                    "expected an action below {}, found {}",
-                    self.model.actions, order[i]
-                ),
-            ));
-        }
+        crate::config::check_pipeline(order, self.space.agents, self.model.actions)?;
         let mut policy = Vec::with_capacity(self.space.observations);
         for (i, &a) in order.iter().enumerate() {
             let end = self
