@@ -254,15 +254,21 @@ pub fn read_results(path: &Path) -> Result<Vec<Map<String, Value>>> {
         .collect()
 }
 
-/// A few of the distinct values `key` takes in `rows`, as printed in the CSV: numbers in
-/// numeric order, then text, at most eight and then how many there are in all.
+/// A few of the distinct values `key` takes in `rows` (see [`listed`]).
 fn values_of(rows: &[&Map<String, Value>], key: &str) -> String {
+    listed(rows.iter().filter_map(|r| r.get(key)))
+}
+
+/// The distinct values among `cells`, as printed in the CSV: numbers (compared as numbers,
+/// each written as first seen) in numeric order, then text, at most eight and then how many
+/// there are in all.
+fn listed<'a>(cells: impl IntoIterator<Item = &'a Value>) -> String {
     const SHOWN: usize = 8;
-    let mut numbers: Vec<f64> = Vec::new();
+    let mut numbers: Vec<(f64, &Value)> = Vec::new();
     let mut texts: Vec<String> = Vec::new();
-    for v in rows.iter().filter_map(|r| r.get(key)) {
+    for v in cells {
         match v.as_f64() {
-            Some(x) => numbers.push(x),
+            Some(x) => numbers.push((x, v)),
             None => {
                 let text = cell(v);
                 if !texts.contains(&text) {
@@ -271,13 +277,9 @@ fn values_of(rows: &[&Map<String, Value>], key: &str) -> String {
             }
         }
     }
-    numbers.sort_by(f64::total_cmp);
-    numbers.dedup();
-    let all: Vec<String> = numbers
-        .iter()
-        .map(|x| cell(&Value::from(*x)))
-        .chain(texts)
-        .collect();
+    numbers.sort_by(|a, b| a.0.total_cmp(&b.0));
+    numbers.dedup_by(|a, b| a.0 == b.0);
+    let all: Vec<String> = numbers.iter().map(|(_, v)| cell(v)).chain(texts).collect();
     let mut shown = all[..all.len().min(SHOWN)].join(", ");
     if all.len() > SHOWN {
         shown.push_str(&format!(", … ({} values in all)", all.len()));
@@ -466,15 +468,6 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
                         drawn: false,
                     }),
                     _ => {
-                        const SHOWN: usize = 6;
-                        let mut read: Vec<String> = cells
-                            .iter()
-                            .take(SHOWN)
-                            .map(|c| c.as_f64().map_or_else(|| cell(c), tick))
-                            .collect();
-                        if cells.len() > SHOWN {
-                            read.push(format!("… ({} values in all)", cells.len()));
-                        }
                         let hint = if figure.group.is_none() && cells.len() > 1 {
                             "; --group by a column that fixes it gives each value its own line"
                         } else {
@@ -485,7 +478,7 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
                             format!(
                                 "a reference line needs one number on each line, but on line \
                                  {group} it reads {}{hint}",
-                                read.join(", ")
+                                listed(cells.iter().copied())
                             ),
                         ))
                     }
