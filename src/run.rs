@@ -100,16 +100,20 @@ pub fn context_columns(input: &Input) -> Vec<String> {
     knobs.chain(exact).chain(pipeline).collect()
 }
 
-/// The fixed handoff order of `[run] pipeline` (as text) and its exact policy gap, the last
-/// fields of the context (both null without one).
+/// The columns of the fixed handoff order of `[run] pipeline` (as text) and of its exact
+/// policy gap: the last of the context, and empty in every row without a pipeline.
+pub const PIPELINE_COLUMNS: [&str; 2] = ["pipeline", "pipeline_policy_gap"];
+
+/// The fields of [`PIPELINE_COLUMNS`] (both null without a pipeline).
 fn pipeline_fields(input: &Input, gap: Option<f64>) -> [(&'static str, Value); 2] {
     let order = input.config.run.pipeline.as_ref();
+    let [order_column, gap_column] = PIPELINE_COLUMNS;
     [
         (
-            "pipeline",
+            order_column,
             order.map_or(Value::Null, |p| format!("{p:?}").into()),
         ),
-        ("pipeline_policy_gap", gap.map_or(Value::Null, num)),
+        (gap_column, gap.map_or(Value::Null, num)),
     ]
 }
 

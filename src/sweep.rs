@@ -952,8 +952,7 @@ fn check_figure_columns(figures: &[crate::plot::Figure], units: &[Unit]) -> Resu
     // The pipeline's columns hold a value only where [run] pipeline names one.
     let pipelines = units.iter().any(|u| u.input.config.run.pipeline.is_some());
     for (i, figure) in figures.iter().enumerate() {
-        let empty =
-            |k: &&String| !pipelines && ["pipeline", "pipeline_policy_gap"].contains(&k.as_str());
+        let empty = |k: &&String| !pipelines && crate::run::PIPELINE_COLUMNS.contains(&k.as_str());
         if let Some(key) = figure.columns().find(empty) {
             return Err(Error::invalid(
                 format!("figure[{i}]"),
