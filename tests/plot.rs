@@ -5,9 +5,7 @@ use icq::plot::{plot, Figure};
 
 #[test]
 fn plot_recovers_known_slopes_per_group() {
-    let dir = std::env::temp_dir().join(format!("icq-plot-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("slopes");
     let mut lines = Vec::new();
     for (group, slope) in [("a", -0.5), ("b", 1.0)] {
         for width in [4.0f64, 8.0, 16.0, 32.0, 64.0] {
@@ -83,9 +81,7 @@ fn plot_recovers_known_slopes_per_group() {
 /// taken at epochs 5000–20000, a text column (`sampler`, which sets `t_mix`), a float knob
 /// written as 0.0/0.1/0.2/0.4, a column that is always null (`clip`) and a positive metric.
 fn sweep_results(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("icq-plot-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch(tag);
     let mut lines = Vec::new();
     for noise in ["0.0", "0.1", "0.2", "0.4"] {
         for (sampler, t_mix) in [("trajectory", 5), ("lazy(0.5)", 11), ("lazy(0.8)", 28)] {
@@ -101,6 +97,14 @@ fn sweep_results(tag: &str) -> std::path::PathBuf {
         }
     }
     std::fs::write(dir.join("results.jsonl"), lines.join("\n")).unwrap();
+    dir
+}
+
+/// An empty folder of this test process named by `tag`.
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("icq-plot-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
     dir
 }
 
@@ -293,9 +297,7 @@ fn a_single_x_gives_no_fit() {
 /// nothing is drawn.
 #[test]
 fn reference_lines() {
-    let dir = std::env::temp_dir().join(format!("icq-plot-refs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("refs");
     let mut rows = Vec::new();
     for (noise, floor) in [(0.2, 0.11), (0.4, 0.25)] {
         for epoch in [1000, 2000, 4000] {

@@ -434,57 +434,46 @@ fn a_sweep_with_studies_draws_its_figures() {
         .filter(|l| l.contains("study-lazy"))
         .all(|l| l.ends_with(",8")));
 
+    // Each of these fails before any work, naming what is wrong.
+    let refused = |name: &str, text: &str| {
+        let err = sweep(&config(&d, text), &d.join(name), None, false, None, false)
+            .expect_err(name)
+            .to_string();
+        assert!(!d.join(name).join("parts").exists(), "{name}: nothing ran");
+        err
+    };
     let bad = STUDIES.replace(
         "x = \"interface_noise\"",
         "x = \"interface_noise\"\nwhere_ = 1",
     );
-    let path = config(&d, &bad);
-    let err = sweep(&path, &d.join("bad"), None, false, None, false)
-        .expect_err("an unknown figure key fails")
-        .to_string();
+    let err = refused("bad", &bad);
     assert!(err.contains("figure[0].where_"), "{err}");
-    assert!(!d.join("bad").join("parts").exists(), "nothing ran");
     // Two figures of one name would overwrite each other.
-    let twice = STUDIES.to_string() + "name = \"noise\"\n";
-    let path = config(&d, &twice);
-    let err = sweep(&path, &d.join("twice"), None, false, None, false)
-        .expect_err("two figures of one name fail")
-        .to_string();
+    let err = refused("twice", &(STUDIES.to_string() + "name = \"noise\"\n"));
     assert!(
         err.contains("figure[1]: draws noise.svg, as figure[0] does"),
         "{err}"
     );
-    assert!(!d.join("twice").join("parts").exists(), "nothing ran");
-
-    // A figure that reads a column the results will not have fails before any work, naming
-    // the figure, the column and the columns there are.
+    // A figure that reads a column the results will not have, naming the figure, the column
+    // and the columns there are.
     let typo = STUDIES.replace("y = \"interface_term\"", "y = \"interface_trem\"");
-    let path = config(&d, &typo);
-    let err = sweep(&path, &d.join("typo"), None, false, None, false)
-        .expect_err("a misspelt column fails")
-        .to_string();
+    let err = refused("typo", &typo);
     assert!(
         err.contains("figure[0]: reads `interface_trem`") && err.contains("interface_term,"),
         "{err}"
     );
-    assert!(!d.join("typo").join("parts").exists(), "nothing ran");
-
-    // So does a figure reading the pipeline's gap where no grid point sets a pipeline.
+    // A figure reading the pipeline's gap where no grid point sets a pipeline.
     let unset = STUDIES.replace(
         "y = \"interface_term\"",
         "y = \"interface_term\"\nreference = [\"pipeline_policy_gap\"]",
     );
-    let path = config(&d, &unset);
-    let err = sweep(&path, &d.join("unset"), None, false, None, false)
-        .expect_err("an empty reference fails")
-        .to_string();
+    let err = refused("unset", &unset);
     assert!(
         err.contains(
             "figure[0]: reads `pipeline_policy_gap`, but no grid point sets [run] pipeline"
         ),
         "{err}"
     );
-    assert!(!d.join("unset").join("parts").exists(), "nothing ran");
 
     // A figure that cannot be drawn from the results (its filter keeps no row) is reported;
     // the results and the manifest are written all the same.

@@ -142,6 +142,24 @@ mod tests {
     use crate::model::synthetic::Synthetic;
     use crate::oracle::OracleOptions;
 
+    /// Q tables of `shifts.len()` instances of `plan`: instance b holds `row(s) + shifts[b]`
+    /// at the input of every joint state s (rounded to f32).
+    fn tables<'a>(plan: &Plan, shifts: &[f32], row: impl Fn(usize) -> &'a [f64]) -> QTables {
+        let params = vec![0.0; shifts.len() * plan.layout.params];
+        let mut q = QTables::from_params(&plan.layout, &params);
+        let a = q.actions;
+        for (b, c) in shifts.iter().enumerate() {
+            for s in 0..plan.space.states {
+                let (unit, input) = (plan.unit_of(s), plan.state_input[s] as usize);
+                let at = (b * q.inputs + q.unit_offset[unit] + input) * a;
+                for (act, &v) in row(s).iter().enumerate() {
+                    q.values[at + act] = v as f32 + c;
+                }
+            }
+        }
+        q
+    }
+
     /// Metrics of Q tables set by hand on a model whose interface hides much (the greedy
     /// policy of Q*_obs loses 16% of V*): instance 0 holds Q*_obs∘o exactly (up to f32
     /// rounding), instance 1 the same plus 0.25 everywhere. So q_err_obs is 0 and 0.25, q_err
@@ -170,18 +188,8 @@ mod tests {
             "the interface hides something"
         );
         let plan = Plan::new(&model, &LearnerConfig::default(), 2, 0, None).unwrap();
-        let mut q = QTables::from_params(&plan.layout, &vec![0.0; 2 * plan.layout.params]);
+        let q = tables(&plan, &[0.0, 0.25], |s| analysis.q_obs_row(s));
         let a = q.actions;
-        let shift = [0.0f32, 0.25];
-        for (b, c) in shift.iter().enumerate() {
-            for s in 0..plan.space.states {
-                let (unit, input) = (plan.unit_of(s), plan.state_input[s] as usize);
-                let at = (b * q.inputs + q.unit_offset[unit] + input) * a;
-                for (act, &v) in analysis.q_obs_row(s).iter().enumerate() {
-                    q.values[at + act] = v as f32 + c;
-                }
-            }
-        }
         let counters = Counters {
             epochs: vec![10, 10],
             steps: vec![40, 35],
@@ -254,15 +262,7 @@ mod tests {
             ..LearnerConfig::default()
         };
         let plan = Plan::new(&model, &learner, 1, 0, None).unwrap();
-        let mut q = QTables::from_params(&plan.layout, &vec![0.0; plan.layout.params]);
-        let a = q.actions;
-        for s in 0..plan.space.states {
-            let (unit, input) = (plan.unit_of(s), plan.state_input[s] as usize);
-            let at = (q.unit_offset[unit] + input) * a;
-            for (act, &v) in analysis.q_row(s).iter().enumerate() {
-                q.values[at + act] = v as f32;
-            }
-        }
+        let q = tables(&plan, &[0.0], |s| analysis.q_row(s));
         let counters = Counters {
             epochs: vec![1],
             steps: vec![1],
