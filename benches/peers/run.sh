@@ -106,7 +106,6 @@ for name, label in (("icq", "icq (cpu)"), ("icq1", "icq 1 thread")):
         continue
     rates[name] = float(rate)
     rows.append((label, float(rate), find(r, "primitive_steps_per_s"), find(r, "device") or ""))
-icq_rate = rates.get("icq")
 peers = {}
 for peer in ("numpy", "jax"):
     r = last_json(os.path.join(tmp, f"{peer}.json"))
