@@ -33,7 +33,8 @@ pub struct Figure {
     /// Only rows whose column `key` reads `value`, for every pair: numbers compare as numbers
     /// (`0.20` keeps the rows at 0.2), other cells as the text printed in the CSV.
     pub filter: Vec<(String, String)>,
-    /// The file stem (default: `Y_vs_X[_by_GROUP]`).
+    /// The file stem (default: `Y_vs_X[_by_GROUP]`, then `_COLUMN-VALUE` per filter with the
+    /// value's characters other than letters, digits, `.`, `+` and `-` made one `-`).
     pub name: Option<String>,
     /// Columns drawn as dashed horizontal reference lines (an exact figure such as
     /// `interface_term`, the floor of `q_err`, or `uniform_policy_gap`): each must hold one
@@ -63,10 +64,28 @@ impl Figure {
             stem.push_str(&format!("_by_{g}"));
         }
         for (k, v) in &self.filter {
-            stem.push_str(&format!("_{k}-{v}"));
+            stem.push_str(&format!("_{k}-{}", file_word(v)));
         }
         stem
     }
+}
+
+/// `value` as a piece of a file name a shell takes as it is: letters, digits, `.`, `+` and
+/// `-` kept, every run of anything else one `-`, none at the ends (`lazy(0.5)` → `lazy-0.5`,
+/// `[1, 2, 0]` → `1-2-0`).
+fn file_word(value: &str) -> String {
+    let mut word = String::with_capacity(value.len());
+    for c in value.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '-') {
+            word.push(c);
+        } else if !word.is_empty() && !word.ends_with('-') {
+            word.push('-');
+        }
+    }
+    if word.ends_with('-') && !value.ends_with('-') {
+        word.pop();
+    }
+    word
 }
 
 /// The `[[figure]]` entries of a sweep config: `x`, `y`, and optionally `group`,
@@ -783,7 +802,16 @@ pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec
 
 #[cfg(test)]
 mod tests {
-    use super::tick;
+    use super::{file_word, tick};
+
+    #[test]
+    fn filter_values_become_plain_file_words() {
+        assert_eq!(file_word("[1, 2, 0]"), "1-2-0");
+        assert_eq!(file_word("lazy(0.5)"), "lazy-0.5");
+        assert_eq!(file_word("-0.25"), "-0.25");
+        assert_eq!(file_word("1e-3"), "1e-3");
+        assert_eq!(file_word("a b/c"), "a-b-c");
+    }
 
     #[test]
     fn ticks_keep_three_significant_digits() {

@@ -92,11 +92,17 @@ pub fn context(input: &Input, analysis: &Analysis, backend: &str) -> Record {
     r
 }
 
-/// The columns of [`context`], known before the oracle runs.
-pub fn context_columns(input: &Input) -> Vec<String> {
-    let knobs = knobs(input, "").0.into_iter().map(|(k, _)| k);
-    let exact = EXACT.iter().map(|(k, _)| k.to_string());
-    let pipeline = pipeline_fields(input, None).map(|(k, _)| k.to_string());
+/// The columns of [`context`], known before the oracle runs, each with whether it can hold a
+/// value: a setting left unset (`clip`, `pipeline`) and the pipeline's gap without a pipeline
+/// are empty in every row of this input.
+pub fn context_columns(input: &Input) -> Vec<(String, bool)> {
+    let knobs = knobs(input, "")
+        .0
+        .into_iter()
+        .map(|(k, v)| (k, !v.is_null()));
+    let exact = EXACT.iter().map(|(k, _)| (k.to_string(), true));
+    let set = input.config.run.pipeline.is_some();
+    let pipeline = pipeline_fields(input, None).map(|(k, _)| (k.to_string(), set));
     knobs.chain(exact).chain(pipeline).collect()
 }
 

@@ -927,19 +927,29 @@ fn unit_bytes(unit: &Unit) -> (usize, usize) {
 }
 
 /// Refuses, before any work, a `[[figure]]` that reads a column the sweep's results will not
-/// have (a misspelt metric or an axis the grid does not vary under that name).
+/// have (a misspelt metric or an axis the grid does not vary under that name), or one that
+/// every row leaves empty (a setting no grid point sets, such as `clip`).
 fn check_figure_columns(figures: &[crate::plot::Figure], units: &[Unit]) -> Result<()> {
     if figures.is_empty() {
         return Ok(());
     }
     let mut columns: Vec<String> = Vec::new();
+    // Context columns no grid point gives a value (an unset setting such as `clip`).
+    let mut unset: Option<Vec<String>> = None;
     // A point's seeds share its columns.
     for (i, unit) in units.iter().enumerate() {
         if i > 0 && units[i - 1].point == unit.point {
             continue;
         }
+        let context = crate::run::context_columns(&unit.input);
+        let empty = context.iter().filter(|(_, can)| !can).map(|(k, _)| k);
+        let empty: Vec<String> = match &unset {
+            None => empty.cloned().collect(),
+            Some(before) => empty.filter(|k| before.contains(k)).cloned().collect(),
+        };
+        unset = Some(empty);
         let mut ctx = Record::default();
-        for key in crate::run::context_columns(&unit.input) {
+        for (key, _) in context {
             ctx.push(&key, Value::Null);
         }
         // One checkpoint with no instances: every column, each null.
@@ -949,14 +959,17 @@ fn check_figure_columns(figures: &[crate::plot::Figure], units: &[Unit]) -> Resu
             }
         }
     }
-    // The pipeline's columns hold a value only where [run] pipeline names one.
-    let pipelines = units.iter().any(|u| u.input.config.run.pipeline.is_some());
+    let unset = unset.unwrap_or_default();
     for (i, figure) in figures.iter().enumerate() {
-        let empty = |k: &&String| !pipelines && crate::run::PIPELINE_COLUMNS.contains(&k.as_str());
-        if let Some(key) = figure.columns().find(empty) {
+        if let Some(key) = figure.columns().find(|k| unset.contains(k)) {
+            let setting = if crate::run::PIPELINE_COLUMNS.contains(&key.as_str()) {
+                "[run] pipeline".to_string()
+            } else {
+                format!("`{key}`")
+            };
             return Err(Error::invalid(
                 format!("figure[{i}]"),
-                format!("reads `{key}`, but no grid point sets [run] pipeline, so it is empty"),
+                format!("reads `{key}`, but no grid point sets {setting}, so it is empty"),
             ));
         }
         if let Some(key) = figure.columns().find(|k| !columns.contains(k)) {

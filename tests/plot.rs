@@ -207,9 +207,14 @@ fn filters_name_an_unknown_column_and_the_values_of_a_column_that_matches_nothin
         assert_eq!(svg, dir.join(format!("{stem}.svg")));
         assert_eq!(lines[0].points.len(), 9, "{v}");
     }
-    // Text still compares as text.
-    let (_, lines) = plot(&dir, &with("sampler", "lazy(0.5)"), &dir).unwrap();
+    // Text still compares as text; in the file name its brackets become dashes.
+    let (svg, lines) = plot(&dir, &with("sampler", "lazy(0.5)"), &dir).unwrap();
     assert_eq!(lines[0].points.len(), 12);
+    assert_eq!(
+        svg,
+        dir.join("q_err_obs_vs_t_mix_sampler-lazy-0.5.svg"),
+        "a file name a shell takes as it is"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -474,6 +474,13 @@ fn a_sweep_with_studies_draws_its_figures() {
         ),
         "{err}"
     );
+    // Likewise any setting no grid point sets.
+    let unclipped = STUDIES.replace("y = \"interface_term\"", "y = \"clip\"");
+    let err = refused("unclipped", &unclipped);
+    assert!(
+        err.contains("figure[0]: reads `clip`, but no grid point sets `clip`, so it is empty"),
+        "{err}"
+    );
 
     // A figure that cannot be drawn from the results (its filter keeps no row) is reported;
     // the results and the manifest are written all the same.
