@@ -97,8 +97,9 @@ pub trait Lanes: Copy + Send + Sync {
     fn count_chunks<const CH: usize>(self, row: &[[u32; 8]; CH], u: u32) -> usize {
         self.count_at_most(row.as_flattened(), u)
     }
-    /// The Philox4x32-10 blocks of counters `ctr` and `ctr` + 1 (first word), in that order.
-    fn philox_pair(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 8];
+    /// The Philox4x32-10 blocks of counters `ctr` to `ctr` + 3 (first word, wrapping), in that
+    /// order.
+    fn philox_quad(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 16];
 }
 
 /// The shape of a one-hidden-layer MLP unit and the sparse input of one pass.
@@ -253,10 +254,13 @@ impl Lanes for Portable {
     }
 
     #[inline(always)]
-    fn philox_pair(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 8] {
-        let next = [ctr[0].wrapping_add(1), ctr[1], ctr[2], ctr[3]];
-        let (a, b) = (philox4x32_10(ctr, key), philox4x32_10(next, key));
-        [a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
+    fn philox_quad(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 16] {
+        let mut out = [0; 16];
+        for (i, block) in out.chunks_exact_mut(4).enumerate() {
+            let c = [ctr[0].wrapping_add(i as u32), ctr[1], ctr[2], ctr[3]];
+            block.copy_from_slice(&philox4x32_10(c, key));
+        }
+        out
     }
 }
 
@@ -860,12 +864,13 @@ mod avx2 {
         n as usize
     }
 
-    /// Two Philox blocks side by side, one per 128-bit half. Each round multiplies words 0
-    /// and 2 of both blocks at once (`mul_epu32` takes the even lanes), then lays out
-    /// [hi₁ ⊕ c₁ ⊕ k₀, lo₁, hi₀ ⊕ c₃ ⊕ k₁, lo₀] with two in-lane shuffles.
+    /// Four Philox blocks in two registers, one block per 128-bit half; the two registers'
+    /// rounds are independent, so they overlap. Each round multiplies words 0 and 2 of every
+    /// block at once (`mul_epu32` takes the even lanes), then lays out
+    /// [hi₁ ⊕ c₁ ⊕ k₀, lo₁, hi₀ ⊕ c₃ ⊕ k₁, lo₀] with an in-lane shuffle and a shift.
     #[target_feature(enable = "avx2")]
     #[inline]
-    fn philox_pair(ctr: [u32; 4], key: [u32; 2]) -> [u32; 8] {
+    fn philox_quad(ctr: [u32; 4], key: [u32; 2]) -> [u32; 16] {
         let word = |x: u32| x as i32;
         // SAFETY: `ctr` is four u32s and `key` two.
         let (c4, k2) = unsafe {
@@ -874,31 +879,33 @@ mod avx2 {
                 _mm_loadl_epi64(key.as_ptr().cast()),
             )
         };
-        // [ctr, ctr with word 0 + 1] (wrapping, as `philox4x32_10`'s callers count).
-        let mut c = _mm256_add_epi32(
-            _mm256_broadcastsi128_si256(c4),
-            _mm256_setr_epi32(0, 0, 0, 0, 1, 0, 0, 0),
-        );
+        // [ctr, ctr + 1] and [ctr + 2, ctr + 3] in word 0 (wrapping, as the callers count).
+        let c4 = _mm256_broadcastsi128_si256(c4);
+        let mut lo = _mm256_add_epi32(c4, _mm256_setr_epi32(0, 0, 0, 0, 1, 0, 0, 0));
+        let mut hi = _mm256_add_epi32(c4, _mm256_setr_epi32(2, 0, 0, 0, 3, 0, 0, 0));
         let even =
             |a: u32, b: u32| _mm256_setr_epi32(word(a), 0, word(b), 0, word(a), 0, word(b), 0);
         // [k₀, 0, k₁, 0] in both halves.
         let mut k = _mm256_broadcastsi128_si256(_mm_unpacklo_epi32(k2, _mm_setzero_si128()));
         let m = even(PHILOX_M[0], PHILOX_M[1]);
         let w = even(PHILOX_W[0], PHILOX_W[1]);
-        for round in 0..10 {
-            if round > 0 {
+        let round = |c: __m256i, k: __m256i| {
+            // [hi₁, lo₁, hi₀, lo₀] of the products; [c₁, 0, c₃, 0].
+            let products = _mm256_shuffle_epi32::<0x1B>(_mm256_mul_epu32(c, m));
+            _mm256_xor_si256(products, _mm256_xor_si256(_mm256_srli_epi64::<32>(c), k))
+        };
+        for r in 0..10 {
+            if r > 0 {
                 k = _mm256_add_epi32(k, w);
             }
-            let p = _mm256_mul_epu32(c, m);
-            // [hi₁, lo₁, hi₀, lo₀] of the products; [c₁, ·, c₃, ·] with the odd lanes zeroed.
-            let products = _mm256_shuffle_epi32::<0x1B>(p);
-            let carried =
-                _mm256_blend_epi32::<0xAA>(_mm256_shuffle_epi32::<0xF5>(c), _mm256_setzero_si256());
-            c = _mm256_xor_si256(products, _mm256_xor_si256(carried, k));
+            (lo, hi) = (round(lo, k), round(hi, k));
         }
-        let mut out = [0u32; 8];
-        // SAFETY: `out` holds eight u32s.
-        unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), c) };
+        let mut out = [0u32; 16];
+        // SAFETY: `out` holds sixteen u32s.
+        unsafe {
+            _mm256_storeu_si256(out.as_mut_ptr().cast(), lo);
+            _mm256_storeu_si256(out.as_mut_ptr().add(8).cast(), hi);
+        }
         out
     }
 
@@ -1050,9 +1057,9 @@ mod avx2 {
         }
 
         #[inline(always)]
-        fn philox_pair(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 8] {
+        fn philox_quad(self, ctr: [u32; 4], key: [u32; 2]) -> [u32; 16] {
             // SAFETY: as above.
-            unsafe { philox_pair(ctr, key) }
+            unsafe { philox_quad(ctr, key) }
         }
     }
 }
@@ -1223,7 +1230,7 @@ mod tests {
             }
         }
         let (ctr, key) = ([u32::MAX, 3, 0, 9], [5, 0xDEAD_BEEF]);
-        assert_eq!(Portable.philox_pair(ctr, key), wide.philox_pair(ctr, key));
+        assert_eq!(Portable.philox_quad(ctr, key), wide.philox_quad(ctr, key));
     }
 
     /// A feature column outside the unit's inputs panics (as the portable loops' slicing does)

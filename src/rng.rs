@@ -144,13 +144,13 @@ pub fn geometric_stop_threshold(mean: f64) -> u32 {
 
 /// The draws of one instance in one epoch: a counter-based cursor over its Philox stream.
 ///
-/// Blocks are made two at a time by `L` (whose builds all give the same words).
+/// Blocks are made four at a time by `L` (whose builds all give the same words).
 #[derive(Clone, Debug)]
 pub struct Stream<L: Lanes = Portable> {
     lanes: L,
     key: [u32; 2],
     ctr: [u32; 4],
-    block: [u32; 8],
+    block: [u32; 16],
     lane: u32,
 }
 
@@ -169,17 +169,17 @@ impl<L: Lanes> Stream<L> {
             lanes,
             key: [instance, seed as u32],
             ctr: [0, epoch, tag, (seed >> 32) as u32],
-            block: [0; 8],
-            lane: 8,
+            block: [0; 16],
+            lane: 16,
         }
     }
 
     /// The next raw `u32`.
     #[inline(always)]
     pub fn next_raw(&mut self) -> u32 {
-        if self.lane == 8 {
-            self.block = self.lanes.philox_pair(self.ctr, self.key);
-            self.ctr[0] = self.ctr[0].wrapping_add(2);
+        if self.lane == 16 {
+            self.block = self.lanes.philox_quad(self.ctr, self.key);
+            self.ctr[0] = self.ctr[0].wrapping_add(4);
             self.lane = 0;
         }
         let u = self.block[self.lane as usize];
@@ -197,7 +197,7 @@ impl<L: Lanes> Stream<L> {
     /// The next three raw words, in order (one check of the block when they are all in it).
     #[inline(always)]
     pub fn next3(&mut self) -> [u32; 3] {
-        if self.lane <= 5 {
+        if self.lane <= 13 {
             let i = self.lane as usize;
             self.lane += 3;
             [self.block[i], self.block[i + 1], self.block[i + 2]]
@@ -214,7 +214,7 @@ impl<L: Lanes> Stream<L> {
 
     /// How many draws this stream has handed out.
     pub fn draws(&self) -> u64 {
-        u64::from(self.ctr[0]) * 4 - u64::from(8 - self.lane)
+        u64::from(self.ctr[0]) * 4 - u64::from(16 - self.lane)
     }
 }
 
@@ -312,8 +312,8 @@ mod tests {
 
     #[test]
     fn three_words_at_once_are_the_next_three() {
-        // Every offset within a pair of blocks, including the ones that cross into the next.
-        for skip in 0..12 {
+        // Every offset within four blocks, including the ones that cross into the next four.
+        for skip in 0..20 {
             let (mut one, mut three) = (
                 Stream::new(3, 1, 2, TAG_EPOCH),
                 Stream::new(3, 1, 2, TAG_EPOCH),
