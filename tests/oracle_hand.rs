@@ -269,3 +269,58 @@ fn uniform_policy_gap_solves_its_linear_system() {
     assert_close("uniform gap", analysis.uniform_policy_gap, want, 1e-9, 0.0);
     assert!(analysis.uniform_policy_gap > 0.0);
 }
+
+/// One agent, four artifact states seen as two observations ({0, 1} and {2, 3}), one-step
+/// options: a uniform jump and the permutation 0 → 0, 1 → 2, 2 → 1, 3 → 3, which splits
+/// observation 0 (state 0 stays in it, state 1 leaves it). Both options keep μ uniform.
+///
+/// As a continuing option the permutation's discounted next-observation law differs from its
+/// observation's average by γ·½ in total variation, so δ_φ = γ/2. As a terminal option it
+/// bootstraps nothing and adds nothing: every next-observation law the Bellman operators use
+/// is the uniform jump's, the same from every state, so δ_φ = 0. Rewards are constant per
+/// option, so ε_φ = 0 in both.
+#[test]
+fn terminal_options_add_nothing_to_delta_phi() {
+    use icq::model::{Agent, Initial, Model, OptionSpec};
+    let gamma = 0.9;
+    let option = |terminal: bool, artifact_transition: Vec<Vec<f64>>, r: f64| OptionSpec {
+        executor: 0,
+        duration: Duration::Fixed { steps: 1 },
+        artifact_transition,
+        private_transition: vec![vec![1.0]],
+        reward: vec![vec![r]; 4],
+        terminal,
+    };
+    let permutation = [0, 2, 1, 3].map(|to| (0..4).map(|x| f64::from(x == to)).collect());
+    let model = |terminal: bool| Model {
+        gamma,
+        agents: vec![Agent {
+            private_states: 1,
+            interface: vec![0, 0, 1, 1],
+        }],
+        artifact_states: 4,
+        actions: 2,
+        options: vec![
+            option(false, vec![vec![0.25; 4]; 4], 1.0),
+            option(terminal, permutation.to_vec(), 2.0),
+        ],
+        action_options: vec![vec![0, 1]],
+        initial: Initial {
+            agent: 0,
+            artifact: vec![0.25; 4],
+            private: vec![vec![1.0]],
+        },
+    };
+    let continuing = analyze(&model(false));
+    assert_close(
+        "continuing δ_φ",
+        continuing.delta_phi,
+        gamma / 2.0,
+        1e-12,
+        0.0,
+    );
+    assert_close("continuing ε_φ", continuing.eps_phi, 0.0, 0.0, 1e-12);
+    let terminal = analyze(&model(true));
+    assert_close("terminal δ_φ", terminal.delta_phi, 0.0, 0.0, 1e-12);
+    assert_close("terminal ε_φ", terminal.eps_phi, 0.0, 0.0, 1e-12);
+}

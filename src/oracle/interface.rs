@@ -4,7 +4,8 @@
 //! R̂(o, a) and Ĝ(o'|o, a) are μ-weighted averages over the joint states that share o (an
 //! observation μ never visits gets the plain average of its states, so it still has a value).
 //! ε_φ = max_{s,a: μ(s)>0} |R̄(s,a) − R̂(o(s),a)|; δ_φ is the matching maximum total variation
-//! ½‖G(·|s,a)∘o⁻¹ − Ĝ(·|o(s),a)‖₁ between the discounted next-observation laws. Q*_obs is the
+//! ½‖G(·|s,a)∘o⁻¹ − Ĝ(·|o(s),a)‖₁ between the discounted next-observation laws, over the
+//! options that continue (a terminal option's next observation is never bootstrapped from). Q*_obs is the
 //! optimal Q of the aggregated model (R̂, Ĝ), found by value iteration.
 
 use super::kernels::{contraction, OptionKernel};
@@ -99,6 +100,11 @@ pub fn interface_gap(
             let k = &kernels[w];
             let c = space.local(s, k.executor);
             eps_phi = eps_phi.max((k.rbar[c] - r_hat[o * a_count + a]).abs());
+            // A terminal option bootstraps nothing: its next observation enters no Bellman
+            // operator, so it adds no representation error.
+            if k.terminal {
+                continue;
+            }
             let width = laws[w].len() / k.size;
             let tv: f64 = laws[w][c * width..(c + 1) * width]
                 .iter()
