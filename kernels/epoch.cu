@@ -475,6 +475,13 @@ extern "C" void icq_philox_host(const unsigned int* ctr, const unsigned int* key
 }
 
 #define ICQ_EPOCHS_HOST icq_epochs_host
+
+// The largest hidden width and action count this build's per-thread arrays hold: the host
+// backend refuses batches beyond them.
+extern "C" void icq_host_limits(unsigned int* width, unsigned int* actions) {
+    *width = ICQ_WIDTH;
+    *actions = ICQ_ACTIONS;
+}
 #else
 // The source compiled a second time with -DICQ_F16: the shim with f16 parameters.
 #define ICQ_EPOCHS_HOST icq_epochs_host_f16

@@ -450,3 +450,43 @@ fn kernel_structs_mirror_the_rust_structs() {
         assert_eq!(size, 4 * rust.len(), "{name}: the Rust struct has padding");
     }
 }
+
+/// The CUDA kernel's host build sizes its per-thread arrays for the widest network and the
+/// most actions it was compiled for; a batch beyond them is refused by name, not run into
+/// memory past the arrays.
+#[test]
+fn cuda_host_refuses_what_its_arrays_cannot_hold() {
+    let (width, actions) = icq::backend::cuda_host::host_limits();
+    assert_eq!((width, actions), (256, 64));
+    let mlp = |w: u32| {
+        format!("[learner]\nnetwork = {{ mlp = {{ width = {w}, depth = 1 }} }}\nstep_size = {{ constant = {{ alpha = 0.01 }} }}\n")
+    };
+    let mut b = CudaHost
+        .upload(&BatchPlan::from(case_plan(SYNTH, &mlp(width))))
+        .expect("the widest network it holds");
+    CudaHost.advance(&mut b, 2).unwrap();
+    let err = CudaHost
+        .upload(&BatchPlan::from(case_plan(SYNTH, &mlp(width + 8))))
+        .err()
+        .expect("a wider network is refused");
+    assert!(
+        err.to_string()
+            .contains("learner.network: a hidden width of 264 is more than the 256"),
+        "{err}"
+    );
+    // The synthetic family gives each agent one action per agent.
+    let many =
+        "[model]\nagents = 65\nartifact_states = 4\ninterface_states = 2\nprivate_states = 1\n";
+    let err = CudaHost
+        .upload(&BatchPlan::from(case_plan(
+            many,
+            "[learner]\nnetwork = \"tabular\"\n",
+        )))
+        .err()
+        .expect("more actions are refused");
+    assert!(
+        err.to_string()
+            .contains("model.actions: 65 actions are more than the 64"),
+        "{err}"
+    );
+}

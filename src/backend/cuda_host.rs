@@ -7,7 +7,7 @@ use super::device::{
     Dispatch, EpochParams,
 };
 use super::{Backend, Counters, QTables};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::learn::plan::BatchPlan;
 
 extern "C" {
@@ -29,6 +29,16 @@ extern "C" {
         params: *mut u16,
     );
     fn icq_f16_host(values: *const f32, bits: *mut u16, back: *mut f32, n: u32);
+    fn icq_host_limits(width: *mut u32, actions: *mut u32);
+}
+
+/// The largest hidden width and action count the host build's per-thread arrays hold (both
+/// builds share them).
+pub fn host_limits() -> (u32, u32) {
+    let (mut width, mut actions) = (0, 0);
+    // SAFETY: the function writes one u32 through each pointer.
+    unsafe { icq_host_limits(&mut width, &mut actions) };
+    (width, actions)
 }
 
 /// The host build's f16 conversions of `values`: the bits of each rounded to f16, and those
@@ -100,6 +110,25 @@ impl Backend for CudaHost {
     fn upload(&self, batch: &BatchPlan) -> Result<CudaHostBatch> {
         let model = DeviceModel::new(batch);
         let shape = model.uniform_shape()?;
+        let (width, actions) = host_limits();
+        if shape.width > width {
+            return Err(Error::invalid(
+                "learner.network",
+                format!(
+                    "a hidden width of {} is more than the {width} the host build of the CUDA kernel holds",
+                    shape.width
+                ),
+            ));
+        }
+        if shape.actions > actions {
+            return Err(Error::invalid(
+                "model.actions",
+                format!(
+                    "{} actions are more than the {actions} the host build of the CUDA kernel holds",
+                    shape.actions
+                ),
+            ));
+        }
         let chunk = Chunk::new(batch, &model, 0, batch.instances())?;
         let (inst, params) = chunk.initial(batch);
         let params = if shape.f16 {
