@@ -719,6 +719,11 @@ pub fn sweep(
     if shard.is_none() {
         crate::records::rows_fit(out, "results")?;
     }
+    // A folder with finished units is checked unit by unit; one without (merged results, or
+    // parts/ deleted) by its manifest, whose results this sweep would replace.
+    if !has_parts(out) {
+        check_manifests(out, &text)?;
+    }
     check_grid(out, &units)?;
     let mine: Vec<&Unit> = units
         .iter()
@@ -1127,25 +1132,37 @@ fn manifests(dir: &Path) -> Result<Vec<(PathBuf, Result<Value>)>> {
     Ok(found)
 }
 
+/// The error of an `--out` that already holds `what`.
+fn already_holds(out: &Path, what: &str) -> Error {
+    Error::invalid(
+        "--out",
+        format!(
+            "{} already holds {what}: choose another folder",
+            out.display()
+        ),
+    )
+}
+
+/// Refuses an `out` whose manifest is another config's: its results files are another sweep's.
+fn check_manifests(out: &Path, config: &str) -> Result<()> {
+    for (path, doc) in manifests(out)? {
+        if !doc.is_ok_and(|m| m["config"].as_str() == Some(config)) {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            return Err(already_holds(
+                out,
+                &format!("the results of another sweep ({name})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses an `out` of `merge` that holds another sweep's work: a manifest of another config,
 /// or unit files (`parts/`) when `out` is not one of the merged folders. Merging again into
 /// the same folder rewrites the same files.
 fn check_merge_out(dirs: &[PathBuf], out: &Path, config: &str) -> Result<()> {
-    let refuse = |what: &str| {
-        Err(Error::invalid(
-            "--out",
-            format!(
-                "{} already holds {what}: choose another folder",
-                out.display()
-            ),
-        ))
-    };
-    for (path, doc) in manifests(out)? {
-        if !doc.is_ok_and(|m| m["config"].as_str() == Some(config)) {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            return refuse(&format!("the results of another sweep ({name})"));
-        }
-    }
+    let refuse = |what: &str| Err(already_holds(out, what));
+    check_manifests(out, config)?;
     let same_dir = |d: &PathBuf| match (d.canonicalize(), out.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,

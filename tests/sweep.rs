@@ -316,17 +316,35 @@ fn resume_refuses_another_sweeps_folder() {
     std::fs::remove_file(out.join("parts/grid.json")).unwrap();
     let e = sweep(&path, &out, None, true, None, false).unwrap_err();
     assert!(e.to_string().contains("cannot be checked"), "{e}");
-    // A folder whose sweep never finished a unit is simply taken over.
+    // A folder whose sweep never finished a unit (its grid record alone) is simply taken over.
     let fresh = d.join("fresh");
     sweep(&path, &fresh, None, false, None, false).unwrap();
-    for entry in std::fs::read_dir(fresh.join("parts")).unwrap() {
-        let p = entry.unwrap().path();
-        if p.extension().is_some_and(|x| x == "jsonl") {
-            std::fs::remove_file(p).unwrap();
+    let leave_only_the_grid = |dir: &Path| {
+        for entry in std::fs::read_dir(dir.join("parts")).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_some_and(|x| x == "jsonl") {
+                std::fs::remove_file(p).unwrap();
+            }
         }
-    }
+    };
+    leave_only_the_grid(&fresh);
+    std::fs::remove_file(fresh.join("manifest.json")).unwrap();
     let other = d.join("other.toml");
     std::fs::write(&other, mlp(CONFIG).replace("epochs = 600", "epochs = 700")).unwrap();
+    sweep(&other, &fresh, None, false, None, false).unwrap();
+    // But not one holding another sweep's results without their units (merged results, or
+    // parts/ deleted): its manifest names its config, and this sweep would replace them.
+    leave_only_the_grid(&fresh);
+    let e = sweep(&path, &fresh, None, false, None, false).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("already holds the results of another sweep (manifest.json)"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(fresh.join("parts")).unwrap();
+    let e = sweep(&path, &fresh, None, false, None, false).unwrap_err();
+    assert!(e.to_string().contains("another sweep"), "{e}");
+    // Its own sweep runs there again.
     sweep(&other, &fresh, None, false, None, false).unwrap();
 }
 
