@@ -135,7 +135,9 @@ fn time<B: Backend>(
     epochs: u32,
     peak_gb_per_s: Option<f64>,
 ) -> Result<BenchResult> {
-    let mut batch = backend.upload(&BatchPlan::from(plan.clone()))?;
+    let batch = BatchPlan::from(plan.clone());
+    crate::backend::check_host_memory(&batch, false)?;
+    let mut batch = backend.upload(&batch)?;
     backend.advance(&mut batch, 1)?;
     backend.sync()?;
     let steps =

@@ -28,6 +28,47 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     written.map_err(io)
 }
 
+/// The memory the system could give this process now, in bytes (`MemAvailable` of
+/// `/proc/meminfo`; `None` where there is no such file).
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuses, before any allocation, `instances` instances of `bytes_each` bytes of host memory
+/// (`what` they hold) when together they need more than the system has available, naming
+/// `field`: an allocation that fails later would abort the process instead.
+pub fn check_memory(instances: u64, bytes_each: u64, what: &str, field: &str) -> Result<()> {
+    let needed = instances.saturating_mul(bytes_each);
+    match available_memory() {
+        Some(available) if needed > available => Err(Error::invalid(
+            field,
+            format!(
+                "{instances} instances need about {} of memory ({bytes_each} bytes each: {what}), \
+                 more than the {} available",
+                gigabytes(needed),
+                gigabytes(available)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `bytes` in GB with three significant digits.
+fn gigabytes(bytes: u64) -> String {
+    let gb = bytes as f64 / 1e9;
+    let decimals = if gb >= 100.0 {
+        0
+    } else if gb >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{gb:.decimals$} GB")
+}
+
 /// Makes `dir` (named by the flag `flag`) a folder icq can write to, or says why it cannot:
 /// checked before any work, so that a long run does not fail at its end.
 pub fn writable_dir(dir: &Path, flag: &str) -> Result<()> {

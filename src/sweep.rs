@@ -715,6 +715,7 @@ pub fn sweep(
         }
     }
     check_figure_columns(&figures, &units)?;
+    check_unit_memory(&units)?;
     crate::io::writable_dir(out, "--out")?;
     if shard.is_none() {
         crate::records::rows_fit(out, "results")?;
@@ -900,6 +901,28 @@ fn packs<'a>(todo: &[&&'a Unit]) -> Result<Vec<Vec<Vec<&'a Unit>>>> {
         }
     }
     Ok(out)
+}
+
+/// Refuses, before any work, a grid whose largest unit alone needs more host memory than the
+/// system has available (batches are packed to a bounded size, but a unit is never split).
+fn check_unit_memory(units: &[Unit]) -> Result<()> {
+    let mut largest = (0u64, 0u64);
+    for (i, unit) in units.iter().enumerate() {
+        if i > 0 && units[i - 1].point == unit.point {
+            continue;
+        }
+        let (cfg, model) = (&unit.input.config, &unit.input.model);
+        let l = &cfg.learner;
+        let layout = NetLayout::new(&model.space(), model.actions, l.mode, l.network, l.encoding);
+        let each = crate::backend::instance_bytes(&layout, model.agents.len(), true);
+        let instances = u64::from(cfg.run.instances);
+        if instances.saturating_mul(each) > largest.0.saturating_mul(largest.1) {
+            largest = (instances, each);
+        }
+    }
+    let (instances, each) = largest;
+    let holds = crate::backend::instance_holds(true);
+    crate::io::check_memory(instances, each, holds, "run.instances")
 }
 
 /// Bytes of model tables one packed batch may hold (device backends bind them whole; the

@@ -445,6 +445,48 @@ fn unwritable_out_fails_before_training() {
     }
 }
 
+/// More instances than the machine's memory holds are refused before anything is allocated
+/// (which would abort the process), naming `run.instances`, by every command that trains.
+/// 4·10⁹ instances of a width-64 MLP need tens of terabytes.
+#[test]
+fn instances_beyond_memory_are_refused() {
+    if icq::io::available_memory().is_none() {
+        eprintln!("skipped: this system does not say how much memory is available");
+        return;
+    }
+    let dir = scratch("memory");
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\n\
+         [learner]\nnetwork = { mlp = { width = 64, depth = 1 } }\n\
+         [run]\ninstances = 4000000000\nepochs = 10\nbackend = \"cpu\"\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let sweep_config = dir.join("s.toml");
+    let text = std::fs::read_to_string(&config).unwrap() + "[sweep]\nseeds = [0, 1]\n";
+    std::fs::write(&sweep_config, text).unwrap();
+    let out = dir.join("out");
+    let o = out.to_str().unwrap();
+    for args in [
+        vec!["run", c, "--out", o],
+        vec!["bench", c],
+        vec!["sweep", sweep_config.to_str().unwrap(), "--out", o],
+    ] {
+        let run = icq(&args);
+        let err = stderr(&run);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("run.instances: 4000000000 instances need about")
+                && err.contains("more than the"),
+            "{args:?}: {err}"
+        );
+        assert!(!out.join("parts").exists(), "{args:?}: nothing ran");
+        assert!(!out.join("checkpoints.csv").exists(), "{args:?}");
+    }
+}
+
 /// Every config and model file under `examples/` loads and validates (a sweep: every grid
 /// point and figure).
 #[test]

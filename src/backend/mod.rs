@@ -17,6 +17,35 @@ use crate::lanes::Portable;
 use crate::learn::net::{Acts, NetLayout};
 use crate::learn::plan::BatchPlan;
 
+/// Host bytes of one instance of `layout` over `agents` agents: its parameters and its
+/// record and, when `q_tables` (runs that take checkpoints), its Q-values over every input.
+pub fn instance_bytes(layout: &NetLayout, agents: usize, q_tables: bool) -> u64 {
+    let inputs: usize = layout.units.iter().map(|u| u.inputs).sum();
+    let q = if q_tables { inputs * layout.actions } else { 0 };
+    4 * (layout.params + device::record_fields(layout.units.len(), agents) + q) as u64
+}
+
+/// What [`instance_bytes`] counts.
+pub fn instance_holds(q_tables: bool) -> &'static str {
+    if q_tables {
+        "parameters, records and Q tables"
+    } else {
+        "parameters and records"
+    }
+}
+
+/// Refuses a batch whose instances need more host memory than the system has available,
+/// before anything is allocated (see [`instance_bytes`]).
+pub fn check_host_memory(batch: &BatchPlan, q_tables: bool) -> Result<()> {
+    let bytes = batch.plans.iter().fold(0u64, |sum, plan| {
+        let each = instance_bytes(&plan.layout, plan.space.agents, q_tables);
+        sum.saturating_add(u64::from(plan.instances).saturating_mul(each))
+    });
+    let instances = u64::from(batch.instances());
+    let each = bytes / instances.max(1);
+    crate::io::check_memory(instances, each, instance_holds(q_tables), "run.instances")
+}
+
 /// Every instance's Q-values over every input of every unit, read back at a checkpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QTables {
