@@ -44,7 +44,7 @@ enum Command {
         out: Option<PathBuf>,
         /// Backend: auto, cpu, wgpu or cuda (a build with the cuda feature); overrides [run]
         /// backend.
-        #[arg(long)]
+        #[arg(long, value_parser = ["auto", "cpu", "wgpu", "cuda"])]
         backend: Option<String>,
         /// No progress bar.
         #[arg(long)]
@@ -66,7 +66,7 @@ enum Command {
         #[arg(long)]
         resume: bool,
         /// Backend: auto, cpu, wgpu or cuda (overrides [run] backend).
-        #[arg(long)]
+        #[arg(long, value_parser = ["auto", "cpu", "wgpu", "cuda"])]
         backend: Option<String>,
         /// No progress bar.
         #[arg(long)]
@@ -121,7 +121,7 @@ enum Command {
         input: PathBuf,
         /// Backend: auto, cpu, wgpu or cuda (a build with the cuda feature); overrides [run]
         /// backend.
-        #[arg(long)]
+        #[arg(long, value_parser = ["auto", "cpu", "wgpu", "cuda"])]
         backend: Option<String>,
         /// Instances (default: [run] instances).
         #[arg(long)]
@@ -167,8 +167,9 @@ struct Failure {
     error: anyhow::Error,
 }
 
-/// The figures line of `icq sweep` and `icq merge`, and a warning per figure not drawn.
-fn report_figures(figures: &icq::sweep::Figures, out: &std::path::Path) {
+/// The figures line of `icq sweep` and `icq merge`, and a line per figure not drawn; a
+/// figure not drawn fails the command (exit 1) once everything else is written.
+fn report_figures(figures: &icq::sweep::Figures, out: &std::path::Path) -> Result<(), Failure> {
     if figures.drawn > 0 {
         println!(
             "figures    {} in {} (SVG and PNG), their slopes in {}/fits.csv",
@@ -178,7 +179,14 @@ fn report_figures(figures: &icq::sweep::Figures, out: &std::path::Path) {
         );
     }
     for failure in &figures.failed {
-        eprintln!("warning: {failure} (results and manifest are written; `icq plot` can retry)");
+        eprintln!("{failure}");
+    }
+    match figures.failed.len() {
+        0 => Ok(()),
+        n => Err(failed(anyhow::anyhow!(
+            "{n} of {} figures not drawn (results and manifest are written; `icq plot` can retry)",
+            n + figures.drawn
+        ))),
     }
 }
 
@@ -224,6 +232,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     ),
                 });
             }
+            if let Some(path) = json.as_ref().filter(|p| p.is_dir()) {
+                return Err(bad_input(icq::Error::invalid(
+                    "--json",
+                    format!("{} is a folder, not a file", path.display()),
+                )));
+            }
             let input = load_input(&input).map_err(bad_input)?;
             let start = Instant::now();
             let oracle = Oracle::new(&input.model).map_err(bad_input)?;
@@ -251,9 +265,21 @@ fn run(cli: Cli) -> Result<(), Failure> {
             backend,
             quiet,
         } => {
-            let mut input = load_input(&input).map_err(bad_input)?;
+            let path = input;
+            let mut input = load_input(&path).map_err(bad_input)?;
             if let Some(b) = backend {
                 input.config.run.backend = b;
+            }
+            let sweep_table = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| text.parse::<toml::Table>().ok())
+                .is_some_and(|t| t.contains_key("sweep"));
+            if sweep_table {
+                eprintln!(
+                    "warning: {} has a [sweep] table, which `icq run` leaves aside: this runs its \
+                     base settings once (`icq sweep` runs the grid)",
+                    path.display()
+                );
             }
             if let Some(dir) = &out {
                 icq::io::writable_dir(dir, "--out").map_err(bad_input)?;
@@ -360,8 +386,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     r.mine - r.skipped
                 );
             }
-            report_figures(&r.figures, &out);
-            Ok(())
+            report_figures(&r.figures, &out)
         }
         Command::Plot {
             results,
@@ -450,8 +475,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "wrote      {0}/results.csv, {0}/results.jsonl, {0}/results.parquet ({rows} rows), {0}/manifest.json",
                 out.display()
             );
-            report_figures(&figures, &out);
-            Ok(())
+            report_figures(&figures, &out)
         }
         Command::Bench {
             input,

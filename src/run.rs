@@ -92,17 +92,14 @@ pub fn context(input: &Input, analysis: &Analysis, backend: &str) -> Record {
     r
 }
 
-/// The columns of [`context`], known before the oracle runs, each with whether it can hold a
-/// value: a setting left unset (`clip`, `pipeline`) and the pipeline's gap without a pipeline
-/// are empty in every row of this input.
-pub fn context_columns(input: &Input) -> Vec<(String, bool)> {
-    let knobs = knobs(input, "")
-        .0
-        .into_iter()
-        .map(|(k, v)| (k, !v.is_null()));
-    let exact = EXACT.iter().map(|(k, _)| (k.to_string(), true));
+/// The columns of [`context`], known before the oracle runs, each with its value where that
+/// is known too (every knob, and the pipeline's columns when no pipeline is set: both null),
+/// `None` where the oracle gives it.
+pub fn context_columns(input: &Input) -> Vec<(String, Option<Value>)> {
+    let knobs = knobs(input, "").0.into_iter().map(|(k, v)| (k, Some(v)));
+    let exact = EXACT.iter().map(|(k, _)| (k.to_string(), None));
     let set = input.config.run.pipeline.is_some();
-    let pipeline = pipeline_fields(input, None).map(|(k, _)| (k.to_string(), set));
+    let pipeline = pipeline_fields(input, None).map(|(k, v)| (k.to_string(), (!set).then_some(v)));
     knobs.chain(exact).chain(pipeline).collect()
 }
 

@@ -955,30 +955,33 @@ fn unit_bytes(unit: &Unit) -> (usize, usize) {
 }
 
 /// Refuses, before any work, a `[[figure]]` that reads a column the sweep's results will not
-/// have (a misspelt metric or an axis the grid does not vary under that name), or one that
-/// every row leaves empty (a setting no grid point sets, such as `clip`).
+/// have (a misspelt metric or an axis the grid does not vary under that name), one that every
+/// row leaves empty (a setting no grid point sets, such as `clip`), an axis that is text in
+/// every row, or a checkpoint past the last one.
 fn check_figure_columns(figures: &[crate::plot::Figure], units: &[Unit]) -> Result<()> {
     if figures.is_empty() {
         return Ok(());
     }
     let mut columns: Vec<String> = Vec::new();
-    // Context columns no grid point gives a value (an unset setting such as `clip`).
-    let mut unset: Option<Vec<String>> = None;
+    // The values each context column takes over the grid, where known before the oracle
+    // runs (`None` once any point leaves it to the oracle).
+    let mut known: BTreeMap<String, Option<Vec<Value>>> = BTreeMap::new();
+    let mut checkpoints = 0;
     // A point's seeds share its columns.
     for (i, unit) in units.iter().enumerate() {
+        checkpoints = checkpoints.max(unit.input.config.run.checkpoint_epochs()?.len());
         if i > 0 && units[i - 1].point == unit.point {
             continue;
         }
         let context = crate::run::context_columns(&unit.input);
-        let empty = context.iter().filter(|(_, can)| !can).map(|(k, _)| k);
-        let empty: Vec<String> = match &unset {
-            None => empty.cloned().collect(),
-            Some(before) => empty.filter(|k| before.contains(k)).cloned().collect(),
-        };
-        unset = Some(empty);
         let mut ctx = Record::default();
-        for (key, _) in context {
+        for (key, value) in context {
             ctx.push(&key, Value::Null);
+            let values = known.entry(key).or_insert_with(|| Some(Vec::new()));
+            match (values.as_mut(), value) {
+                (Some(values), Some(v)) => values.push(v),
+                _ => *values = None,
+            }
         }
         // One checkpoint with no instances: every column, each null.
         for (key, _) in &unit_rows(unit, &ctx, &[Vec::new()])[0].0 {
@@ -987,26 +990,43 @@ fn check_figure_columns(figures: &[crate::plot::Figure], units: &[Unit]) -> Resu
             }
         }
     }
-    let unset = unset.unwrap_or_default();
+    let every = |key: &str, test: fn(&Value) -> bool| {
+        known
+            .get(key)
+            .and_then(Option::as_ref)
+            .is_some_and(|values| values.iter().all(test))
+    };
     for (i, figure) in figures.iter().enumerate() {
-        if let Some(key) = figure.columns().find(|k| unset.contains(k)) {
+        let refuse = |why: String| Err(Error::invalid(format!("figure[{i}]"), why));
+        if let Some(key) = figure.columns().find(|k| !columns.contains(k)) {
+            return refuse(format!(
+                "reads `{key}`, which is not a column of this sweep's results; columns: {}",
+                columns.join(", ")
+            ));
+        }
+        if let Some(key) = figure.columns().find(|k| every(k, Value::is_null)) {
             let setting = if crate::run::PIPELINE_COLUMNS.contains(&key.as_str()) {
                 "[run] pipeline".to_string()
             } else {
                 format!("`{key}`")
             };
-            return Err(Error::invalid(
-                format!("figure[{i}]"),
-                format!("reads `{key}`, but no grid point sets {setting}, so it is empty"),
+            return refuse(format!(
+                "reads `{key}`, but no grid point sets {setting}, so it is empty"
             ));
         }
-        if let Some(key) = figure.columns().find(|k| !columns.contains(k)) {
-            return Err(Error::invalid(
-                format!("figure[{i}]"),
-                format!(
-                    "reads `{key}`, which is not a column of this sweep's results; columns: {}",
-                    columns.join(", ")
-                ),
+        for (axis, key) in [("x", &figure.x), ("y", &figure.y)] {
+            if every(key, Value::is_string) {
+                return refuse(format!(
+                    "{axis} = `{key}` is text in every row, not a number: plot it as `group`, \
+                     or plot a number against it"
+                ));
+            }
+        }
+        if let Some(c) = figure.checkpoint.filter(|&c| c >= checkpoints as u64) {
+            return refuse(format!(
+                "checkpoint = {c}, but the grid takes at most {checkpoints} checkpoints \
+                 (0 to {})",
+                checkpoints.saturating_sub(1)
             ));
         }
     }

@@ -445,6 +445,66 @@ fn unwritable_out_fails_before_training() {
     }
 }
 
+/// A sweep whose figure cannot be drawn from its results still writes them, then fails
+/// (exit 1) saying so, so that scripts notice.
+#[test]
+fn a_figure_not_drawn_fails_the_sweep() {
+    let dir = scratch("figure-fails");
+    let config = tiny_sweep(&dir, "[0, 1]");
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "[[figure]]\nx = \"epoch\"\ny = \"q_err\"\nwhere = { epoch = 7 }\n";
+    std::fs::write(&config, text).unwrap();
+    let out = dir.join("out");
+    let o = icq(&[
+        "sweep",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("the filter epoch=7 keeps no row"), "{err}");
+    assert!(err.contains("1 of 1 figures not drawn"), "{err}");
+    assert!(out.join("results.csv").exists() && out.join("manifest.json").exists());
+}
+
+/// `icq run` on a sweep config runs its base settings once and says that it leaves the grid
+/// aside.
+#[test]
+fn run_warns_of_a_sweep_table() {
+    let dir = scratch("run-sweep");
+    let config = tiny_sweep(&dir, "[0, 1]");
+    let o = icq(&["run", config.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("has a [sweep] table, which `icq run` leaves aside"),
+        "{err}"
+    );
+}
+
+/// A bad flag is refused by its name before any work: an unknown backend, and a folder
+/// where `oracle --json` writes a file.
+#[test]
+fn bad_flags_name_themselves() {
+    let dir = scratch("flags");
+    let config = tiny_sweep(&dir, "[0]");
+    let c = config.to_str().unwrap();
+    for command in ["run", "sweep", "bench"] {
+        let o = icq(&[command, c, "--backend", "gpu"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{command}: {err}");
+        assert!(err.contains("'gpu' for '--backend"), "{command}: {err}");
+    }
+    let o = icq(&["oracle", c, "--json", dir.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--json: ") && err.contains("is a folder, not a file"),
+        "{err}"
+    );
+}
+
 /// More instances than the machine's memory holds are refused before anything is allocated
 /// (which would abort the process), naming `run.instances`, by every command that trains.
 /// 4·10⁹ instances of a width-64 MLP need tens of terabytes.

@@ -500,6 +500,25 @@ fn a_sweep_with_studies_draws_its_figures() {
         "{err}"
     );
 
+    // An axis that is text in every row, and a checkpoint the grid never takes.
+    let text = STUDIES.replace("y = \"interface_term\"", "y = \"sampler\"");
+    let err = refused("text", &text);
+    assert!(
+        err.contains("figure[0]: y = `sampler` is text in every row, not a number"),
+        "{err}"
+    );
+    let late = STUDIES.replace(
+        "y = \"interface_term\"",
+        "y = \"interface_term\"\ncheckpoint = 2",
+    );
+    let err = refused("late", &late);
+    assert!(
+        err.contains(
+            "figure[0]: checkpoint = 2, but the grid takes at most 2 checkpoints (0 to 1)"
+        ),
+        "{err}"
+    );
+
     // A figure that cannot be drawn from the results (its filter keeps no row) is reported;
     // the results and the manifest are written all the same.
     let empty = STUDIES.replace("study = \"noise\"", "study = \"nois\"");
