@@ -17,6 +17,10 @@ use crate::rng::{uniform_f32, Stream};
 
 /// Stream tag of parameter initialisation.
 pub const TAG_PARAMS: u32 = 2;
+/// Stream tag of the `embed` encoding's vectors: apart from [`TAG_PARAMS`], so that an
+/// embedding seed equal to the run seed does not make unit u's vectors the initial weights
+/// of instance u.
+pub const TAG_EMBED: u32 = 3;
 
 /// One learner inside an instance.
 #[derive(Clone, Debug)]
@@ -147,7 +151,7 @@ impl NetLayout {
                         }
                     }
                     Encoding::Embed { d, seed } => {
-                        let mut stream = Stream::new(seed, u as u32, i as u32, TAG_PARAMS);
+                        let mut stream = Stream::new(seed, u as u32, i as u32, TAG_EMBED);
                         for j in 0..d {
                             feat_idx.push(j as u32);
                             let unit = uniform_f32(stream.next_raw()) * 2.0 - 1.0;
@@ -517,6 +521,30 @@ mod tests {
     use super::*;
     use crate::lanes::Portable;
     use crate::model::synthetic::Synthetic;
+
+    /// Embedding vectors and initial weights come from streams of their own: with the
+    /// embedding seed equal to the run seed, instance 0's first weight column is not a
+    /// multiple of unit 0's vector for its first input, as it was when both were drawn
+    /// under one tag.
+    #[test]
+    fn embeddings_and_initial_weights_draw_apart() {
+        let model = Synthetic::default().build().unwrap();
+        let (d, seed) = (8, 1);
+        let layout = NetLayout::new(
+            &model.space(),
+            model.actions,
+            Mode::Icq,
+            Network::Mlp { width: d, depth: 1 },
+            Encoding::Embed { d, seed },
+        );
+        let mut params = vec![0.0; layout.params];
+        layout.init(seed, 0, &mut params);
+        let ratios: Vec<f32> = (0..d).map(|j| params[j] / layout.feat_val[j]).collect();
+        let spread = ratios
+            .iter()
+            .fold(0.0f32, |m, r| m.max((r - ratios[0]).abs()));
+        assert!(spread > 0.1, "{ratios:?}");
+    }
 
     /// The AVX2 build of the initial parameters is the portable one, bit for bit.
     #[cfg(target_arch = "x86_64")]
