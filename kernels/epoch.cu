@@ -113,6 +113,7 @@ struct Ctx {
     unsigned int key0, key1;
     icq_u4 ctr, block;
     unsigned int lane;
+    float abs_y;
     float h1[ICQ_WIDTH], h2[ICQ_WIDTH], g1[ICQ_WIDTH], g2[ICQ_WIDTH], q[ICQ_ACTIONS];
 };
 
@@ -334,7 +335,9 @@ ICQ_FN Run rollout(Ctx* c, unsigned int w, unsigned int x, unsigned int p, unsig
     return r;
 }
 
-ICQ_FN void add_abs_target(Ctx* c, unsigned int b, float y) { inst_set(c, b, 4u, as_bits(as_float(inst_get(c, b, 4u)) + fabsf(y))); }
+// Σ|y| of this launch's epochs, added to the record's total once at the end: a total in f32
+// that took every |y| in turn would stop growing once it is some 10⁷ times one of them.
+ICQ_FN void add_abs_target(Ctx* c, float y) { c->abs_y += fabsf(y); }
 
 ICQ_FN unsigned int count_update(Ctx* c, unsigned int b, unsigned int unit) {
     unsigned int t = inst_get(c, b, 5u + unit);
@@ -348,7 +351,7 @@ ICQ_FN void close_pending(Ctx* c, unsigned int b, unsigned int i, float bootstra
     forward(c, b, i, input);
     float delta = c->q[action] - y;
     sgd(c, b, i, input, action, delta, step_size(c, count_update(c, b, i)));
-    add_abs_target(c, b, y);
+    add_abs_target(c, y);
     inst_set(c, b, pending_field(c, i, 0u), 0u);
 }
 
@@ -431,7 +434,7 @@ ICQ_FN void run_epoch(Ctx* c, unsigned int b, unsigned int k) {
         forward(c, b, unit, input);
         float delta = c->q[action] - y;
         sgd(c, b, unit, input, action, delta, step_size(c, count_update(c, b, unit)));
-        add_abs_target(c, b, y);
+        add_abs_target(c, y);
     }
     inst_set(c, b, 0u, next);
     inst_set(c, b, 1u, k + 1u);
@@ -453,7 +456,9 @@ ICQ_FN void run_instance(const Dispatch* D, const EpochParams* G, const unsigned
     c.INST = INST;
     c.PARAMS = PARAMS;
     unsigned int b = id - c.P.first;
+    c.abs_y = 0.0f;
     for (unsigned int e = 0u; e < D->epochs; e++) run_epoch(&c, b, D->epoch0 + e);
+    inst_set(&c, b, 4u, as_bits(as_float(inst_get(&c, b, 4u)) + c.abs_y));
 }
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)

@@ -456,8 +456,12 @@ fn rollout(w: u32, x0: u32, p0: u32, m: u32) -> Run {
     return Run(ret, disc, steps, x, p);
 }
 
-fn add_abs_target(b: u32, y: f32) {
-    inst_set(b, 4u, bitcast<u32>(bitcast<f32>(inst_get(b, 4u)) + abs(y)));
+// Σ|y| of this dispatch's epochs, added to the record's total once at the end: a total in f32
+// that took every |y| in turn would stop growing once it is some 10⁷ times one of them.
+var<private> ABS_Y: f32;
+
+fn add_abs_target(y: f32) {
+    ABS_Y += abs(y);
 }
 
 fn count_update(b: u32, unit: u32) -> u32 {
@@ -476,7 +480,7 @@ fn close_pending(b: u32, i: u32, bootstrap: f32) {
     let delta = Q[action] - y_target;
     let lr = step_size(count_update(b, i));
     sgd(b, i, input, action, delta, lr);
-    add_abs_target(b, y_target);
+    add_abs_target(y_target);
     inst_set(b, pending_field(i, 0u), 0u);
 }
 
@@ -577,7 +581,7 @@ fn run_epoch(b: u32, k: u32) {
         let delta = Q[action] - y_target;
         let lr = step_size(count_update(b, unit));
         sgd(b, unit, input, action, delta, lr);
-        add_abs_target(b, y_target);
+        add_abs_target(y_target);
     }
 
     inst_set(b, 0u, next);
@@ -602,7 +606,9 @@ fn epochs(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     P = G[lo];
     let b = id.x - P.first;
+    ABS_Y = 0.0;
     for (var e = 0u; e < D.epochs; e++) {
         run_epoch(b, D.epoch0 + e);
     }
+    inst_set(b, 4u, bitcast<u32>(bitcast<f32>(inst_get(b, 4u)) + ABS_Y));
 }

@@ -50,8 +50,6 @@ mod enabled {
 
     /// Threads per block of the epoch kernel.
     pub const BLOCK: u32 = 128;
-    /// Epochs one launch runs.
-    const EPOCHS_PER_LAUNCH: u32 = 64;
 
     // SAFETY: `Dispatch` and `EpochParams` are `#[repr(C)]`, made only of 4-byte scalars, and
     // mirrored field for field by the structs of the same names in kernels/epoch.cu (checked
@@ -324,7 +322,7 @@ mod enabled {
             let mut left = epochs;
             let blocks = batch.chunk.len.div_ceil(BLOCK);
             while left > 0 {
-                let n = left.min(EPOCHS_PER_LAUNCH);
+                let n = left.min(crate::backend::device::EPOCHS_PER_LAUNCH);
                 let d = batch.chunk.dispatch(n, batch.epoch);
                 let mut launch = self.stream.launch_builder(&batch.function);
                 // Arguments in the order of `epochs` in kernels/epoch.cu: (Dispatch D,

@@ -4,7 +4,7 @@
 
 use super::device::{
     f16_bits, from_f16_bits, gather_counters, gather_q, gather_states, Chunk, DeviceModel,
-    Dispatch, EpochParams,
+    Dispatch, EpochParams, EPOCHS_PER_LAUNCH,
 };
 use super::{Backend, Counters, QTables};
 use crate::error::{Error, Result};
@@ -96,6 +96,30 @@ pub struct CudaHostBatch {
     epoch: u32,
 }
 
+impl CudaHost {
+    /// One call of the host build over `epochs` epochs of every instance.
+    fn launch(batch: &mut CudaHostBatch, epochs: u32) {
+        let d = batch.chunk.dispatch(epochs, batch.epoch);
+        // SAFETY: the pointers address live buffers laid out as kernels/epoch.cu expects: the
+        // dispatch, its `groups` group records, the packed model (`words`, `values`) with every
+        // offset inside it, and the chunk's records and parameters, where every group's
+        // `inst_base`/`param_base` block lies, which the call may write.
+        unsafe {
+            let (groups, words) = (batch.chunk.groups.as_ptr(), batch.model.words.as_ptr());
+            let (values, inst) = (batch.model.values.as_ptr(), batch.inst.as_mut_ptr());
+            match &mut batch.params {
+                HostParams::F32(p) => {
+                    icq_epochs_host(&d, groups, words, values, inst, p.as_mut_ptr());
+                }
+                HostParams::F16(p) => {
+                    icq_epochs_host_f16(&d, groups, words, values, inst, p.as_mut_ptr());
+                }
+            }
+        }
+        batch.epoch += epochs;
+    }
+}
+
 impl Backend for CudaHost {
     type Batch = CudaHostBatch;
 
@@ -147,24 +171,13 @@ impl Backend for CudaHost {
     }
 
     fn advance(&self, batch: &mut CudaHostBatch, epochs: u32) -> Result<()> {
-        let d = batch.chunk.dispatch(epochs, batch.epoch);
-        // SAFETY: the pointers address live buffers laid out as kernels/epoch.cu expects: the
-        // dispatch, its `groups` group records, the packed model (`words`, `values`) with every
-        // offset inside it, and the chunk's records and parameters, where every group's
-        // `inst_base`/`param_base` block lies, which the call may write.
-        unsafe {
-            let (groups, words) = (batch.chunk.groups.as_ptr(), batch.model.words.as_ptr());
-            let (values, inst) = (batch.model.values.as_ptr(), batch.inst.as_mut_ptr());
-            match &mut batch.params {
-                HostParams::F32(p) => {
-                    icq_epochs_host(&d, groups, words, values, inst, p.as_mut_ptr());
-                }
-                HostParams::F16(p) => {
-                    icq_epochs_host_f16(&d, groups, words, values, inst, p.as_mut_ptr());
-                }
-            }
+        // In launches of at most EPOCHS_PER_LAUNCH epochs, as on the device.
+        let mut left = epochs;
+        while left > 0 {
+            let n = left.min(EPOCHS_PER_LAUNCH);
+            Self::launch(batch, n);
+            left -= n;
         }
-        batch.epoch += epochs;
         Ok(())
     }
 

@@ -359,6 +359,10 @@ fn pack_plan(plan: &Plan, words: &mut Vec<u32>, values: &mut Vec<f32>) -> EpochP
     }
 }
 
+/// Epochs one kernel launch (a WGSL dispatch, a CUDA launch, a call of the host build) runs at
+/// most: each launch sums |y| over its epochs and adds that to the record's f32 total once.
+pub const EPOCHS_PER_LAUNCH: u32 = 64;
+
 /// `u32` fields of one instance record: joint state, epoch, steps (two words), Σ|y| (f32
 /// bits), updates per unit, then five per agent for pending independent updates.
 pub fn inst_fields(plan: &Plan) -> usize {

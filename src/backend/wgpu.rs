@@ -24,8 +24,6 @@ use crate::learn::plan::BatchPlan;
 
 /// Invocations per workgroup of the epoch kernel.
 pub const WORKGROUP: u32 = 64;
-/// Epochs one dispatch runs (dispatches are queued back to back).
-const EPOCHS_PER_DISPATCH: u32 = 64;
 
 /// The WGSL backend on one adapter.
 pub struct Wgpu {
@@ -225,7 +223,7 @@ impl Backend for Wgpu {
     fn advance(&self, batch: &mut WgpuBatch, epochs: u32) -> Result<()> {
         let mut left = epochs;
         while left > 0 {
-            let n = left.min(EPOCHS_PER_DISPATCH);
+            let n = left.min(super::device::EPOCHS_PER_LAUNCH);
             for c in &batch.chunks {
                 let d = c.chunk.dispatch(n, batch.epoch);
                 self.ctx
