@@ -64,25 +64,40 @@ impl ModelSection {
         }
     }
 
-    fn has_knobs(&self) -> bool {
-        *self
-            != Self {
-                builder: self.builder.clone(),
-                file: self.file.clone(),
-                ..Self::default()
-            }
+    /// The keys set besides `file`: the builder and the knobs a model file leaves no room for.
+    fn set_besides_file(&self) -> Vec<String> {
+        let table = serde_json::to_value(self).expect("a [model] table serializes");
+        table
+            .as_object()
+            .map(|t| {
+                t.iter()
+                    .filter(|(k, v)| *k != "file" && !v.is_null())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Builds or loads the model; relative file paths are taken from `base`.
     pub fn build(&self, base: &Path) -> Result<Model> {
         if let Some(file) = &self.file {
-            if self.builder.is_some() || self.has_knobs() {
+            let besides = self.set_besides_file();
+            if !besides.is_empty() {
                 return Err(Error::invalid(
                     "model.file",
-                    "a model file takes no builder and no knobs; remove one or the other",
+                    format!(
+                        "a model file takes no builder and no knobs, and this [model] table also \
+                         sets {}: remove them or the file",
+                        besides.join(", ")
+                    ),
                 ));
             }
-            return load_model_file(&base.join(file));
+            return load_model_file(&base.join(file)).map_err(|e| match e {
+                Error::Io { path, cause } => {
+                    Error::invalid("model.file", format!("{}: {cause}", path.display()))
+                }
+                e => e,
+            });
         }
         match self.builder.as_deref().unwrap_or("synthetic") {
             "synthetic" => self.synthetic().build(),

@@ -1220,6 +1220,22 @@ fn check_merge_out(dirs: &[PathBuf], out: &Path, config: &str) -> Result<()> {
 /// results files an unsharded sweep writes, a manifest, and the sweep's figures. Returns the
 /// number of rows and what became of the figures.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
+    let same = |a: &PathBuf, b: &PathBuf| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    for (i, dir) in dirs.iter().enumerate() {
+        if let Some(first) = dirs[..i].iter().find(|d| same(d, dir)) {
+            return Err(Error::invalid(
+                "merge",
+                format!(
+                    "{} is given twice (as {} too): name each folder once",
+                    dir.display(),
+                    first.display()
+                ),
+            ));
+        }
+    }
     let mut grid: Option<(u64, String)> = None;
     for dir in dirs {
         for (path, doc) in manifests(dir)? {

@@ -287,13 +287,13 @@ fn bad_configs_name_their_key() {
         ),
         (
             "file-and-knobs",
-            "[model]\nfile = \"m.json\"\nagents = 2\n",
-            "model.file",
+            "[model]\nfile = \"m.json\"\nagents = 2\ngamma = 0.5\n",
+            "model.file: a model file takes no builder and no knobs, and this [model] table also sets agents, gamma",
         ),
         (
             "missing-file",
             "[model]\nfile = \"nowhere.json\"\n",
-            "nowhere.json",
+            "model.file: ",
         ),
         // Sizes are checked before anything is allocated, and their products cannot wrap
         // (33 agents with 4 private states each once wrapped to 0 joint states).

@@ -187,6 +187,10 @@ fn shards_merge_into_the_unsharded_run() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("4 of 12 units have no results"), "{err}");
+    // A folder named twice is refused as such.
+    let twice = [shards[0].clone(), shards[1].clone(), shards[0].join(".")];
+    let err = merge(&twice, &d.join("twice")).unwrap_err().to_string();
+    assert!(err.contains("is given twice"), "{err}");
     let merged = d.join("merged");
     assert_eq!(merge(&shards, &merged).unwrap().0, 24);
     // Merging again into the same folder rewrites the same files; a folder holding another
