@@ -295,6 +295,48 @@ fn a_single_x_gives_no_fit() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The numbers an SVG shows as text: the axes' tick labels (and the reference labels' values
+/// are not among them, being set beside their column's name).
+fn numbers_in(svg: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(svg)
+        .unwrap()
+        .split("<text")
+        .filter_map(|t| t.split('>').nth(1))
+        .map(|t| t.split('<').next().unwrap().trim().to_string())
+        .filter(|t| t.parse::<f64>().is_ok())
+        .collect()
+}
+
+/// Log axes are marked at round values (1, 2, 5 × 10^k; finer round values on a narrow
+/// axis), not at powers of e as they were (4.48, 7.39, 12.2, 20.1, 33.1, 54.6 for widths
+/// 4–64; 4450, 5430, 6630 for epochs 5000–6000).
+#[test]
+fn axes_are_marked_at_round_values() {
+    let dir = scratch("ticks");
+    let rows: Vec<String> = [4.0f64, 8.0, 16.0, 32.0, 64.0]
+        .iter()
+        .map(|w| format!("{{\"width\":{w},\"q_err_obs\":{}}}", 2.0 / w.sqrt()))
+        .chain(
+            [4450.0f64, 5000.0, 5430.0, 6000.0, 6630.0]
+                .iter()
+                .map(|e| format!("{{\"epoch\":{e},\"q_err\":{}}}", 0.3 * e.powf(-0.4))),
+        )
+        .collect();
+    std::fs::write(dir.join("results.jsonl"), rows.join("\n")).unwrap();
+    let (svg, _) = plot(&dir, &figure("width", "q_err_obs"), &dir).unwrap();
+    // x: 5, 10, 20, 50; y (0.25–1): 0.2, 0.5, 1.
+    let mut want = ["0.2", "0.5", "1", "5", "10", "20", "50"];
+    let mut got = numbers_in(&svg);
+    got.sort_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse().unwrap()));
+    assert_eq!(got, want);
+    let (svg, _) = plot(&dir, &figure("epoch", "q_err"), &dir).unwrap();
+    want = ["0.008", "0.01", "0.012", "4000", "5000", "6000", "8000"];
+    let mut got = numbers_in(&svg);
+    got.sort_by(|a, b| a.parse::<f64>().unwrap().total_cmp(&b.parse().unwrap()));
+    assert_eq!(got, want);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Reference columns become dashed horizontal lines labelled with their column and value:
 /// grey where lines share the value, else in the line's colour. A value log axes cannot place
 /// near the data (zero, or rounding noise far below it) is left out, and does not stretch the
