@@ -319,7 +319,8 @@ fn reads(c: &Value, want: &str) -> bool {
 
 /// The lines of `figure` in `rows`. Fails, naming the flag's column and what it holds, when
 /// a column is not in the results, x or y is not numeric, a filter keeps no row, or the
-/// checkpoint asked for is not among the rows kept.
+/// checkpoint asked for is not among the rows kept. The lines come in the numeric order of the
+/// group's value where every value is a number, else in text order.
 pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> {
     if rows.is_empty() {
         return Err(Error::invalid("results", "no rows"));
@@ -426,6 +427,8 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     // Per group, per reference column: every distinct cell of its rows.
     let mut refs: BTreeMap<String, Vec<Vec<&Value>>> = BTreeMap::new();
+    // Per group, its value as a number, where it reads as one.
+    let mut numbers: BTreeMap<String, Option<f64>> = BTreeMap::new();
     for r in kept
         .into_iter()
         .filter(|r| checkpoint.is_none() || index(r) == checkpoint)
@@ -438,6 +441,12 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
         let group = figure.group.as_ref().map_or("all".to_string(), |g| {
             format!("{g} = {}", r.get(g).map_or("-".to_string(), cell))
         });
+        let number = figure
+            .group
+            .as_ref()
+            .and_then(|g| r.get(g))
+            .and_then(|c| c.as_f64().or_else(|| cell(c).trim().parse().ok()));
+        numbers.insert(group.clone(), number);
         let seen = refs
             .entry(group.clone())
             .or_insert_with(|| vec![Vec::new(); figure.reference.len()]);
@@ -474,6 +483,13 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
             twice.1.clone(),
             "listed twice as a reference",
         ));
+    }
+    let mut groups: Vec<(String, Vec<(f64, f64)>)> = groups.into_iter().collect();
+    // Lines in numeric order where every group's value is a number (t_mix = 5, 28, 112, not
+    // the text order 112, 28, 5); ties and text keep the text order.
+    if groups.iter().all(|(g, _)| numbers[g].is_some()) {
+        let key = |g: &String| numbers[g].unwrap_or(f64::NAN);
+        groups.sort_by(|a, b| key(&a.0).total_cmp(&key(&b.0)));
     }
     groups
         .into_iter()

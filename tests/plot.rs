@@ -337,6 +337,42 @@ fn axes_are_marked_at_round_values() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Lines whose group values are all numbers come in numeric order, in the legend, in what
+/// `plot` returns and in fits.csv (t_mix = 5, 11, 28; as text they ran 11, 28, 5); text
+/// values keep the text order.
+#[test]
+fn numeric_groups_come_in_numeric_order() {
+    let dir = sweep_results("group-order");
+    let by = |g: &str| Figure {
+        group: Some(g.into()),
+        ..figure("epoch", "q_err_obs")
+    };
+    let (svg, lines) = plot(&dir, &by("t_mix"), &dir).unwrap();
+    let groups: Vec<&str> = lines.iter().map(|l| l.group.as_str()).collect();
+    assert_eq!(groups, ["t_mix = 5", "t_mix = 11", "t_mix = 28"]);
+    let fits = std::fs::read_to_string(dir.join("fits.csv")).unwrap();
+    let in_fits: Vec<&str> = fits
+        .lines()
+        .skip(1)
+        .map(|l| l.split('"').nth(1).unwrap())
+        .collect();
+    assert_eq!(in_fits, groups);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let at = |g: &str| text.find(&format!("{g}: slope")).unwrap();
+    assert!(at("t_mix = 5") < at("t_mix = 11") && at("t_mix = 11") < at("t_mix = 28"));
+    let (_, lines) = plot(&dir, &by("sampler"), &dir).unwrap();
+    let groups: Vec<&str> = lines.iter().map(|l| l.group.as_str()).collect();
+    assert_eq!(
+        groups,
+        [
+            "sampler = lazy(0.5)",
+            "sampler = lazy(0.8)",
+            "sampler = trajectory"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Reference columns become dashed horizontal lines labelled with their column and value:
 /// grey where lines share the value, else in the line's colour. A value log axes cannot place
 /// near the data (zero, or rounding noise far below it) is left out, and does not stretch the
