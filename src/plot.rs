@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::types::RangedCoordf64;
-use plotters::coord::Shift;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
@@ -719,6 +719,7 @@ fn log_marks(lo: f64, hi: f64) -> Marks {
 /// A log axis drawn as a linear axis over ln v (so every figure element is placed at ln x,
 /// ln y), marked at the round values of [`log_marks`] rather than at plotters' round values of
 /// ln v, which fell at powers of e.
+#[derive(Clone)]
 struct LnAxis {
     /// The linear axis over ln v.
     linear: RangedCoordf64,
@@ -763,6 +764,38 @@ impl Ranged for LnAxis {
     fn range(&self) -> std::ops::Range<f64> {
         self.linear.range()
     }
+}
+
+/// The corner of a plotting area of `area` pixels (width, height) where a legend box of `size`
+/// pixels, placed 5 pixels in from the frame as plotters places it, covers the fewest `marks`
+/// (points and labels, in pixels from the area's upper left corner), then the fewest `path`
+/// samples (points along the lines). Ties go to the first of upper left, upper right, lower
+/// left, lower right.
+fn legend_corner(
+    area: (i32, i32),
+    size: (i32, i32),
+    marks: &[(i32, i32)],
+    path: &[(i32, i32)],
+) -> SeriesLabelPosition {
+    let (left, top) = (5, 5);
+    let (right, bottom) = (area.0 - size.0 - 5, area.1 - size.1 - 5);
+    let corners = [
+        (SeriesLabelPosition::UpperLeft, (left, top)),
+        (SeriesLabelPosition::UpperRight, (right, top)),
+        (SeriesLabelPosition::LowerLeft, (left, bottom)),
+        (SeriesLabelPosition::LowerRight, (right, bottom)),
+    ];
+    let covered = |(x, y): (i32, i32), points: &[(i32, i32)]| {
+        points
+            .iter()
+            .filter(|p| (x..=x + size.0).contains(&p.0) && (y..=y + size.1).contains(&p.1))
+            .count()
+    };
+    corners
+        .into_iter()
+        .min_by_key(|(_, at)| (covered(*at, marks), covered(*at, path)))
+        .map(|(corner, _)| corner)
+        .expect("four corners")
 }
 
 /// Draws `lines` on `root`.
@@ -819,6 +852,15 @@ fn draw_on<DB: DrawingBackend>(
         .y_label_formatter(&|v| tick(v.exp()))
         .draw()
         .map_err(plot_err)?;
+    // What the legend should not cover, in pixels of the plotting area: the points drawn and
+    // the reference labels (`marks`), and samples along the lines between them (`path`).
+    let origin = chart.plotting_area().get_base_pixel();
+    let coords = chart.as_coord_spec().clone();
+    let pixel = |p: (f64, f64)| {
+        let (x, y) = coords.translate(&p);
+        (x - origin.0, y - origin.1)
+    };
+    let (mut marks, mut path, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     for (i, line) in lines.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         // Per x: mean, min and max over the rows (the seeds) at that x.
@@ -849,6 +891,13 @@ fn draw_on<DB: DrawingBackend>(
             Some(f) => format!("{}: slope {:.2}", line.group, f.slope),
             None => format!("{}: no fit", line.group),
         };
+        labels.push(label.clone());
+        let means: Vec<(i32, i32)> = stats.iter().map(|s| pixel((s.0, s.1))).collect();
+        marks.extend(&means);
+        for pair in means.windows(2) {
+            let ((ax, ay), (bx, by)) = (pair[0], pair[1]);
+            path.extend((1..8).map(|k| (ax + (bx - ax) * k / 8, ay + (by - ay) * k / 8)));
+        }
         chart
             .draw_series(LineSeries::new(
                 stats.iter().map(|s| (s.0, s.1)),
@@ -893,6 +942,12 @@ fn draw_on<DB: DrawingBackend>(
         let line_y = chart.backend_coord(&(x1.ln(), v.ln())).1;
         let baseline = (line_y - 3).max(next_free);
         next_free = baseline + LABEL_HEIGHT;
+        let end = pixel((x1.ln(), v.ln()));
+        path.extend((0..16).map(|k| (end.0 * k / 16, end.1)));
+        marks.extend([
+            (end.0 - 6, baseline - origin.1),
+            (end.0 - 60, baseline - origin.1),
+        ]);
         let style = ("sans-serif", 13)
             .into_font()
             .color(color)
@@ -905,9 +960,24 @@ fn draw_on<DB: DrawingBackend>(
             ))
             .map_err(plot_err)?;
     }
+    // The legend box as plotters sizes it: its text in 12-pixel sans-serif, 30 pixels for the
+    // line samples and a margin of 10 on every side.
+    let font: TextStyle = ("sans-serif", 12).into_font().into();
+    let mut text = MultiLineText::<_, &str>::new((0, 0), &font);
+    for label in &labels {
+        text.push_line(label.as_str());
+    }
+    let (w, h) = text.estimate_dimension().map_err(plot_err)?;
+    let (area_w, area_h) = chart.plotting_area().dim_in_pixel();
+    let corner = legend_corner(
+        (area_w as i32, area_h as i32),
+        (w + 30 + 20, h + 20),
+        &marks,
+        &path,
+    );
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(corner)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
@@ -960,7 +1030,9 @@ pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec
 
 #[cfg(test)]
 mod tests {
-    use super::{file_word, log_marks, tick};
+    use plotters::chart::SeriesLabelPosition;
+
+    use super::{file_word, legend_corner, log_marks, tick};
 
     /// The labels of the major marks of a log axis over `lo..hi`.
     fn labels(lo: f64, hi: f64) -> Vec<String> {
@@ -1048,6 +1120,35 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_legend_goes_to_the_corner_that_covers_fewest_points() {
+        let (area, size) = ((700, 500), (200, 80));
+        // Nothing in the way: upper left.
+        assert_eq!(
+            legend_corner(area, size, &[(350, 250)], &[]),
+            SeriesLabelPosition::UpperLeft
+        );
+        // A falling line: its first point in the upper left, its last in the lower right.
+        let falling = [(20, 20), (350, 250), (690, 490)];
+        assert_eq!(
+            legend_corner(area, size, &falling, &[]),
+            SeriesLabelPosition::UpperRight
+        );
+        // Points in three corners, two in the lower left: the empty lower right.
+        let three = [(20, 20), (690, 20), (20, 490), (30, 480)];
+        assert_eq!(
+            legend_corner(area, size, &three, &[]),
+            SeriesLabelPosition::LowerRight
+        );
+        // A point in every corner, one more in the upper left: the line samples decide.
+        let every = [(20, 20), (25, 25), (690, 20), (20, 490), (690, 490)];
+        let path = [(600, 30), (610, 30), (30, 450)];
+        assert_eq!(
+            legend_corner(area, size, &every, &path),
+            SeriesLabelPosition::LowerRight
+        );
     }
 
     #[test]

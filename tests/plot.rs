@@ -373,6 +373,71 @@ fn numeric_groups_come_in_numeric_order() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A rectangle in an SVG: x, y, width, height.
+type Rect = (i32, i32, i32, i32);
+
+/// (x, y) of every `<circle` (the points drawn) and the legend's box (the one rectangle
+/// filled at 85% opacity) in an SVG.
+fn points_and_legend(svg: &std::path::Path) -> (Vec<(i32, i32)>, Rect) {
+    let text = std::fs::read_to_string(svg).unwrap();
+    let attr = |tag: &str, name: &str| -> i32 {
+        let from = tag.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        tag[from..].split('"').next().unwrap().parse().unwrap()
+    };
+    let points = text
+        .split("<circle")
+        .skip(1)
+        .map(|t| (attr(t, "cx"), attr(t, "cy")))
+        .collect();
+    let legend = text
+        .split("<rect")
+        .skip(1)
+        .find(|t| t.split('>').next().unwrap().contains("opacity=\"0.85\""))
+        .map(|t| {
+            (
+                attr(t, "x"),
+                attr(t, "y"),
+                attr(t, "width"),
+                attr(t, "height"),
+            )
+        })
+        .unwrap();
+    (points, legend)
+}
+
+/// Four falling lines fill the upper left corner, where the legend used to go: it moves to a
+/// corner where it covers no point.
+#[test]
+fn the_legend_covers_no_point_where_a_corner_is_free() {
+    let dir = scratch("legend");
+    let mut rows = Vec::new();
+    for g in 0..4 {
+        for x in 10..=20 {
+            let y = f64::from(1 + g) / f64::from(x * x);
+            rows.push(format!("{{\"g\":{g},\"x\":{x},\"y\":{y}}}"));
+        }
+    }
+    std::fs::write(dir.join("results.jsonl"), rows.join("\n")).unwrap();
+    let f = Figure {
+        group: Some("g".into()),
+        ..figure("x", "y")
+    };
+    let (svg, _) = plot(&dir, &f, &dir).unwrap();
+    let (points, (x, y, w, h)) = points_and_legend(&svg);
+    assert_eq!(points.len(), 44);
+    let inside = |(x0, y0): (i32, i32)| {
+        points
+            .iter()
+            .filter(|p| (x0..=x0 + w).contains(&p.0) && (y0..=y0 + h).contains(&p.1))
+            .count()
+    };
+    assert_eq!(inside((x, y)), 0, "legend at ({x}, {y}) {w}×{h}");
+    // Upper left, 5 pixels inside the plotting area, is (91, 48) in these figures: it would
+    // cover points.
+    assert!(inside((91, 48)) > 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Reference columns become dashed horizontal lines labelled with their column and value:
 /// grey where lines share the value, else in the line's colour. A value log axes cannot place
 /// near the data (zero, or rounding noise far below it) is left out, and does not stretch the
