@@ -441,7 +441,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         "{:<32} {:>8.3} {:>18} {:>7}",
                         l.group,
                         f.slope,
-                        format!("[{:.3}, {:.3}]", f.lo, f.hi),
+                        // No interval through fewer than three points.
+                        if f.lo.is_finite() && f.hi.is_finite() {
+                            format!("[{:.3}, {:.3}]", f.lo, f.hi)
+                        } else {
+                            "-".to_string()
+                        },
                         f.points
                     ),
                     None => println!(

@@ -987,9 +987,9 @@ fn draw_on<DB: DrawingBackend>(
 }
 
 /// Draws `figure` from the results at `results` into `out` (an SVG and a PNG named after the
-/// figure) and records its fits in `out/fits.csv` (replacing earlier rows of the same figure).
-/// Returns the SVG's path and the lines. On an error nothing is written (see [`lines`] for
-/// what is checked).
+/// figure) and records its fits in `out/fits.csv` (replacing earlier rows of the same figure;
+/// a slope or interval that is not defined is an empty cell). Returns the SVG's path and the
+/// lines. On an error nothing is written (see [`lines`] for what is checked).
 pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec<Line>)> {
     let name = figure.stem();
     if name.is_empty() || name.contains(['/', '\\']) {
@@ -1013,10 +1013,20 @@ pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec
                 .collect()
         })
         .unwrap_or_default();
+    // A value that is not defined (no slope through a single x, no interval through fewer
+    // than three points) is an empty cell.
+    let number = |v: f64| {
+        if v.is_finite() {
+            v.to_string()
+        } else {
+            String::new()
+        }
+    };
     for l in &lines {
         let (s, lo, hi, n) = l.fit.map_or((f64::NAN, f64::NAN, f64::NAN, 0), |f| {
             (f.slope, f.lo, f.hi, f.points)
         });
+        let (s, lo, hi) = (number(s), number(lo), number(hi));
         kept.push(format!(
             "{name},{},{},\"{}\",{s},{lo},{hi},{n}",
             figure.y,

@@ -880,3 +880,30 @@ fn bench_needs_work() {
         assert!(stderr(&o).contains(&format!("{flag}: expected at least 1")));
     }
 }
+
+/// A fit through two points has a slope and no interval: the table prints `-` for it, not
+/// `[NaN, NaN]`.
+#[test]
+fn plot_prints_a_dash_for_an_interval_it_cannot_compute() {
+    let dir = scratch("plot-two-points");
+    std::fs::write(
+        dir.join("results.jsonl"),
+        "{\"width\":10,\"q_err_obs\":0.4}\n{\"width\":20,\"q_err_obs\":0.2}\n",
+    )
+    .unwrap();
+    let o = icq(&[
+        "plot",
+        dir.to_str().unwrap(),
+        "--x",
+        "width",
+        "--y",
+        "q_err_obs",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let row = out.lines().find(|l| l.starts_with("all ")).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells, ["all", "-1.000", "-", "2"], "{out}");
+    assert!(!out.contains("NaN"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

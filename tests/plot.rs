@@ -290,8 +290,37 @@ fn a_single_x_gives_no_fit() {
     let (_, lines) = plot(&dir, &f, &dir).unwrap();
     assert_eq!(lines[0].points.len(), 12);
     assert!(lines[0].fit.is_none(), "{:?}", lines[0].fit);
+    // No slope and no interval: empty cells, as for a fit without an interval.
     let fits = std::fs::read_to_string(dir.join("fits.csv")).unwrap();
-    assert!(fits.contains(",\"all\",NaN,NaN,NaN,0"), "{fits}");
+    assert!(fits.contains(",\"all\",,,,0\n"), "{fits}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two points, so a slope and no interval (zero degrees of freedom): the interval's cells in
+/// fits.csv are empty, never NaN, and the legend shows the slope alone.
+#[test]
+fn a_fit_through_two_points_has_no_interval() {
+    let dir = scratch("two-points");
+    std::fs::write(
+        dir.join("results.jsonl"),
+        "{\"width\":10,\"q_err_obs\":0.4}\n{\"width\":20,\"q_err_obs\":0.2}\n",
+    )
+    .unwrap();
+    let (svg, lines) = plot(&dir, &figure("width", "q_err_obs"), &dir).unwrap();
+    let fit = lines[0].fit.unwrap();
+    assert!((fit.slope + 1.0).abs() < 1e-12, "{fit:?}");
+    assert!(fit.lo.is_nan() && fit.hi.is_nan(), "{fit:?}");
+    let fits = std::fs::read_to_string(dir.join("fits.csv")).unwrap();
+    let cells: Vec<&str> = fits.lines().nth(1).unwrap().split(',').collect();
+    assert!(
+        (cells[4].parse::<f64>().unwrap() + 1.0).abs() < 1e-12,
+        "{fits}"
+    );
+    assert_eq!(cells[5..], ["", "", "2"], "{fits}");
+    assert!(!fits.contains("NaN"), "{fits}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("all: slope -1.00\n") || text.contains("all: slope -1.00<"));
+    assert!(!text.contains("NaN"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
