@@ -75,7 +75,8 @@ enum Command {
     /// Log–log figure (SVG and PNG) of a metric against an axis of a sweep's results, with fitted
     /// slopes and their 95% intervals; the fits also go to OUT/fits.csv.
     Plot {
-        /// A sweep's folder or its results.jsonl.
+        /// A sweep's folder or its results.jsonl, or a run's folder (--out) or its
+        /// checkpoints.jsonl.
         results: PathBuf,
         /// The column on the x axis (e.g. interface_term, t_mix, width, epoch).
         #[arg(long)]
@@ -102,7 +103,7 @@ enum Command {
         /// the line's colour; zero, negative or far-off values are left out, and said so.
         #[arg(long, value_name = "COLUMN")]
         reference: Vec<String>,
-        /// Output folder (default: the results' folder).
+        /// Output folder (default: the results' folder); refused up front if it is a file.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -413,13 +414,6 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(bad_input)?;
-            let out = out.unwrap_or_else(|| {
-                if results.is_dir() {
-                    results.clone()
-                } else {
-                    results.parent().map(PathBuf::from).unwrap_or_default()
-                }
-            });
             let figure = icq::plot::Figure {
                 x,
                 y,
@@ -429,8 +423,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 name,
                 reference,
             };
+            figure.check().map_err(bad_input)?;
+            // The input and the output folder are checked before anything is read or drawn: a
+            // path that is not there is bad input, as a missing config is to the other commands.
+            let file = icq::plot::results_file(&results).map_err(bad_input)?;
+            let out = out.unwrap_or_else(|| file.parent().map(PathBuf::from).unwrap_or_default());
+            icq::io::writable_dir(&out, "--out").map_err(bad_input)?;
             let (svg, lines) =
-                icq::plot::plot(&results, &figure, &out).map_err(bad_input_or_failure)?;
+                icq::plot::plot(&file, &figure, &out).map_err(bad_input_or_failure)?;
             println!(
                 "{:<32} {:>8} {:>18} {:>7}",
                 "line", "slope", "95% interval", "points"

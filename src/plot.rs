@@ -56,6 +56,33 @@ impl Figure {
             .chain(&self.reference)
     }
 
+    /// Refuses a figure whose settings contradict each other, naming them: a group that is the
+    /// x axis (every line would hold one x, and no slope), and a checkpoint with x = `epoch`
+    /// (each checkpoint is taken at one epoch, so every point would share one x).
+    pub fn check(&self) -> Result<()> {
+        if self.group.as_ref() == Some(&self.x) {
+            return Err(Error::invalid(
+                "group",
+                format!(
+                    "{0} is also the x axis (x = {0}): each line would hold a single x and \
+                     have no slope; group by another column, or leave the group out",
+                    self.x
+                ),
+            ));
+        }
+        if let (Some(c), "epoch") = (self.checkpoint, self.x.as_str()) {
+            return Err(Error::invalid(
+                "checkpoint",
+                format!(
+                    "checkpoint {c} with x = epoch puts every point at the one epoch it was \
+                     taken at: x = epoch plots every checkpoint, so leave the checkpoint out \
+                     (or plot against another column)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The file stem of this figure.
     pub fn stem(&self) -> String {
         if let Some(name) = &self.name {
@@ -92,7 +119,7 @@ fn file_word(value: &str) -> String {
 
 /// The `[[figure]]` entries of a sweep config: `x`, `y`, and optionally `group`,
 /// `checkpoint`, `name`, `where` (a table of column = value) and `reference` (a list of
-/// columns), each checked by name.
+/// columns), each checked by name, and each figure by [`Figure::check`].
 pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
     let Some(entries) = config.get("figure") else {
         return Ok(Vec::new());
@@ -200,6 +227,14 @@ pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
         })
         .collect::<Result<Vec<_>>>()
         .and_then(|figures| {
+            for (i, f) in figures.iter().enumerate() {
+                f.check().map_err(|e| match e {
+                    Error::Invalid { field, message } => {
+                        Error::invalid(format!("figure[{i}].{field}"), message)
+                    }
+                    other => other,
+                })?;
+            }
             // Two figures of one file name would leave only the last one drawn.
             for (i, f) in figures.iter().enumerate() {
                 if let Some(j) = figures[..i].iter().position(|g| g.stem() == f.stem()) {
@@ -253,13 +288,58 @@ fn cell(v: &Value) -> String {
     }
 }
 
-/// Reads `results.jsonl` (or the one inside a folder).
+/// The rows file `path` names: itself for a file, and in a folder its `results.jsonl` (`icq
+/// sweep`'s) or else its `checkpoints.jsonl` (`icq run`'s). A path that is not there is an
+/// [`Error::Io`] naming it; a folder holding neither file, and a `.csv` or `.parquet` file
+/// (which plot does not read), are [`Error::Invalid`], the latter naming the `.jsonl` beside
+/// it where there is one.
+pub fn results_file(path: &Path) -> Result<PathBuf> {
+    let meta = std::fs::metadata(path).map_err(|cause| Error::Io {
+        path: path.to_path_buf(),
+        cause,
+    })?;
+    if meta.is_dir() {
+        return ["results.jsonl", "checkpoints.jsonl"]
+            .into_iter()
+            .map(|name| path.join(name))
+            .find(|file| file.is_file())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "results",
+                    format!(
+                        "{} holds neither results.jsonl (written by icq sweep and icq merge) \
+                         nor checkpoints.jsonl (written by icq run --out)",
+                        path.display()
+                    ),
+                )
+            });
+    }
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if let Some(kind @ ("csv" | "parquet")) = extension.as_deref() {
+        let sibling = path.with_extension("jsonl");
+        let instead = if sibling.is_file() {
+            format!("use {} instead", sibling.display())
+        } else {
+            "there is none beside it".to_string()
+        };
+        return Err(Error::invalid(
+            "results",
+            format!(
+                "{} is a .{kind} file; icq plot reads results.jsonl (or checkpoints.jsonl), \
+                 or a folder holding one: {instead}",
+                path.display()
+            ),
+        ));
+    }
+    Ok(path.to_path_buf())
+}
+
+/// Reads the rows of the file [`results_file`] finds at `path`, one JSON object a line.
 pub fn read_results(path: &Path) -> Result<Vec<Map<String, Value>>> {
-    let file = if path.is_dir() {
-        path.join("results.jsonl")
-    } else {
-        path.to_path_buf()
-    };
+    let file = results_file(path)?;
     let text = std::fs::read_to_string(&file).map_err(|source| Error::Io {
         path: file.clone(),
         cause: source,
@@ -986,10 +1066,11 @@ fn draw_on<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Draws `figure` from the results at `results` into `out` (an SVG and a PNG named after the
-/// figure) and records its fits in `out/fits.csv` (replacing earlier rows of the same figure;
-/// a slope or interval that is not defined is an empty cell). Returns the SVG's path and the
-/// lines. On an error nothing is written (see [`lines`] for what is checked).
+/// Draws `figure` from the results at `results` (see [`results_file`]) into `out` (an SVG and
+/// a PNG named after the figure) and records its fits in `out/fits.csv` (replacing earlier rows
+/// of the same figure; a slope or interval that is not defined is an empty cell). Returns the
+/// SVG's path and the lines. On an error nothing is written (see [`Figure::check`] and
+/// [`lines`] for what is checked).
 pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec<Line>)> {
     let name = figure.stem();
     if name.is_empty() || name.contains(['/', '\\']) {
@@ -998,6 +1079,7 @@ pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec
             format!("{name:?} is not a file stem"),
         ));
     }
+    figure.check()?;
     let rows = read_results(results)?;
     let lines = lines(&rows, figure)?;
     let svg = out.join(format!("{name}.svg"));

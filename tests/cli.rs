@@ -881,6 +881,82 @@ fn bench_needs_work() {
     }
 }
 
+/// `icq plot` refuses up front, with exit code 2 and a message naming the culprit, and writes
+/// nothing: an output folder that is a file, an input that is not there, a CSV where the JSON
+/// lines are read, a group that is the x axis, and a checkpoint with x = epoch.
+#[test]
+fn plot_refuses_bad_paths_and_contradictions_up_front() {
+    let dir = scratch("plot-refusals");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rows: Vec<String> = (1..=4)
+        .map(|c| {
+            format!(
+                "{{\"checkpoint\":{c},\"epoch\":{},\"t_mix\":{},\"q_err\":{}}}",
+                1000 * c,
+                5 * c,
+                1.0 / f64::from(c)
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("results.jsonl"), rows.join("\n")).unwrap();
+    std::fs::write(dir.join("results.csv"), "checkpoint,epoch\n").unwrap();
+    let readme = dir.join("README.md");
+    std::fs::write(&readme, "# notes\n").unwrap();
+    let d = dir.to_str().unwrap();
+    let missing = dir.join("no-such-sweep");
+    let csv = dir.join("results.csv");
+    let cases: [(Vec<&str>, &[&str]); 5] = [
+        (
+            vec![
+                d,
+                "--x",
+                "t_mix",
+                "--y",
+                "q_err",
+                "--out",
+                readme.to_str().unwrap(),
+            ],
+            &["--out: ", "README.md is a file, not a folder"],
+        ),
+        (
+            vec![missing.to_str().unwrap(), "--x", "t_mix", "--y", "q_err"],
+            &["no-such-sweep: "],
+        ),
+        (
+            vec![csv.to_str().unwrap(), "--x", "t_mix", "--y", "q_err"],
+            &["results.csv is a .csv file", "results.jsonl instead"],
+        ),
+        (
+            vec![d, "--x", "t_mix", "--y", "q_err", "--group", "t_mix"],
+            &["group: t_mix is also the x axis (x = t_mix)"],
+        ),
+        (
+            vec![d, "--x", "epoch", "--y", "q_err", "--checkpoint", "3"],
+            &[
+                "checkpoint: checkpoint 3 with x = epoch",
+                "x = epoch plots every checkpoint",
+            ],
+        ),
+    ];
+    for (args, want) in cases {
+        let o = icq(&[&["plot"], args.as_slice()].concat());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        for w in want {
+            assert!(err.contains(w), "{args:?}: expected {w:?} in {err:?}");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&readme).unwrap(), "# notes\n");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["README.md", "results.csv", "results.jsonl"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A fit through two points has a slope and no interval: the table prints `-` for it, not
 /// `[NaN, NaN]`.
 #[test]

@@ -467,6 +467,101 @@ fn the_legend_covers_no_point_where_a_corner_is_free() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A folder with results.jsonl (a sweep's) or checkpoints.jsonl (a run's) is read, results
+/// first; a `.csv` or `.parquet` path is refused naming the `.jsonl` beside it; a folder with
+/// neither file names both; a path that is not there is named.
+#[test]
+fn results_are_found_in_sweep_and_run_folders() {
+    let dir = sweep_results("inputs");
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::copy(dir.join("results.jsonl"), run.join("checkpoints.jsonl")).unwrap();
+    let (svg, lines) = plot(&run, &figure("t_mix", "q_err_obs"), &run).unwrap();
+    assert_eq!(svg, run.join("q_err_obs_vs_t_mix.svg"));
+    assert_eq!(lines[0].points.len(), 36);
+    assert_eq!(
+        icq::plot::results_file(&run).unwrap(),
+        run.join("checkpoints.jsonl")
+    );
+    // Both: the sweep's.
+    std::fs::write(run.join("results.jsonl"), "{\"a\":1}\n").unwrap();
+    assert_eq!(
+        icq::plot::results_file(&run).unwrap(),
+        run.join("results.jsonl")
+    );
+    for (name, sibling) in [
+        ("results.csv", true),
+        ("results.parquet", true),
+        ("other.csv", false),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, "x").unwrap();
+        let err = plot(&path, &figure("t_mix", "q_err_obs"), &dir)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("icq plot reads results.jsonl (or checkpoints.jsonl)"),
+            "{err}"
+        );
+        assert!(!err.contains("expected value"), "{err}");
+        let beside = format!("use {} instead", dir.join("results.jsonl").display());
+        assert_eq!(err.contains(&beside), sibling, "{err}");
+        assert_eq!(err.contains("there is none beside it"), !sibling, "{err}");
+    }
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = plot(&empty, &figure("t_mix", "q_err_obs"), &empty)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("neither results.jsonl") && err.contains("nor checkpoints.jsonl"),
+        "{err}"
+    );
+    let missing = dir.join("missing");
+    let err = icq::plot::results_file(&missing).unwrap_err();
+    assert!(matches!(err, icq::Error::Io { .. }), "{err}");
+    assert!(err.to_string().contains(&missing.display().to_string()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A group that is the x axis, and a checkpoint with x = epoch, are refused naming both
+/// settings, before anything is read or written; a sweep's `[[figure]]` too.
+#[test]
+fn contradictory_settings_are_refused() {
+    let dir = sweep_results("contradictions");
+    let grouped = Figure {
+        group: Some("t_mix".into()),
+        ..figure("t_mix", "q_err_obs")
+    };
+    let err = plot(&dir, &grouped, &dir).unwrap_err();
+    assert!(err.is_bad_input());
+    let err = err.to_string();
+    assert!(
+        err.starts_with("group: t_mix is also the x axis (x = t_mix)"),
+        "{err}"
+    );
+    let at_one = Figure {
+        checkpoint: Some(2),
+        ..figure("epoch", "q_err_obs")
+    };
+    let err = plot(&dir, &at_one, &dir).unwrap_err().to_string();
+    assert!(
+        err.starts_with("checkpoint: checkpoint 2 with x = epoch"),
+        "{err}"
+    );
+    assert!(err.contains("x = epoch plots every checkpoint"), "{err}");
+    assert!(written(&dir).is_empty(), "{:?}", written(&dir));
+    let config: toml::Table = "[[figure]]\nx = \"epoch\"\ny = \"q_err\"\ngroup = \"epoch\"\n"
+        .parse()
+        .unwrap();
+    let err = icq::plot::figures_of(&config).unwrap_err().to_string();
+    assert!(
+        err.starts_with("figure[0].group: epoch is also the x axis"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Reference columns become dashed horizontal lines labelled with their column and value:
 /// grey where lines share the value, else in the line's colour. A value log axes cannot place
 /// near the data (zero, or rounding noise far below it) is left out, and does not stretch the
