@@ -997,8 +997,8 @@ fn draw_on<DB: DrawingBackend>(
             .map_err(plot_err)?;
     }
     // Reference lines, dashed, each labelled at its right end with its column and value: grey
-    // where several lines share the value, else in its line's colour. Labels sit above their
-    // line, pushed down where they would overlap the one above or cross the frame.
+    // where several lines share the value, else in its line's colour, placed by
+    // `label_baselines`.
     let mut dashes: Vec<(&str, f64, RGBColor)> = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         for r in line.references.iter().filter(|r| r.drawn) {
@@ -1012,16 +1012,17 @@ fn draw_on<DB: DrawingBackend>(
         }
     }
     dashes.sort_by(|a, b| b.1.total_cmp(&a.1));
-    const LABEL_HEIGHT: i32 = 14;
-    let mut next_free = chart.backend_coord(&(x1.ln(), y1.ln())).1 + LABEL_HEIGHT + 2;
-    for (name, v, color) in &dashes {
+    let rows: Vec<i32> = dashes
+        .iter()
+        .map(|d| chart.backend_coord(&(x1.ln(), d.1.ln())).1)
+        .collect();
+    let frame_top = chart.backend_coord(&(x1.ln(), y1.ln())).1;
+    let baselines = label_baselines(&rows, frame_top);
+    for ((name, v, color), (&line_y, &baseline)) in dashes.iter().zip(rows.iter().zip(&baselines)) {
         let at = [(x0.ln(), v.ln()), (x1.ln(), v.ln())];
         chart
             .draw_series(DashedLineSeries::new(at, 8, 5, color.stroke_width(1)))
             .map_err(plot_err)?;
-        let line_y = chart.backend_coord(&(x1.ln(), v.ln())).1;
-        let baseline = (line_y - 3).max(next_free);
-        next_free = baseline + LABEL_HEIGHT;
         let end = pixel((x1.ln(), v.ln()));
         path.extend((0..16).map(|k| (end.0 * k / 16, end.1)));
         marks.extend([
@@ -1064,6 +1065,37 @@ fn draw_on<DB: DrawingBackend>(
         .map_err(plot_err)?;
     root.present().map_err(plot_err)?;
     Ok(())
+}
+
+/// Height in pixels of a reference line's label.
+const LABEL_HEIGHT: i32 = 14;
+
+/// The baselines (text bottoms, in pixels) of the labels of reference lines drawn at pixel
+/// rows `rows` (top to bottom) under a frame whose top is `frame_top`. Lines closer than a
+/// label's height form a cluster whose labels stack in the lines' order just above its top
+/// line, or, where that would cross the frame or the labels above, just below its bottom
+/// line; either way no label crosses a line of its cluster.
+fn label_baselines(rows: &[i32], frame_top: i32) -> Vec<i32> {
+    let mut baselines = Vec::with_capacity(rows.len());
+    let mut next_free = frame_top + LABEL_HEIGHT + 2;
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start + 1;
+        while end < rows.len() && rows[end] - rows[end - 1] < LABEL_HEIGHT + 2 {
+            end += 1;
+        }
+        let stacked = (end - start - 1) as i32 * LABEL_HEIGHT;
+        let above = rows[start] - 3 - stacked;
+        let first = if above >= next_free {
+            above
+        } else {
+            (rows[end - 1] + LABEL_HEIGHT + 1).max(next_free)
+        };
+        baselines.extend((0..(end - start) as i32).map(|k| first + k * LABEL_HEIGHT));
+        next_free = first + stacked + LABEL_HEIGHT;
+        start = end;
+    }
+    baselines
 }
 
 /// Draws `figure` from the results at `results` (see [`results_file`]) into `out` (an SVG and
@@ -1241,6 +1273,37 @@ mod tests {
             legend_corner(area, size, &every, &path),
             SeriesLabelPosition::LowerRight
         );
+    }
+
+    /// Reference labels never cross a line of their cluster nor each other: above their line
+    /// where there is room, the labels of close lines stacked above or below them all.
+    #[test]
+    fn reference_labels_clear_their_lines() {
+        use super::{label_baselines, LABEL_HEIGHT};
+        let clear = |rows: &[i32], frame_top: i32| {
+            let b = label_baselines(rows, frame_top);
+            for (i, &bi) in b.iter().enumerate() {
+                let span = bi - LABEL_HEIGHT..=bi;
+                assert!(
+                    span.start() > &frame_top,
+                    "{rows:?}: label {i} crosses the frame"
+                );
+                for &r in rows {
+                    assert!(
+                        !span.contains(&r),
+                        "{rows:?}: label {i} {span:?} crosses line {r}"
+                    );
+                }
+                if i > 0 {
+                    assert!(bi - b[i - 1] >= LABEL_HEIGHT, "{rows:?}: labels overlap");
+                }
+            }
+            b
+        };
+        assert_eq!(clear(&[100, 200], 45), vec![97, 197]);
+        assert_eq!(clear(&[100, 104], 45), vec![83, 97]);
+        assert_eq!(clear(&[62, 66], 45), vec![81, 95]);
+        clear(&[50, 52, 54, 120, 300, 305], 45);
     }
 
     #[test]
