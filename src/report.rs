@@ -31,6 +31,10 @@ pub struct OracleJson<'a> {
     pub q_star_obs: Vec<&'a [f64]>,
     /// ‖Q*_obs∘o − Q*‖_μ.
     pub interface_term: f64,
+    /// The approximate-information-state bound (ε_φ + δ_φ·span V̂)/(1 − β).
+    pub ais_bound: f64,
+    /// max |Q*_obs∘o − Q*| over μ's support, which `ais_bound` bounds.
+    pub interface_error_sup: f64,
     /// ‖Q*‖_μ.
     pub q_star_norm: f64,
     /// V*(ρ₀).
@@ -63,6 +67,8 @@ impl<'a> OracleJson<'a> {
             delta_phi: a.delta_phi,
             q_star_obs: (0..a.states).map(|s| a.q_obs_row(s)).collect(),
             interface_term: a.interface_term,
+            ais_bound: a.ais_bound(),
+            interface_error_sup: a.interface_error_sup(),
             q_star_norm: a.q_star_norm,
             v_star_initial: a.v_star_initial,
             uniform_policy_gap: a.uniform_policy_gap,
@@ -112,6 +118,14 @@ pub fn oracle_table(model: &Model, a: &Analysis, seconds: f64) -> String {
         (
             "interface term",
             format!("{:.3e}  (‖Q*_obs∘o − Q*‖_μ)", a.interface_term),
+        ),
+        (
+            "AIS bound",
+            format!(
+                "{:.3e}  ((ε_φ + δ_φ·span V̂)/(1 − β) ≥ max |Q*_obs∘o − Q*| = {:.3e})",
+                a.ais_bound(),
+                a.interface_error_sup()
+            ),
         ),
         ("VI sweeps", format!("{}", a.sweeps)),
         ("wall time", format!("{seconds:.3} s")),

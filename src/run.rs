@@ -190,6 +190,7 @@ const EXACT: &[(&str, ExactOf)] = &[
     ("spectral_gap", |a| num(sampler_mixing(a).spectral_gap)),
     ("t_mix_trajectory", |a| a.mixing.t_mix.into()),
     ("interface_term", |a| num(a.interface_term)),
+    ("ais_bound", |a| num(a.ais_bound())),
     ("q_star_norm", |a| num(a.q_star_norm)),
     ("beta", |a| num(a.beta)),
     ("mean_discount", |a| {

@@ -222,3 +222,45 @@ fn stationary_law_and_bellman_residual() {
         }
     }
 }
+
+/// The approximate-information-state bound holds on every model: the interface error in the
+/// sup norm over μ's support, and so the μ-weighted interface term, is at most
+/// (ε_φ + δ_φ·span V̂)/(1 − β). Across noise, laziness, private weight and duration laws;
+/// equality at η = 0, where both sides are zero.
+#[test]
+fn the_ais_bound_holds() {
+    let mut checked = 0;
+    for noise in [0.0, 0.1, 0.4, 0.8] {
+        for (laziness, private_weight) in [(0.5, 0.0), (0.9, 0.5)] {
+            for duration in [
+                Duration::Geometric { mean: 3.0 },
+                Duration::Fixed { steps: 2 },
+                Duration::Poisson { mean: 1.5 },
+            ] {
+                let knobs = Synthetic {
+                    interface_noise: noise,
+                    laziness,
+                    private_weight,
+                    duration,
+                    ..base()
+                };
+                let a = analyze(&knobs, Sampler::Trajectory);
+                let (sup, bound) = (a.interface_error_sup(), a.ais_bound());
+                let what = format!("η {noise}, laziness {laziness}, {duration:?}");
+                // Q* and Q*_obs each stop within 1e-10 of ‖V‖∞ (relative) of their fixed
+                // points: a hundred times that covers both.
+                let slack = 1e-8 * a.q_star.iter().fold(0.0f64, |m, q| m.max(q.abs()));
+                assert!(bound.is_finite(), "{what}");
+                assert!(sup <= bound + slack, "{what}: {sup} > {bound}");
+                assert!(a.interface_term <= sup + slack, "{what}");
+                if noise == 0.0 && private_weight == 0.0 {
+                    assert!(bound <= slack, "{what}: {bound}");
+                } else {
+                    assert!(sup > 0.0, "{what}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 24);
+}

@@ -133,6 +133,45 @@ impl Analysis {
         let o = self.obs_of_state[s];
         &self.q_star_obs[o * self.actions..(o + 1) * self.actions]
     }
+
+    /// The approximate-information-state bound on the interface error,
+    /// max_{s: μ(s)>0, a} |Q*(s,a) − Q*_obs(o(s),a)| ≤ (ε_φ + δ_φ·span V̂)/(1 − β), with
+    /// V̂(o) = max_a Q*_obs(o, a) and its span over every observation (infinite when β = 1).
+    ///
+    /// One Bellman step of each side differs by at most ε_φ in reward, β‖Q* − Q*_obs∘o‖ in
+    /// the continuation through V* against V̂∘o, and |Σ (G∘o⁻¹ − Ĝ)·V̂| ≤ δ_φ·span V̂ in the
+    /// law of the next observation: G and Ĝ have the same mass E[γ^τ] (one option per
+    /// observation and action), so a constant can be taken from V̂, and δ_φ is their total
+    /// variation. (DESIGN's β·δ·span V̂/2, with δ the L1 distance of undiscounted laws, is
+    /// this term for options of discount β.)
+    pub fn ais_bound(&self) -> f64 {
+        let values = self
+            .q_star_obs
+            .chunks(self.actions.max(1))
+            .map(|row| row.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        let span = if hi >= lo { hi - lo } else { 0.0 };
+        if self.beta >= 1.0 {
+            return f64::INFINITY;
+        }
+        (self.eps_phi + self.delta_phi * span) / (1.0 - self.beta)
+    }
+
+    /// max_{s: μ(s)>0, a} |Q*(s,a) − Q*_obs(o(s),a)|: the interface error in the sup norm
+    /// over μ's support, which [`Analysis::ais_bound`] bounds.
+    pub fn interface_error_sup(&self) -> f64 {
+        (0..self.states)
+            .filter(|&s| self.mu[s] > 0.0)
+            .flat_map(|s| {
+                self.q_row(s)
+                    .iter()
+                    .zip(self.q_obs_row(s))
+                    .map(|(q, o)| (q - o).abs())
+            })
+            .fold(0.0, f64::max)
+    }
 }
 
 /// A model prepared for exact analysis: its state space, option kernels and initial law.
