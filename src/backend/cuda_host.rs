@@ -135,23 +135,18 @@ impl Backend for CudaHost {
         let model = DeviceModel::new(batch);
         let shape = model.uniform_shape()?;
         let (width, actions) = host_limits();
-        if shape.width > width {
-            return Err(Error::invalid(
-                "learner.network",
-                format!(
-                    "a hidden width of {} is more than the {width} the host build of the CUDA kernel holds",
-                    shape.width
-                ),
-            ));
-        }
-        if shape.actions > actions {
-            return Err(Error::invalid(
-                "model.actions",
-                format!(
-                    "{} actions are more than the {actions} the host build of the CUDA kernel holds",
-                    shape.actions
-                ),
-            ));
+        for (field, what, have, limit) in [
+            ("learner.network", "a hidden width", shape.width, width),
+            ("model.actions", "an action count", shape.actions, actions),
+        ] {
+            if have > limit {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "{what} of {have} is more than the {limit} the host build of the CUDA kernel holds"
+                    ),
+                ));
+            }
         }
         let chunk = Chunk::new(batch, &model, 0, batch.instances())?;
         let (inst, params) = chunk.initial(batch);
