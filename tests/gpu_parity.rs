@@ -493,7 +493,7 @@ fn cuda_host_refuses_what_its_arrays_cannot_hold() {
         .expect("more actions are refused");
     assert!(
         err.to_string()
-            .contains("model.actions: 65 actions are more than the 64"),
+            .contains("model.actions: an action count of 65 is more than the 64"),
         "{err}"
     );
 }
