@@ -361,6 +361,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 Some(s) => Some(icq::sweep::Shard::parse(&s).map_err(bad_input)?),
                 None => icq::sweep::Shard::from_env().map_err(bad_input)?,
             };
+            // One shard of one is the whole grid (`sweep` writes its results as such).
+            let shard = shard.filter(|s| s.n > 1);
             let r = icq::sweep::sweep(&input, &out, shard, resume, backend.as_deref(), !quiet)
                 .map_err(bad_input_or_failure)?;
             let shard_note = shard.map_or(String::new(), |s| format!(" (shard {}/{})", s.k, s.n));

@@ -469,10 +469,18 @@ impl Shard {
                 format!("expected an index below the shard count, found {id} of {count}"),
             )
         };
-        let (id, count): (usize, usize) = (
-            id.parse().map_err(|_| bad())?,
-            count.parse().map_err(|_| bad())?,
-        );
+        let count_name = if name == "SLURM_ARRAY_TASK_ID" {
+            "SLURM_ARRAY_TASK_COUNT"
+        } else {
+            "ICQ_SHARDS"
+        };
+        let count: usize = count.parse().map_err(|_| {
+            Error::invalid(
+                count_name,
+                format!("expected the number of shards, found {count:?}"),
+            )
+        })?;
+        let id: usize = id.parse().map_err(|_| bad())?;
         if id >= count {
             return Err(bad());
         }
@@ -703,6 +711,8 @@ pub fn sweep(
     progress: bool,
 ) -> Result<SweepReport> {
     let start = Instant::now();
+    // One shard of one is the whole grid: its results are written as an unsharded sweep's.
+    let shard = shard.filter(|s| s.n > 1);
     let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         cause: source,
@@ -901,6 +911,16 @@ fn packs<'a>(todo: &[&&'a Unit]) -> Result<Vec<Vec<Vec<&'a Unit>>>> {
         }
     }
     Ok(out)
+}
+
+/// The shards `k/n` (1-based) of a grid of `units` split `n` ways whose units are exactly the
+/// `missing` ones, if they are whole shards: a merge missing whole shards names them.
+fn missing_shards(missing: &[usize], units: usize, n: usize) -> Option<Vec<usize>> {
+    let mut ks: Vec<usize> = missing.iter().map(|u| u % n).collect();
+    ks.sort_unstable();
+    ks.dedup();
+    let whole = (0..units).filter(|u| ks.contains(&(u % n))).count() == missing.len();
+    (whole && ks.len() < n).then(|| ks.iter().map(|k| k + 1).collect())
 }
 
 /// Refuses, before any work, a grid whose largest unit alone needs more host memory than the
@@ -1130,10 +1150,25 @@ pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>)
         .filter(|u| !parts.contains_key(u))
         .collect();
     if !missing.is_empty() {
+        // The shard count, from the folders' shard manifests (`manifest-shard-k-of-n.json`).
+        let n = dirs.iter().find_map(|d| {
+            manifests(d).ok()?.into_iter().find_map(|(path, _)| {
+                let name = path.file_name()?.to_str()?.strip_suffix(".json")?;
+                name.split("-of-").nth(1)?.parse::<usize>().ok()
+            })
+        });
+        let shards = n
+            .filter(|&n| n > 1)
+            .and_then(|n| Some((missing_shards(&missing, units, n)?, n)))
+            .map(|(ks, n)| {
+                let ks: Vec<String> = ks.iter().map(|k| format!("{k}/{n}")).collect();
+                format!(": the units of shard {}", ks.join(", "))
+            })
+            .unwrap_or_default();
         return Err(Error::invalid(
             "merge",
             format!(
-                "{} of {} units have no results yet (first: unit {})",
+                "{} of {} units have no results yet (first: unit {}){shards}",
                 missing.len(),
                 expected.len(),
                 missing[0]
@@ -1298,6 +1333,20 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    /// Whole shards missing from a merge are named; units that are not a whole shard are not.
+    #[test]
+    fn missing_shards_are_whole_shards_only() {
+        use super::missing_shards;
+        assert_eq!(missing_shards(&[2, 5, 8, 11], 12, 3), Some(vec![3]));
+        assert_eq!(missing_shards(&[0, 1, 3, 4], 6, 3), Some(vec![1, 2]));
+        assert_eq!(missing_shards(&[5], 12, 3), None);
+        assert_eq!(
+            missing_shards(&[0, 1, 2], 3, 3),
+            None,
+            "every shard is not a few"
+        );
     }
 
     #[test]

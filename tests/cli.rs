@@ -848,6 +848,17 @@ fn shard_from_the_environment() {
         "{}",
         stderr(&o)
     );
+    // One shard of one is the whole grid, its results written.
+    let o = sweep(
+        "one",
+        &[
+            ("SLURM_ARRAY_TASK_ID", "0"),
+            ("SLURM_ARRAY_TASK_COUNT", "1"),
+        ],
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("3 units in the grid, 3 here,"), "{out}");
+    assert!(dir.join("one").join("results.csv").exists(), "{out}");
     let o = sweep("k8s", &[("JOB_COMPLETION_INDEX", "0"), ("ICQ_SHARDS", "2")]);
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("3 units in the grid, 2 here (shard 1/2)"),
@@ -863,6 +874,14 @@ fn shard_from_the_environment() {
         (
             &[("JOB_COMPLETION_INDEX", "2"), ("ICQ_SHARDS", "2")][..],
             "JOB_COMPLETION_INDEX: expected an index below the shard count",
+        ),
+        (
+            &[("JOB_COMPLETION_INDEX", "0"), ("ICQ_SHARDS", "x")][..],
+            "ICQ_SHARDS: expected the number of shards, found \"x\"",
+        ),
+        (
+            &[("SLURM_ARRAY_TASK_ID", "0"), ("SLURM_ARRAY_TASK_COUNT", "")][..],
+            "SLURM_ARRAY_TASK_COUNT: expected the number of shards",
         ),
     ] {
         let o = sweep("bad", vars);

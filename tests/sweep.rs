@@ -186,7 +186,10 @@ fn shards_merge_into_the_unsharded_run() {
     let err = merge(&shards[..2], &d.join("partial"))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("4 of 12 units have no results"), "{err}");
+    assert!(
+        err.contains("4 of 12 units have no results yet (first: unit 2): the units of shard 3/3"),
+        "{err}"
+    );
     // A folder named twice is refused as such.
     let twice = [shards[0].clone(), shards[1].clone(), shards[0].join(".")];
     let err = merge(&twice, &d.join("twice")).unwrap_err().to_string();
