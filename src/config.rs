@@ -249,12 +249,30 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let config: Config = toml::from_str(text).map_err(|e| Error::Parse {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: format!("{}{}", e.to_string().trim_end(), settings_hint(text, &e)),
         })?;
         config.learner.validate()?;
         config.run.checkpoint_epochs()?;
         Ok(config)
     }
+}
+
+/// For a variant named bare where it takes settings (`duration = "geometric"`), how to write
+/// it (`duration = { geometric = { … } }`); empty for any other error.
+fn settings_hint(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e
+        .span()
+        .filter(|_| e.message().contains("expected struct variant"))
+    else {
+        return String::new();
+    };
+    let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    let key = text[line_start..span.start]
+        .trim()
+        .trim_end_matches('=')
+        .trim();
+    let variant = text[span.clone()].trim().trim_matches('"');
+    format!("\n{key} = \"{variant}\" takes settings: write {key} = {{ {variant} = {{ … }} }}")
 }
 
 /// Checks a fixed handoff order (`[run] pipeline`): one action per agent, each below the

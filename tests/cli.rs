@@ -279,6 +279,11 @@ fn bad_configs_name_their_key() {
             "model.interface_noise",
         ),
         ("type", "[model]\nagents = \"three\"\n", "invalid type"),
+        (
+            "bare-variant",
+            "[learner]\nstep_size = \"constant\"\n",
+            "step_size = \"constant\" takes settings: write step_size = { constant = { … } }",
+        ),
         ("builder", "[model]\nbuilder = \"maze\"\n", "model.builder"),
         (
             "sampler",
