@@ -35,6 +35,8 @@ use crate::run::{mean_sd, progress_bar, run_points, work_per_seed, Point, Ticker
 
 /// Knobs of `[model]` that a bare axis name may set.
 const MODEL_KNOBS: &[&str] = &[
+    "file",
+    "builder",
     "agents",
     "artifact_states",
     "interface_states",

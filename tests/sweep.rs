@@ -552,3 +552,18 @@ fn diverged_units_are_counted() {
     let r = sweep(&wild, &d.join("wild"), None, false, None, false).unwrap();
     assert_eq!(r.diverged, r.units);
 }
+
+/// `file` is an axis by its bare name, as `model.file` is: one model file per grid point.
+#[test]
+fn an_axis_of_model_files() {
+    let handoff = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/handoff.json");
+    let text = format!(
+        "[learner]\nnetwork = \"tabular\"\n[run]\ninstances = 2\nepochs = 10\nbackend = \"cpu\"\n\
+         [sweep]\nfile = [{:?}]\nseeds = [0, 1]\n",
+        handoff.display().to_string()
+    );
+    let units = expand(&text, Path::new("sweep.toml")).unwrap();
+    assert_eq!(units.len(), 2);
+    let model = icq::config::load_input(&handoff).unwrap().model;
+    assert!(units.iter().all(|u| u.input.model == model));
+}
