@@ -136,7 +136,7 @@ fn time<B: Backend>(
     peak_gb_per_s: Option<f64>,
 ) -> Result<BenchResult> {
     let batch = BatchPlan::from(plan.clone());
-    crate::backend::check_host_memory(&batch, false)?;
+    crate::backend::check_host_memory(&batch, 0)?;
     let mut batch = backend.upload(&batch)?;
     backend.advance(&mut batch, 1)?;
     backend.sync()?;

@@ -260,19 +260,27 @@ impl Config {
 /// For a variant named bare where it takes settings (`duration = "geometric"`), how to write
 /// it (`duration = { geometric = { … } }`); empty for any other error.
 fn settings_hint(text: &str, e: &toml::de::Error) -> String {
-    let Some(span) = e
-        .span()
-        .filter(|_| e.message().contains("expected struct variant"))
-    else {
+    let bare = e
+        .message()
+        .contains("unit variant, expected struct variant");
+    let Some(span) = e.span().filter(|_| bare) else {
         return String::new();
     };
     let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+    // Only `key = "variant"`: a plain key, then the quoted name alone.
+    let plain = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || c == '_');
     let key = text[line_start..span.start]
         .trim()
-        .trim_end_matches('=')
-        .trim();
-    let variant = text[span.clone()].trim().trim_matches('"');
-    format!("\n{key} = \"{variant}\" takes settings: write {key} = {{ {variant} = {{ … }} }}")
+        .strip_suffix('=')
+        .map(str::trim);
+    let value = text[span].trim();
+    let variant = value.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
+    match (key, variant) {
+        (Some(key), Some(variant)) if plain(key) && plain(variant) => format!(
+            "\n{key} = \"{variant}\" takes settings: write {key} = {{ {variant} = {{ … }} }}"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// Checks a fixed handoff order (`[run] pipeline`): one action per agent, each below the

@@ -28,13 +28,47 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     written.map_err(io)
 }
 
-/// The memory the system could give this process now, in bytes (`MemAvailable` of
-/// `/proc/meminfo`; `None` where there is no such file).
+/// The memory the system could give this process now, in bytes: `MemAvailable` of
+/// `/proc/meminfo`, or less where the process's control group (a container, a Slurm job) has
+/// a limit: its limit less its usage (cgroup v2 `memory.max` and `memory.current`, v1
+/// `memory.limit_in_bytes` and `memory.usage_in_bytes`). `None` where nothing says.
 pub fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let system = read("/proc/meminfo").and_then(|info| {
+        let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    let groups = read("/proc/self/cgroup").unwrap_or_default();
+    // The group's path under each hierarchy ("0::/PATH" for v2, "N:memory:/PATH" for v1).
+    let path = |prefix: &str| {
+        groups.lines().find_map(|l| {
+            let (_, rest) = l.split_once(':')?;
+            rest.strip_prefix(prefix)
+                .map(|p| p.trim_end_matches('/').to_string())
+        })
+    };
+    // "max" (no limit) does not parse.
+    let number = |file: &str| read(file)?.trim().parse::<u64>().ok();
+    let left = |base: &str, path: Option<String>, limit: &str, usage: &str| {
+        // The group's own folder, or the mount's root where the group is that (a namespace).
+        let dirs = path
+            .map(|p| format!("{base}{p}"))
+            .into_iter()
+            .chain([base.into()]);
+        dirs.into_iter().find_map(|dir| {
+            let max = number(&format!("{dir}/{limit}"))?;
+            Some(max.saturating_sub(number(&format!("{dir}/{usage}")).unwrap_or(0)))
+        })
+    };
+    let v2 = left("/sys/fs/cgroup", path(":"), "memory.max", "memory.current");
+    let v1 = left(
+        "/sys/fs/cgroup/memory",
+        path("memory:"),
+        "memory.limit_in_bytes",
+        "memory.usage_in_bytes",
+    );
+    [system, v2, v1].into_iter().flatten().min()
 }
 
 /// Refuses, before any allocation, `instances` instances of `bytes_each` bytes of host memory

@@ -362,7 +362,7 @@ fn run_on<B: Backend>(
     } = job;
     let b = u64::from(batch.instances());
     let total = u64::from(*checkpoints.last().expect("at least one checkpoint")) * b;
-    crate::backend::check_host_memory(batch, true)?;
+    crate::backend::check_host_memory(batch, checkpoints.len())?;
     let mut device = backend.upload(batch)?;
     let mut all = vec![Vec::new(); runs.len()];
     let (mut done, mut train_seconds) = (0u32, 0.0);

@@ -727,7 +727,11 @@ pub fn sweep(
         }
     }
     check_figure_columns(&figures, &units)?;
-    check_unit_memory(&units)?;
+    let mine: Vec<&Unit> = units
+        .iter()
+        .filter(|u| shard.is_none_or(|s| s.takes(u.index)))
+        .collect();
+    check_unit_memory(&mine)?;
     crate::io::writable_dir(out, "--out")?;
     if shard.is_none() {
         crate::records::rows_fit(out, "results")?;
@@ -738,10 +742,6 @@ pub fn sweep(
         check_manifests(out, &text)?;
     }
     check_grid(out, &units)?;
-    let mine: Vec<&Unit> = units
-        .iter()
-        .filter(|u| shard.is_none_or(|s| s.takes(u.index)))
-        .collect();
     let todo: Vec<&&Unit> = mine
         .iter()
         .filter(|u| !part_path(out, u.index).exists())
@@ -925,26 +925,34 @@ fn missing_shards(missing: &[usize], units: usize, n: usize) -> Option<Vec<usize
     (whole && ks.len() < n).then(|| ks.iter().map(|k| k + 1).collect())
 }
 
-/// Refuses, before any work, a grid whose largest unit alone needs more host memory than the
-/// system has available (batches are packed to a bounded size, but a unit is never split).
-fn check_unit_memory(units: &[Unit]) -> Result<()> {
-    let mut largest = (0u64, 0u64);
-    for (i, unit) in units.iter().enumerate() {
+/// Refuses, before any work, units (this shard's) of which the largest alone needs more host
+/// memory than the system has available (batches are packed to a bounded size, but a unit is
+/// never split), naming its grid point.
+fn check_unit_memory(units: &[&Unit]) -> Result<()> {
+    let mut largest: Option<(u64, u64, &Unit)> = None;
+    for (i, &unit) in units.iter().enumerate() {
         if i > 0 && units[i - 1].point == unit.point {
             continue;
         }
         let (cfg, model) = (&unit.input.config, &unit.input.model);
         let l = &cfg.learner;
         let layout = NetLayout::new(&model.space(), model.actions, l.mode, l.network, l.encoding);
-        let each = crate::backend::instance_bytes(&layout, model.agents.len(), true);
+        let checkpoints = cfg.run.checkpoint_epochs()?.len();
+        let each = crate::backend::instance_bytes(&layout, model.agents.len(), checkpoints);
         let instances = u64::from(cfg.run.instances);
-        if instances.saturating_mul(each) > largest.0.saturating_mul(largest.1) {
-            largest = (instances, each);
+        if largest.is_none_or(|(n, e, _)| instances.saturating_mul(each) > n.saturating_mul(e)) {
+            largest = Some((instances, each, unit));
         }
     }
-    let (instances, each) = largest;
-    let holds = crate::backend::instance_holds(true);
-    crate::io::check_memory(instances, each, holds, "run.instances")
+    let Some((instances, each, unit)) = largest else {
+        return Ok(());
+    };
+    let field = match &unit.study {
+        Some(study) => format!("run.instances (grid point {}, study {study})", unit.point),
+        None => format!("run.instances (grid point {})", unit.point),
+    };
+    let holds = crate::backend::instance_holds(1);
+    crate::io::check_memory(instances, each, holds, &field)
 }
 
 /// Bytes of model tables one packed batch may hold (device backends bind them whole; the

@@ -298,7 +298,7 @@ fn bad_configs_name_their_key() {
         (
             "missing-file",
             "[model]\nfile = \"nowhere.json\"\n",
-            "model.file: ",
+            "nowhere.json: No such file",
         ),
         // Sizes are checked before anything is allocated, and their products cannot wrap
         // (33 agents with 4 private states each once wrapped to 0 joint states).
@@ -510,6 +510,24 @@ fn bad_flags_name_themselves() {
     );
 }
 
+/// The hint for a variant named bare is given only there, not for a wrong value inside a
+/// variant's table.
+#[test]
+fn settings_hint_only_for_bare_variants() {
+    let dir = scratch("hint");
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        "[learner]\nbehavior = { epsilon_greedy = \"x\" }\n",
+    )
+    .unwrap();
+    let o = icq(&["run", config.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("expected struct variant"), "{err}");
+    assert!(!err.contains("takes settings"), "{err}");
+}
+
 /// More instances than the machine's memory holds are refused before anything is allocated
 /// (which would abort the process), naming `run.instances`, by every command that trains.
 /// 4·10⁹ instances of a width-64 MLP need tens of terabytes.
@@ -543,7 +561,8 @@ fn instances_beyond_memory_are_refused() {
         let err = stderr(&run);
         assert_eq!(run.status.code(), Some(2), "{args:?}: {err}");
         assert!(
-            err.contains("run.instances: 4000000000 instances need about")
+            err.contains("run.instances")
+                && err.contains("4000000000 instances need about")
                 && err.contains("more than the"),
             "{args:?}: {err}"
         );

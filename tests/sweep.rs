@@ -567,3 +567,38 @@ fn an_axis_of_model_files() {
     let model = icq::config::load_input(&handoff).unwrap().model;
     assert!(units.iter().all(|u| u.input.model == model));
 }
+
+/// The memory check covers this shard's units only, and names the grid point it refuses.
+#[test]
+fn memory_is_checked_for_this_shards_units() {
+    if icq::io::available_memory().is_none() {
+        eprintln!("skipped: this system does not say how much memory is available");
+        return;
+    }
+    let d = dir("memory-shard");
+    let text = "[model]\nagents = 2\nartifact_states = 4\ninterface_states = 2\n\
+        [learner]\nnetwork = { mlp = { width = 64, depth = 1 } }\n\
+        [run]\ninstances = 2\nepochs = 20\nbackend = \"cpu\"\n\
+        [sweep]\nseeds = [0]\n\
+        [sweep.big]\ninstances = 4000000000\n[sweep.small]\ninstances = 3\n";
+    let path = config(&d, text);
+    let err = sweep(&path, &d.join("all"), None, false, None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("run.instances (grid point 0, study big): 4000000000 instances need"),
+        "{err}"
+    );
+    assert!(!d.join("all").join("parts").exists(), "nothing ran");
+    // Studies come in name order (big, small): shard 2/2 runs the small one alone.
+    let r = sweep(
+        &path,
+        &d.join("small"),
+        Some(Shard { k: 2, n: 2 }),
+        false,
+        None,
+        false,
+    )
+    .unwrap();
+    assert_eq!((r.units, r.mine), (2, 1));
+}

@@ -18,17 +18,25 @@ use crate::learn::net::{Acts, NetLayout};
 use crate::learn::plan::BatchPlan;
 
 /// Host bytes of one instance of `layout` over `agents` agents: its parameters and its
-/// record and, when `q_tables` (runs that take checkpoints), its Q-values over every input.
-pub fn instance_bytes(layout: &NetLayout, agents: usize, q_tables: bool) -> u64 {
-    let inputs: usize = layout.units.iter().map(|u| u.inputs).sum();
-    let q = if q_tables { inputs * layout.actions } else { 0 };
-    4 * (layout.params + device::record_fields(layout.units.len(), agents) + q) as u64
+/// record and, for a run that takes `checkpoints` checkpoints (0: a bench), its Q-values over
+/// every input (read back at each) and its metrics at every checkpoint (kept to the end).
+pub fn instance_bytes(layout: &NetLayout, agents: usize, checkpoints: usize) -> u64 {
+    let units = layout.units.len();
+    let words = layout.params + device::record_fields(units, agents);
+    let mut bytes = 4 * words as u64;
+    if checkpoints > 0 {
+        let inputs: usize = layout.units.iter().map(|u| u.inputs).sum();
+        // A metrics record, its update counts and their allocation's bookkeeping.
+        let metrics = std::mem::size_of::<crate::learn::metrics::Metrics>() + 4 * units + 16;
+        bytes += (4 * inputs * layout.actions + checkpoints * metrics) as u64;
+    }
+    bytes
 }
 
 /// What [`instance_bytes`] counts.
-pub fn instance_holds(q_tables: bool) -> &'static str {
-    if q_tables {
-        "parameters, records and Q tables"
+pub fn instance_holds(checkpoints: usize) -> &'static str {
+    if checkpoints > 0 {
+        "parameters, records, Q tables and metrics"
     } else {
         "parameters and records"
     }
@@ -36,14 +44,19 @@ pub fn instance_holds(q_tables: bool) -> &'static str {
 
 /// Refuses a batch whose instances need more host memory than the system has available,
 /// before anything is allocated (see [`instance_bytes`]).
-pub fn check_host_memory(batch: &BatchPlan, q_tables: bool) -> Result<()> {
+pub fn check_host_memory(batch: &BatchPlan, checkpoints: usize) -> Result<()> {
     let bytes = batch.plans.iter().fold(0u64, |sum, plan| {
-        let each = instance_bytes(&plan.layout, plan.space.agents, q_tables);
+        let each = instance_bytes(&plan.layout, plan.space.agents, checkpoints);
         sum.saturating_add(u64::from(plan.instances).saturating_mul(each))
     });
     let instances = u64::from(batch.instances());
     let each = bytes / instances.max(1);
-    crate::io::check_memory(instances, each, instance_holds(q_tables), "run.instances")
+    crate::io::check_memory(
+        instances,
+        each,
+        instance_holds(checkpoints),
+        "run.instances",
+    )
 }
 
 /// Every instance's Q-values over every input of every unit, read back at a checkpoint.
