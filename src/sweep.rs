@@ -553,9 +553,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-/// What a unit computes, as a hash: its place in the grid, its seed and axis values, and its
-/// whole model, learner and run settings (all but the backend, which `--backend` may change
-/// between runs of one sweep).
+/// The version of what a unit's settings give: raised whenever the same settings give other
+/// rows (2: embeddings with a stream of their own, Σ|y| per launch on the GPU kernels, the
+/// `ais_bound` column), so that a sweep never resumes with rows of an older build.
+const RESULTS_VERSION: u32 = 2;
+
+/// What a unit computes, as a hash: the results version, its place in the grid, its seed and
+/// axis values, and its whole model, learner and run settings (all but the backend, which
+/// `--backend` may change between runs of one sweep).
 fn unit_key(unit: &Unit, model: &str) -> String {
     let mut run = unit.input.config.run.clone();
     run.backend.clear();
@@ -565,6 +570,7 @@ fn unit_key(unit: &Unit, model: &str) -> String {
         .map(|(k, v)| (k.as_str(), v.to_string()))
         .collect();
     let what = serde_json::json!({
+        "results": RESULTS_VERSION,
         "index": unit.index,
         "point": unit.point,
         "study": unit.study,
@@ -883,6 +889,10 @@ const PACK_BYTES: usize = 512 << 20;
 /// [`PACK_TABLE_BYTES`] (a unit larger than that runs alone); each point keeps one model, learner and oracle, whatever its neighbours
 /// in the batch.
 fn packs<'a>(todo: &[&&'a Unit]) -> Result<Vec<Vec<Vec<&'a Unit>>>> {
+    // A quarter of the memory available, where that is less: a batch's Q tables, metrics and
+    // the device's copies come on top of its state.
+    let pack_bytes =
+        crate::io::available_memory().map_or(PACK_BYTES, |m| PACK_BYTES.min((m / 4) as usize));
     let mut out: Vec<Vec<Vec<&Unit>>> = Vec::new();
     let (mut bytes, mut tables, mut key) = (0, 0, (Vec::new(), Weights::F32));
     for &&unit in todo {
@@ -897,7 +907,7 @@ fn packs<'a>(todo: &[&&'a Unit]) -> Result<Vec<Vec<Vec<&'a Unit>>>> {
         let more_tables = if new_point { point_tables } else { 0 };
         let joins = !out.is_empty()
             && own == key
-            && bytes + size <= PACK_BYTES
+            && bytes + size <= pack_bytes
             && tables + more_tables <= PACK_TABLE_BYTES;
         if !joins {
             out.push(Vec::new());
@@ -1238,7 +1248,7 @@ fn check_manifests(out: &Path, config: &str) -> Result<()> {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             return Err(already_holds(
                 out,
-                &format!("the results of another sweep ({name})"),
+                &format!("the results of a sweep of another config ({name})"),
             ));
         }
     }

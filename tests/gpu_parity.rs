@@ -38,6 +38,11 @@ use icq::oracle::Oracle;
 /// of the scale on one of these plans).
 const F16_TOLERANCE: f32 = 0.002;
 
+/// Σ|y|: |Σ_gpu − Σ_cpu| ≤ ABS_Y_TOLERANCE · Σ_cpu. The kernels sum in f32 per launch, the CPU
+/// in f64; each |y| comes from Q-values within 1e-4 of the CPU's (the tolerance of `parity`), and
+/// the sums of these short runs add a few f32 roundings to that.
+const ABS_Y_TOLERANCE: f64 = 1e-4;
+
 /// Instances per seed.
 const INSTANCES: u32 = 13;
 /// The seeds packed in every batch.
@@ -154,10 +159,9 @@ fn parity<B: Backend>(
             cc[p].updates, gc[p].updates,
             "{name}: plan {p}: updates per unit"
         );
-        // Σ|y| in f32 per launch against the CPU's f64, each |y| as close as the Q-values.
         for (b, (&x, &y)) in gc[p].abs_target.iter().zip(&cc[p].abs_target).enumerate() {
             assert!(
-                (x - y).abs() <= 1e-4 * y.abs(),
+                (x - y).abs() <= ABS_Y_TOLERANCE * y.abs(),
                 "{name}: plan {p}, instance {b}: Σ|y| gpu {x} cpu {y}"
             );
         }

@@ -204,7 +204,10 @@ fn shards_merge_into_the_unsharded_run() {
     sweep(&other_config, &other, None, false, None, false).unwrap();
     let before = std::fs::read(other.join("results.csv")).unwrap();
     let err = merge(&shards, &other).unwrap_err().to_string();
-    assert!(err.contains("results of another sweep"), "{err}");
+    assert!(
+        err.contains("results of a sweep of another config"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(other.join("results.csv")).unwrap(), before);
     // So is a folder holding a shard of another sweep, or its unit files alone (a shard
     // killed before its manifest).
@@ -213,7 +216,7 @@ fn shards_merge_into_the_unsharded_run() {
     sweep(&other_config, &other_shard, one, false, None, false).unwrap();
     let err = merge(&shards, &other_shard).unwrap_err().to_string();
     assert!(
-        err.contains("results of another sweep (manifest-shard-1-of-2.json)"),
+        err.contains("results of a sweep of another config (manifest-shard-1-of-2.json)"),
         "{err}"
     );
     std::fs::remove_file(other_shard.join("manifest-shard-1-of-2.json")).unwrap();
@@ -345,12 +348,12 @@ fn resume_refuses_another_sweeps_folder() {
     let e = sweep(&path, &fresh, None, false, None, false).unwrap_err();
     assert!(
         e.to_string()
-            .contains("already holds the results of another sweep (manifest.json)"),
+            .contains("already holds the results of a sweep of another config (manifest.json)"),
         "{e}"
     );
     std::fs::remove_dir_all(fresh.join("parts")).unwrap();
     let e = sweep(&path, &fresh, None, false, None, false).unwrap_err();
-    assert!(e.to_string().contains("another sweep"), "{e}");
+    assert!(e.to_string().contains("a sweep of another config"), "{e}");
     // Its own sweep runs there again.
     sweep(&other, &fresh, None, false, None, false).unwrap();
 }

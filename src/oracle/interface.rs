@@ -5,8 +5,8 @@
 //! observation μ never visits gets the plain average of its states, so it still has a value).
 //! ε_φ = max_{s,a: μ(s)>0} |R̄(s,a) − R̂(o(s),a)|; δ_φ is the matching maximum total variation
 //! ½‖G(·|s,a)∘o⁻¹ − Ĝ(·|o(s),a)‖₁ between the discounted next-observation laws, over the
-//! options that continue (a terminal option's next observation is never bootstrapped from). Q*_obs is the
-//! optimal Q of the aggregated model (R̂, Ĝ), found by value iteration.
+//! options that continue (a terminal option's next observation is never bootstrapped from).
+//! Q*_obs is the optimal Q of the aggregated model (R̂, Ĝ), found by value iteration.
 
 use super::kernels::{contraction, OptionKernel};
 use crate::error::{Error, Result};

@@ -142,8 +142,11 @@ impl Analysis {
     /// the continuation through V* against V̂∘o, and |Σ (G∘o⁻¹ − Ĝ)·V̂| ≤ δ_φ·span V̂ in the
     /// law of the next observation: G and Ĝ have the same mass E[γ^τ] (one option per
     /// observation and action), so a constant can be taken from V̂, and δ_φ is their total
-    /// variation. (DESIGN's β·δ·span V̂/2, with δ the L1 distance of undiscounted laws, is
-    /// this term for options of discount β.)
+    /// variation. The maximum over μ's support closes on itself because μ is uniform
+    /// behavior's, under which every action's successors of a state in the support are in
+    /// it too. (DESIGN's β·δ·span V̂/2, with δ the L1 distance of undiscounted laws,
+    /// corresponds to this term for options of discount β whose γ^τ does not depend on where
+    /// they end.)
     pub fn ais_bound(&self) -> f64 {
         let values = self
             .q_star_obs
