@@ -1,0 +1,251 @@
+//! The run side of `icq sweep`: checks the grid (figures, memory, the output folder) before
+//! any work, runs the units left to run in packed batches on one backend, writes each
+//! finished unit's rows at once, then the results files, the manifest and the figures.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::figures::{check_figure_columns, draw_figures, figures_in, Figures};
+use super::grid::{expand, Unit};
+use super::output::{check_grid, check_manifests, collect, has_parts, part_path};
+use super::pack::{check_unit_memory, packs};
+use super::shard::Shard;
+use crate::error::{Error, Result};
+use crate::io::write_atomically;
+use crate::learn::metrics::Metrics;
+use crate::records::{num, to_jsonl, Record};
+use crate::run::{mean_sd, progress_bar, run_points, work_per_seed, Point, Ticker};
+
+/// How a summary column reads one instance's metrics.
+type MetricOf = fn(&Metrics) -> Option<f64>;
+
+/// The rows of one finished unit: per checkpoint, every knob and exact figure, then the mean
+/// and standard deviation over instances of each metric.
+pub(super) fn unit_rows(unit: &Unit, ctx: &Record, checkpoints: &[Vec<Metrics>]) -> Vec<Record> {
+    let metrics: [(&str, MetricOf); 6] = [
+        ("q_err", |m| Some(m.q_err)),
+        ("q_err_obs", |m| Some(m.q_err_obs)),
+        ("q_err_sup", |m| Some(m.q_err_sup)),
+        ("policy_gap", |m| m.policy_gap),
+        ("mean_tau", |m| Some(m.mean_tau)),
+        ("mean_abs_y", |m| Some(m.mean_abs_target)),
+    ];
+    checkpoints
+        .iter()
+        .enumerate()
+        .map(|(c, ms)| {
+            let mut r = Record::default();
+            if let Some(study) = &unit.study {
+                r.push("study", study.as_str());
+            }
+            r.push("point", unit.point);
+            r.push("checkpoint", c);
+            r.push("epoch", ms.first().map_or(0, |m| m.epoch));
+            r.extend(ctx);
+            for (name, get) in metrics {
+                let (mean, sd, n) = mean_sd(ms.iter().filter_map(get));
+                r.push(name, if n == 0 { Value::Null } else { num(mean) });
+                r.push(
+                    &format!("{name}_sd"),
+                    if n < 2 { Value::Null } else { num(sd) },
+                );
+            }
+            r
+        })
+        .collect()
+}
+
+/// What `icq sweep` did.
+#[derive(Debug)]
+pub struct SweepReport {
+    /// Units in the whole grid.
+    pub units: usize,
+    /// Units this shard runs.
+    pub mine: usize,
+    /// Of those, units already finished before this call (`--resume`).
+    pub skipped: usize,
+    /// Batches the units left to run were packed into.
+    pub batches: usize,
+    /// Rows written to the results files (0 for a shard, whose parts wait for `icq merge`).
+    pub rows: usize,
+    /// Seconds this call ran.
+    pub seconds: f64,
+    /// The config's `[[figure]]`s, drawn once the grid is complete.
+    pub figures: Figures,
+    /// Units run by this call that ended with an instance whose Q-values are not finite
+    /// (their rows average the other instances; a metric of no finite instance is null).
+    pub diverged: usize,
+}
+
+/// Runs the sweep of the config at `path` into `out`.
+pub fn sweep(
+    path: &Path,
+    out: &Path,
+    shard: Option<Shard>,
+    resume: bool,
+    backend: Option<&str>,
+    progress: bool,
+) -> Result<SweepReport> {
+    let start = Instant::now();
+    // One shard of one is the whole grid: its results are written as an unsharded sweep's.
+    let shard = shard.filter(|s| s.n > 1);
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        cause: source,
+    })?;
+    let mut units = expand(&text, path)?;
+    let figures = figures_in(&text, path)?;
+    if let Some(b) = backend {
+        for u in &mut units {
+            u.input.config.run.backend = b.to_string();
+        }
+    }
+    check_figure_columns(&figures, &units)?;
+    let mine: Vec<&Unit> = units
+        .iter()
+        .filter(|u| shard.is_none_or(|s| s.takes(u.index)))
+        .collect();
+    check_unit_memory(&mine)?;
+    crate::io::writable_dir(out, "--out")?;
+    if shard.is_none() {
+        crate::records::rows_fit(out, "results")?;
+    }
+    // A folder with finished units is checked unit by unit; one without (merged results, or
+    // parts/ deleted) by its manifest, whose results this sweep would replace.
+    if !has_parts(out) {
+        check_manifests(out, &text)?;
+    }
+    check_grid(out, &units)?;
+    let todo: Vec<&&Unit> = mine
+        .iter()
+        .filter(|u| !part_path(out, u.index).exists())
+        .collect();
+    if !resume && todo.len() < mine.len() {
+        return Err(Error::invalid(
+            "--out",
+            format!(
+                "{} already holds results of this sweep: pass --resume to finish it, or choose another folder",
+                out.display()
+            ),
+        ));
+    }
+    // One bar over the whole sweep, advancing by instance-epochs trained (so that a batch of
+    // many grid points moves it as it runs); the message counts finished units.
+    let mut work = 0u64;
+    for unit in &todo {
+        work += work_per_seed(&unit.input)?;
+    }
+    let bar = progress_bar(work, progress);
+    let mut finished = 0;
+    let mut diverged = 0;
+    // One backend for the whole sweep (units may name theirs only through the shared config).
+    let mut chosen: Option<(crate::backend::Chosen, String)> = None;
+    let mut backend_used = String::new();
+    let packed = packs(&todo)?;
+    for pack in &packed {
+        let first = pack[0][0];
+        if chosen.is_none() {
+            chosen = Some(crate::backend::Chosen::pick(
+                &first.input.config.run.backend,
+            )?);
+        }
+        let (backend, why) = chosen.as_ref().expect("chosen above");
+        let seeds: Vec<Vec<u64>> = pack
+            .iter()
+            .map(|units| units.iter().map(|u| u.seed).collect())
+            .collect();
+        let points: Vec<Point<'_>> = pack
+            .iter()
+            .zip(&seeds)
+            .map(|(units, seeds)| Point {
+                input: &units[0].input,
+                seeds,
+            })
+            .collect();
+        let running = match pack.len() {
+            1 => {
+                let parts: Vec<String> = first
+                    .values
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                format!("{} seeds {:?}", parts.join(" "), seeds[0])
+            }
+            n => format!("{n} grid points from point {}", first.point),
+        };
+        bar.set_message(format!(
+            "{finished}/{} units; running {running}",
+            todo.len()
+        ));
+        let ticker = Ticker {
+            bar: &bar,
+            epochs: false,
+        };
+        let reports = run_points(backend, why.clone(), &points, ticker)?;
+        for (units, report) in pack.iter().zip(&reports) {
+            backend_used = report.backend.clone();
+            let per_seed = units[0].input.config.run.instances as usize;
+            for (k, unit) in units.iter().enumerate() {
+                let own: Vec<Vec<Metrics>> = report
+                    .checkpoints
+                    .iter()
+                    .map(|c| c[k * per_seed..(k + 1) * per_seed].to_vec())
+                    .collect();
+                let mut ctx = report.context.clone();
+                ctx.set("seed", unit.seed);
+                if own
+                    .last()
+                    .is_some_and(|ms| ms.iter().any(|m| !m.q_err.is_finite()))
+                {
+                    diverged += 1;
+                }
+                let rows = unit_rows(unit, &ctx, &own);
+                write_atomically(&part_path(out, unit.index), to_jsonl(&rows).as_bytes())?;
+                finished += 1;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    // A shard leaves its parts for `icq merge`; a whole grid writes its results now.
+    let rows = match shard {
+        None => collect(&[out.to_path_buf()], out, units.len(), None)?,
+        Some(_) => 0,
+    };
+    let manifest = serde_json::json!({
+        "config": text,
+        "config_path": path.display().to_string(),
+        "icq_version": env!("CARGO_PKG_VERSION"),
+        "git_revision": option_env!("ICQ_GIT_REVISION").unwrap_or("unknown"),
+        "backend": backend_used,
+        "units": units.len(),
+        "shard": shard.map(|s| format!("{}/{}", s.k, s.n)),
+        "wall_seconds": start.elapsed().as_secs_f64(),
+    });
+    let name = match shard {
+        None => "manifest.json".to_string(),
+        Some(s) => format!("manifest-shard-{}-of-{}.json", s.k, s.n),
+    };
+    write_atomically(
+        &out.join(name),
+        serde_json::to_string_pretty(&manifest)
+            .expect("json")
+            .as_bytes(),
+    )?;
+    // Figures last: results and manifest stand whatever a figure's fate.
+    let figures = match shard {
+        None => draw_figures(out, &figures),
+        Some(_) => Figures::default(),
+    };
+    Ok(SweepReport {
+        units: units.len(),
+        mine: mine.len(),
+        skipped: mine.len() - todo.len(),
+        batches: packed.len(),
+        rows,
+        seconds: start.elapsed().as_secs_f64(),
+        figures,
+        diverged,
+    })
+}
