@@ -271,11 +271,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(b) = backend {
                 input.config.run.backend = b;
             }
-            let sweep_table = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|text| text.parse::<toml::Table>().ok())
-                .is_some_and(|t| t.contains_key("sweep"));
-            if sweep_table {
+            if input.config.sweep.is_some() {
                 eprintln!(
                     "warning: {} has a [sweep] table, which `icq run` leaves aside: this runs its \
                      base settings once (`icq sweep` runs the grid)",

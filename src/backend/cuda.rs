@@ -319,10 +319,8 @@ mod enabled {
         }
 
         fn advance(&self, batch: &mut CudaBatch, epochs: u32) -> Result<()> {
-            let mut left = epochs;
             let blocks = batch.chunk.len.div_ceil(BLOCK);
-            while left > 0 {
-                let n = left.min(crate::backend::device::EPOCHS_PER_LAUNCH);
+            for n in crate::backend::device::launches(epochs) {
                 let d = batch.chunk.dispatch(n, batch.epoch);
                 let mut launch = self.stream.launch_builder(&batch.function);
                 // Arguments in the order of `epochs` in kernels/epoch.cu: (Dispatch D,
@@ -350,7 +348,6 @@ mod enabled {
                 // index against `d.instances`.
                 unsafe { launch.launch(config) }.map_err(driver)?;
                 batch.epoch += n;
-                left -= n;
             }
             Ok(())
         }

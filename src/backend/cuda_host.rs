@@ -3,8 +3,8 @@
 //! reference on every machine; on a GPU the `cuda` backend runs the same source.
 
 use super::device::{
-    f16_bits, from_f16_bits, gather_counters, gather_q, gather_states, Chunk, DeviceModel,
-    Dispatch, EpochParams, EPOCHS_PER_LAUNCH,
+    f16_bits, from_f16_bits, gather_counters, gather_q, gather_states, launches, Chunk,
+    DeviceModel, Dispatch, EpochParams,
 };
 use super::{Backend, Counters, QTables};
 use crate::error::{Error, Result};
@@ -167,11 +167,8 @@ impl Backend for CudaHost {
 
     fn advance(&self, batch: &mut CudaHostBatch, epochs: u32) -> Result<()> {
         // In launches of at most EPOCHS_PER_LAUNCH epochs, as on the device.
-        let mut left = epochs;
-        while left > 0 {
-            let n = left.min(EPOCHS_PER_LAUNCH);
+        for n in launches(epochs) {
             Self::launch(batch, n);
-            left -= n;
         }
         Ok(())
     }

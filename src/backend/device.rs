@@ -363,6 +363,14 @@ fn pack_plan(plan: &Plan, words: &mut Vec<u32>, values: &mut Vec<f32>) -> EpochP
 /// most: each launch sums |y| over its epochs and adds that to the record's f32 total once.
 pub const EPOCHS_PER_LAUNCH: u32 = 64;
 
+/// The epochs of each launch that together run `epochs` epochs: EPOCHS_PER_LAUNCH each, then
+/// what is left.
+pub fn launches(epochs: u32) -> impl Iterator<Item = u32> {
+    (0..epochs)
+        .step_by(EPOCHS_PER_LAUNCH as usize)
+        .map(move |start| (epochs - start).min(EPOCHS_PER_LAUNCH))
+}
+
 /// `u32` fields of one instance record: joint state, epoch, steps (two words), Σ|y| (f32
 /// bits), updates per unit, then five per agent for pending independent updates.
 pub fn inst_fields(plan: &Plan) -> usize {
@@ -604,4 +612,20 @@ pub fn from_f16_bits(bits: &[u16]) -> Vec<f32> {
     bits.iter()
         .map(|&b| half::f16::from_bits(b).to_f32())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::launches;
+
+    #[test]
+    fn launches_cover_the_epochs_in_order() {
+        assert_eq!(launches(0).count(), 0);
+        assert_eq!(launches(64).collect::<Vec<_>>(), [64]);
+        assert_eq!(launches(130).collect::<Vec<_>>(), [64, 64, 2]);
+        assert_eq!(
+            launches(u32::MAX).map(u64::from).sum::<u64>(),
+            u64::from(u32::MAX)
+        );
+    }
 }

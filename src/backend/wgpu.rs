@@ -221,9 +221,7 @@ impl Backend for Wgpu {
     }
 
     fn advance(&self, batch: &mut WgpuBatch, epochs: u32) -> Result<()> {
-        let mut left = epochs;
-        while left > 0 {
-            let n = left.min(super::device::EPOCHS_PER_LAUNCH);
+        for n in super::device::launches(epochs) {
             for c in &batch.chunks {
                 let d = c.chunk.dispatch(n, batch.epoch);
                 self.ctx
@@ -237,7 +235,6 @@ impl Backend for Wgpu {
                 );
             }
             batch.epoch += n;
-            left -= n;
         }
         Ok(())
     }

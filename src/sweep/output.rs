@@ -324,17 +324,21 @@ pub(super) fn check_manifests(out: &Path, config: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether `a` and `b` name one folder (compared as written where either cannot be resolved).
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
 /// Refuses an `out` of `merge` that holds another sweep's work: a manifest of another config,
 /// or unit files (`parts/`) when `out` is not one of the merged folders. Merging again into
 /// the same folder rewrites the same files.
 fn check_merge_out(dirs: &[PathBuf], out: &Path, config: &str) -> Result<()> {
     let refuse = |what: &str| Err(already_holds(out, what));
     check_manifests(out, config)?;
-    let same_dir = |d: &PathBuf| match (d.canonicalize(), out.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if out.join("parts").exists() && !dirs.iter().any(same_dir) {
+    if out.join("parts").exists() && !dirs.iter().any(|d| same_folder(d, out)) {
         return refuse("a sweep's unit files (parts/) and is not one of the merged folders");
     }
     Ok(())
@@ -344,12 +348,8 @@ fn check_merge_out(dirs: &[PathBuf], out: &Path, config: &str) -> Result<()> {
 /// results files an unsharded sweep writes, a manifest, and the sweep's figures. Returns the
 /// number of rows and what became of the figures.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
-    let same = |a: &PathBuf, b: &PathBuf| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    };
     for (i, dir) in dirs.iter().enumerate() {
-        if let Some(first) = dirs[..i].iter().find(|d| same(d, dir)) {
+        if let Some(first) = dirs[..i].iter().find(|d| same_folder(d, dir)) {
             return Err(Error::invalid(
                 "merge",
                 format!(

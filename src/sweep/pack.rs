@@ -3,7 +3,6 @@
 //! that the largest unit alone fits the host's memory.
 
 use super::grid::Unit;
-use crate::backend::device::record_fields;
 use crate::error::Result;
 use crate::learn::net::NetLayout;
 use crate::learn::Weights;
@@ -14,8 +13,8 @@ const PACK_BYTES: usize = 512 << 20;
 /// The units to run, packed into batches: per batch, its grid points in order, per point the
 /// units (seeds) it runs. Consecutive units share a batch while their checkpoint epochs and
 /// parameter storage agree, their instance state fits [`PACK_BYTES`] and their model tables
-/// [`PACK_TABLE_BYTES`] (a unit larger than that runs alone); each point keeps one model, learner and oracle, whatever its neighbours
-/// in the batch.
+/// [`PACK_TABLE_BYTES`] (a unit larger than that runs alone); each point keeps one model,
+/// learner and oracle, whatever its neighbours in the batch.
 pub(super) fn packs<'a>(todo: &[&&'a Unit]) -> Result<Vec<Vec<Vec<&'a Unit>>>> {
     // A quarter of the memory available, where that is less: a batch's Q tables, metrics and
     // the device's copies come on top of its state.
@@ -79,7 +78,8 @@ pub(super) fn check_unit_memory(units: &[&Unit]) -> Result<()> {
         Some(study) => format!("run.instances (grid point {}, study {study})", unit.point),
         None => format!("run.instances (grid point {})", unit.point),
     };
-    let holds = crate::backend::instance_holds(1);
+    let checkpoints = unit.input.config.run.checkpoint_epochs()?.len();
+    let holds = crate::backend::instance_holds(checkpoints);
     crate::io::check_memory(instances, each, holds, &field)
 }
 
@@ -95,7 +95,7 @@ fn unit_bytes(unit: &Unit) -> (usize, usize) {
     let space = model.space();
     let l = &cfg.learner;
     let layout = NetLayout::new(&space, model.actions, l.mode, l.network, l.encoding);
-    let state = layout.params + record_fields(layout.units.len(), space.agents);
+    let state = crate::backend::instance_bytes(&layout, space.agents, 0) as usize;
     let s = model.artifact_states;
     let options: usize = model
         .options
@@ -109,7 +109,7 @@ fn unit_bytes(unit: &Unit) -> (usize, usize) {
         + space.states * (4 + space.agents)
         + 2 * layout.feat_idx.len()
         + layout.units.len() * 8;
-    (4 * state * cfg.run.instances as usize, 4 * tables)
+    (state * cfg.run.instances as usize, 4 * tables)
 }
 
 #[cfg(test)]
