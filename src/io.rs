@@ -1,31 +1,91 @@
 //! Writing files so that a failure never leaves half a file behind.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
-/// Writes `bytes` to `path` through a temporary file beside it and a rename. The temporary
-/// name is unique to the process, the moment and the call, so processes writing the same path
-/// (shards sharing a folder, even with one process id in different containers) never write
-/// into one temporary file.
+/// Writes `bytes` to `path` through a temporary file beside it and a rename (see [`Partial`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        cause: source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(io)?;
+    let mut file = Partial::create(path)?;
+    file.write_all(bytes).map_err(|e| file.error(e))?;
+    file.keep()
+}
+
+/// A file written through a temporary one beside it: [`Partial::keep`] renames it into place,
+/// and one dropped before that is removed, so a failure never leaves half a file under the
+/// final name. The temporary name is unique to the process, the moment and the call, so
+/// processes writing the same path (shards sharing a folder, even with one process id in
+/// different containers) never write into one temporary file.
+pub struct Partial {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+impl Partial {
+    /// Creates the temporary file for `path` (and `path`'s folder if it is missing).
+    pub fn create(path: &Path) -> Result<Self> {
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        let io = |cause| Error::Io {
+            path: path.to_path_buf(),
+            cause,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        let call = CALLS.fetch_add(1, Ordering::Relaxed);
+        tmp.push(format!(".{}-{call}.partial", unique()));
+        let tmp = PathBuf::from(tmp);
+        let file = File::create(&tmp).map_err(io)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            tmp,
+            file: Some(BufWriter::new(file)),
+        })
     }
-    let mut tmp = path.as_os_str().to_owned();
-    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tmp.push(format!(".{}-{call}.partial", unique()));
-    let tmp = std::path::PathBuf::from(tmp);
-    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+
+    /// `cause` as an error writing this file.
+    pub fn error(&self, cause: std::io::Error) -> Error {
+        Error::Io {
+            path: self.path.clone(),
+            cause,
+        }
     }
-    written.map_err(io)
+
+    /// Flushes the file and renames it to its final name.
+    pub fn keep(mut self) -> Result<()> {
+        let file = self.file.take().expect("a partial file is kept once");
+        let kept = file
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)
+            .and_then(|_| std::fs::rename(&self.tmp, &self.path));
+        if kept.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        kept.map_err(|e| self.error(e))
+    }
+}
+
+impl Write for Partial {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("open until kept").write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("open until kept").flush()
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// The memory the system could give this process now, in bytes: `MemAvailable` of
@@ -128,6 +188,20 @@ pub fn writable_dir(dir: &Path, flag: &str) -> Result<()> {
     }
 }
 
+/// Checks as [`writable_dir`] does that `dir` can be made and written, and removes again the
+/// folders that made (empty ones only): for a command that writes its folder only at its end,
+/// so that a run stopped before leaves nothing behind.
+pub fn can_write_dir(dir: &Path, flag: &str) -> Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    let checked = writable_dir(dir, flag);
+    for made in missing {
+        if std::fs::remove_dir(made).is_err() {
+            break;
+        }
+    }
+    checked
+}
+
 /// A name part no other process writing the same folder uses at the same time: the process
 /// id and the clock's nanoseconds (containers sharing a volume often share process ids).
 fn unique() -> String {
@@ -135,4 +209,57 @@ fn unique() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     format!("{}-{nanos:x}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("icq-io-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A partial file appears under its name only when kept; one dropped before leaves nothing.
+    #[test]
+    fn partial_files_are_kept_or_gone() {
+        let d = scratch("partial");
+        let mut kept = Partial::create(&d.join("kept.txt")).unwrap();
+        kept.write_all(b"whole").unwrap();
+        let mut dropped = Partial::create(&d.join("dropped.txt")).unwrap();
+        dropped.write_all(b"half").unwrap();
+        assert_eq!(names(&d).len(), 2, "two temporary files while writing");
+        kept.keep().unwrap();
+        drop(dropped);
+        assert_eq!(names(&d), ["kept.txt"]);
+        assert_eq!(std::fs::read(d.join("kept.txt")).unwrap(), b"whole");
+    }
+
+    /// `can_write_dir` checks a folder it has to make and removes what it made, but never a
+    /// folder that was there.
+    #[test]
+    fn a_checked_folder_is_not_left_behind() {
+        let d = scratch("check");
+        let deep = d.join("a").join("b");
+        can_write_dir(&deep, "--out").unwrap();
+        assert!(!d.exists(), "every folder it made is gone");
+        std::fs::create_dir_all(&d).unwrap();
+        can_write_dir(&deep, "--out").unwrap();
+        assert!(d.is_dir() && !d.join("a").exists());
+        let file = d.join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = can_write_dir(&file.join("sub"), "--out").unwrap_err();
+        assert!(err.to_string().contains("--out"), "{err}");
+        assert!(d.is_dir() && file.is_file());
+    }
 }

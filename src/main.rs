@@ -279,16 +279,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 );
             }
             if let Some(dir) = &out {
-                icq::io::writable_dir(dir, "--out").map_err(bad_input)?;
+                icq::io::can_write_dir(dir, "--out").map_err(bad_input)?;
                 icq::records::rows_fit(dir, "checkpoints").map_err(bad_input)?;
             }
             let report = icq::run::run(&input, !quiet).map_err(bad_input_or_failure)?;
             // The files first: a reader that closes stdout early (`| head`) ends the process.
             let written = match &out {
                 Some(dir) => {
-                    let rows = report.rows();
-                    icq::records::write_rows(dir, "checkpoints", &rows).map_err(failed)?;
-                    Some((dir, rows.len()))
+                    let rows = report.row_count();
+                    icq::records::write_rows_with(dir, "checkpoints", rows, |range| {
+                        report.rows(range)
+                    })
+                    .map_err(failed)?;
+                    Some((dir, rows))
                 }
                 None => None,
             };

@@ -2,7 +2,10 @@
 //! knob and exact figure beside the metrics, written as CSV, JSON Lines and Parquet with the
 //! same keys.
 
-use std::fmt::Write as _;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::Write;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -12,10 +15,11 @@ use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::Type as SchemaType;
-use serde_json::{Map, Value};
+use rayon::prelude::*;
+use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::io::write_atomically;
+use crate::io::Partial;
 
 /// One flat record: ordered (key, value) pairs.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,56 +64,138 @@ fn plain_text(v: &Value) -> String {
     }
 }
 
-fn csv_field(v: &Value) -> String {
-    let raw = plain_text(v);
+/// Appends `v` as a CSV field: its plain text, quoted when it holds a comma, a quote or a
+/// line break.
+fn push_csv_field(out: &mut String, v: &Value) {
+    let raw = match v {
+        Value::Null => return,
+        Value::String(s) => Cow::Borrowed(s.as_str()),
+        other => Cow::Owned(other.to_string()),
+    };
     if raw.contains([',', '"', '\n']) {
-        format!("\"{}\"", raw.replace('"', "\"\""))
+        out.push('"');
+        out.push_str(&raw.replace('"', "\"\""));
+        out.push('"');
     } else {
-        raw
+        out.push_str(&raw);
     }
 }
 
-/// Every key of any row, in the order first seen: the columns of the CSV and Parquet files
-/// (rows written by different versions, or from different kinds of model, may differ).
-fn columns(rows: &[Record]) -> Vec<&str> {
-    let mut seen = std::collections::HashSet::new();
-    rows.iter()
-        .flat_map(|r| r.0.iter().map(|(k, _)| k.as_str()))
-        .filter(|k| seen.insert(*k))
-        .collect()
+/// The columns of a set of rows: every key of any row in the order first seen (rows written by
+/// different versions, or from different kinds of model, may differ), with the kind of each
+/// column's non-null values.
+#[derive(Clone, Debug, Default)]
+struct Layout {
+    keys: Vec<String>,
+    kinds: Vec<Option<Kind>>,
+    index: HashMap<String, usize>,
+}
+
+impl Layout {
+    fn of(rows: &[Record]) -> Self {
+        let mut layout = Self::default();
+        for r in rows {
+            for (col, (key, v)) in r.0.iter().enumerate() {
+                let i = layout.column(col, key);
+                layout.kinds[i] = Kind::join(layout.kinds[i], Kind::of_value(v));
+            }
+        }
+        layout
+    }
+
+    /// The index of column `key`, looked for at `col` first (rows mostly share one order),
+    /// added when new.
+    fn column(&mut self, col: usize, key: &str) -> usize {
+        if self.keys.get(col).is_some_and(|k| k == key) {
+            return col;
+        }
+        if let Some(&i) = self.index.get(key) {
+            return i;
+        }
+        self.index.insert(key.to_string(), self.keys.len());
+        self.keys.push(key.to_string());
+        self.kinds.push(None);
+        self.keys.len() - 1
+    }
+
+    /// The layout of this one's rows followed by `later`'s.
+    fn then(mut self, later: &Layout) -> Self {
+        for (key, &kind) in later.keys.iter().zip(&later.kinds) {
+            let i = self.column(usize::MAX, key);
+            self.kinds[i] = Kind::join(self.kinds[i], kind);
+        }
+        self
+    }
+
+    /// The Parquet kind of column `col` (text when every value is null).
+    fn kind(&self, col: usize) -> Kind {
+        self.kinds[col].unwrap_or(Kind::Text)
+    }
+
+    /// The CSV header line.
+    fn csv_header(&self) -> String {
+        let mut out = String::new();
+        for (col, key) in self.keys.iter().enumerate() {
+            if col > 0 {
+                out.push(',');
+            }
+            push_csv_field(&mut out, &Value::String(key.clone()));
+        }
+        out.push('\n');
+        out
+    }
+
+    /// Appends `r` as a CSV line (a row that lacks a key has an empty field there).
+    fn push_csv_line(&self, out: &mut String, r: &Record) {
+        for (col, key) in self.keys.iter().enumerate() {
+            if col > 0 {
+                out.push(',');
+            }
+            push_csv_field(out, field(r, col, key));
+        }
+        out.push('\n');
+    }
 }
 
 /// The rows as CSV text: one column per key of any row, in the order first seen (a row that
 /// lacks a key has an empty field there).
 pub fn to_csv(rows: &[Record]) -> String {
-    let mut out = String::new();
-    let keys = columns(rows);
-    if !rows.is_empty() {
-        let header: Vec<String> = keys
-            .iter()
-            .map(|k| csv_field(&Value::String(k.to_string())))
-            .collect();
-        let _ = writeln!(out, "{}", header.join(","));
+    if rows.is_empty() {
+        return String::new();
     }
+    let layout = Layout::of(rows);
+    let mut out = layout.csv_header();
     for r in rows {
-        let line: Vec<String> = keys
-            .iter()
-            .enumerate()
-            .map(|(col, key)| csv_field(field(r, col, key)))
-            .collect();
-        let _ = writeln!(out, "{}", line.join(","));
+        layout.push_csv_line(&mut out, r);
     }
     out
 }
 
+impl serde::Serialize for Record {
+    /// A JSON object with the record's keys in its order.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// Appends `r` as a line of JSON.
+fn push_json_line(out: &mut Vec<u8>, r: &Record) {
+    serde_json::to_writer(&mut *out, r).expect("a record serializes to memory");
+    out.push(b'\n');
+}
+
 /// The rows as JSON Lines.
 pub fn to_jsonl(rows: &[Record]) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     for r in rows {
-        let obj: Map<String, Value> = r.0.iter().cloned().collect();
-        let _ = writeln!(out, "{}", Value::Object(obj));
+        push_json_line(&mut out, r);
     }
-    out
+    String::from_utf8(out).expect("JSON is UTF-8")
 }
 
 /// A Parquet column's physical type, chosen from all its non-null values.
@@ -122,26 +208,26 @@ enum Kind {
 }
 
 impl Kind {
-    /// The narrowest kind that holds the non-null `values`: all bools, all integers that fit an
-    /// i64, all numbers, or else text (also when every value is null).
-    fn of<'a>(values: impl IntoIterator<Item = &'a Value>) -> Self {
-        let mut kind = None;
-        for v in values {
-            let this = match v {
-                Value::Null => continue,
-                Value::Bool(_) => Kind::Bool,
-                Value::Number(n) if n.is_i64() => Kind::Int,
-                Value::Number(_) => Kind::Double,
-                Value::String(_) | Value::Array(_) | Value::Object(_) => Kind::Text,
-            };
-            kind = Some(match (kind, this) {
-                (None, k) => k,
-                (Some(a), b) if a == b => a,
-                (Some(Kind::Int | Kind::Double), Kind::Int | Kind::Double) => Kind::Double,
-                _ => Kind::Text,
-            });
+    /// The kind of one value (none for null).
+    fn of_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Null => None,
+            Value::Bool(_) => Some(Kind::Bool),
+            Value::Number(n) if n.is_i64() => Some(Kind::Int),
+            Value::Number(_) => Some(Kind::Double),
+            Value::String(_) | Value::Array(_) | Value::Object(_) => Some(Kind::Text),
         }
-        kind.unwrap_or(Kind::Text)
+    }
+
+    /// The narrowest kind that holds values of kinds `a` and `b`: all bools, all integers that
+    /// fit an i64, all numbers, or else text.
+    fn join(a: Option<Self>, b: Option<Self>) -> Option<Self> {
+        Some(match (a, b) {
+            (None, k) | (k, None) => return k,
+            (Some(a), Some(b)) if a == b => a,
+            (Some(Kind::Int | Kind::Double), Some(Kind::Int | Kind::Double)) => Kind::Double,
+            _ => Kind::Text,
+        })
     }
 }
 
@@ -161,21 +247,26 @@ fn field<'a>(r: &'a Record, col: usize, key: &str) -> &'a Value {
 /// as their JSON text. No rows give a valid file with no columns and no row group. The same
 /// rows always give the same bytes.
 pub fn to_parquet(rows: &[Record]) -> Result<Vec<u8>> {
-    parquet_bytes(rows).map_err(|e| Error::Parquet(e.to_string()))
+    let layout = Layout::of(rows);
+    let parquet = || {
+        let mut writer = parquet_writer(Vec::new(), &layout)?;
+        parquet_group(&mut writer, &layout, rows)?;
+        writer.into_inner()
+    };
+    parquet().map_err(|e| Error::Parquet(e.to_string()))
 }
 
-fn parquet_bytes(rows: &[Record]) -> Result<Vec<u8>, ParquetError> {
-    let keys = columns(rows);
-    let kinds: Vec<Kind> = keys
+/// A Parquet writer of `layout`'s columns (see [`to_parquet`]) into `sink`.
+fn parquet_writer<W: Write + Send>(
+    sink: W,
+    layout: &Layout,
+) -> Result<SerializedFileWriter<W>, ParquetError> {
+    let fields = layout
+        .keys
         .iter()
         .enumerate()
-        .map(|(col, key)| Kind::of(rows.iter().map(|r| field(r, col, key))))
-        .collect();
-    let fields = keys
-        .iter()
-        .zip(&kinds)
-        .map(|(key, kind)| {
-            let (physical, logical) = match kind {
+        .map(|(col, key)| {
+            let (physical, logical) = match layout.kind(col) {
                 Kind::Bool => (PhysicalType::BOOLEAN, None),
                 Kind::Int => (PhysicalType::INT64, None),
                 Kind::Double => (PhysicalType::DOUBLE, None),
@@ -191,57 +282,66 @@ fn parquet_bytes(rows: &[Record]) -> Result<Vec<u8>, ParquetError> {
     let schema = SchemaType::group_type_builder("schema")
         .with_fields(fields)
         .build()?;
-    let mut writer = SerializedFileWriter::new(
-        Vec::new(),
+    SerializedFileWriter::new(
+        sink,
         Arc::new(schema),
         Arc::new(
             WriterProperties::builder()
                 .set_compression(Compression::UNCOMPRESSED)
                 .build(),
         ),
-    )?;
-    if !keys.is_empty() {
-        let mut group = writer.next_row_group()?;
-        for (col, (key, kind)) in keys.iter().zip(&kinds).enumerate() {
-            let mut column = group
-                .next_column()?
-                .ok_or_else(|| ParquetError::General(format!("no column writer for {key:?}")))?;
-            let values: Vec<&Value> = rows.iter().map(|r| field(r, col, key)).collect();
-            let def: Vec<i16> = values.iter().map(|v| i16::from(!v.is_null())).collect();
-            let present = values.iter().filter(|v| !v.is_null());
-            match kind {
-                Kind::Bool => {
-                    let data: Vec<bool> = present.filter_map(|v| v.as_bool()).collect();
-                    column
-                        .typed::<BoolType>()
-                        .write_batch(&data, Some(&def), None)?;
-                }
-                Kind::Int => {
-                    let data: Vec<i64> = present.filter_map(|v| v.as_i64()).collect();
-                    column
-                        .typed::<Int64Type>()
-                        .write_batch(&data, Some(&def), None)?;
-                }
-                Kind::Double => {
-                    let data: Vec<f64> = present.filter_map(|v| v.as_f64()).collect();
-                    column
-                        .typed::<DoubleType>()
-                        .write_batch(&data, Some(&def), None)?;
-                }
-                Kind::Text => {
-                    let data: Vec<ByteArray> = present
-                        .map(|v| ByteArray::from(plain_text(v).into_bytes()))
-                        .collect();
-                    column
-                        .typed::<ByteArrayType>()
-                        .write_batch(&data, Some(&def), None)?;
-                }
-            }
-            column.close()?;
-        }
-        group.close()?;
+    )
+}
+
+/// Writes `rows` as one row group of `layout`'s columns (none when the layout has no column).
+fn parquet_group<W: Write + Send>(
+    writer: &mut SerializedFileWriter<W>,
+    layout: &Layout,
+    rows: &[Record],
+) -> Result<(), ParquetError> {
+    if layout.keys.is_empty() {
+        return Ok(());
     }
-    writer.into_inner()
+    let mut group = writer.next_row_group()?;
+    for (col, key) in layout.keys.iter().enumerate() {
+        let mut column = group
+            .next_column()?
+            .ok_or_else(|| ParquetError::General(format!("no column writer for {key:?}")))?;
+        let values: Vec<&Value> = rows.iter().map(|r| field(r, col, key)).collect();
+        let def: Vec<i16> = values.iter().map(|v| i16::from(!v.is_null())).collect();
+        let present = values.iter().filter(|v| !v.is_null());
+        match layout.kind(col) {
+            Kind::Bool => {
+                let data: Vec<bool> = present.filter_map(|v| v.as_bool()).collect();
+                column
+                    .typed::<BoolType>()
+                    .write_batch(&data, Some(&def), None)?;
+            }
+            Kind::Int => {
+                let data: Vec<i64> = present.filter_map(|v| v.as_i64()).collect();
+                column
+                    .typed::<Int64Type>()
+                    .write_batch(&data, Some(&def), None)?;
+            }
+            Kind::Double => {
+                let data: Vec<f64> = present.filter_map(|v| v.as_f64()).collect();
+                column
+                    .typed::<DoubleType>()
+                    .write_batch(&data, Some(&def), None)?;
+            }
+            Kind::Text => {
+                let data: Vec<ByteArray> = present
+                    .map(|v| ByteArray::from(plain_text(v).into_bytes()))
+                    .collect();
+                column
+                    .typed::<ByteArrayType>()
+                    .write_batch(&data, Some(&def), None)?;
+            }
+        }
+        column.close()?;
+    }
+    group.close()?;
+    Ok(())
 }
 
 /// Checks that [`write_rows`] can write its three files in `dir`: no folder or other non-file
@@ -263,14 +363,67 @@ pub fn rows_fit(dir: &Path, stem: &str) -> Result<()> {
 /// Writes `DIR/{stem}.csv`, `DIR/{stem}.jsonl` and `DIR/{stem}.parquet`, each through a
 /// temporary file (all three or none when [`rows_fit`] passes).
 pub fn write_rows(dir: &Path, stem: &str, rows: &[Record]) -> Result<()> {
+    write_rows_with(dir, stem, rows.len(), |range| rows[range].to_vec())
+}
+
+/// Rows of one chunk of [`write_rows_with`]: the Parquet file gets a row group per chunk.
+pub const CHUNK_ROWS: usize = 8_192;
+
+/// [`write_rows`] of `total` rows made on demand, [`CHUNK_ROWS`] at a time: `rows(range)`
+/// gives the rows of `range`, the same each time it is asked, so that a million instances'
+/// checkpoints never stand in memory at once. Each chunk is made twice: once to find the
+/// columns and their kinds, once to write it.
+pub fn write_rows_with<F>(dir: &Path, stem: &str, total: usize, rows: F) -> Result<()>
+where
+    F: Fn(Range<usize>) -> Vec<Record> + Sync,
+{
     rows_fit(dir, stem)?;
-    let parquet = to_parquet(rows)?;
-    write_atomically(&dir.join(format!("{stem}.csv")), to_csv(rows).as_bytes())?;
-    write_atomically(
-        &dir.join(format!("{stem}.jsonl")),
-        to_jsonl(rows).as_bytes(),
-    )?;
-    write_atomically(&dir.join(format!("{stem}.parquet")), &parquet)
+    let chunk = |i: usize| rows(i * CHUNK_ROWS..total.min((i + 1) * CHUNK_ROWS));
+    let chunks = total.div_ceil(CHUNK_ROWS);
+    let layout = (0..chunks)
+        .into_par_iter()
+        .map(|i| Layout::of(&chunk(i)))
+        .collect::<Vec<_>>()
+        .iter()
+        .fold(Layout::default(), Layout::then);
+    let path = |ext: &str| dir.join(format!("{stem}.{ext}"));
+    let mut csv = Partial::create(&path("csv"))?;
+    let mut jsonl = Partial::create(&path("jsonl"))?;
+    let parquet_error = |e: ParquetError| Error::Parquet(e.to_string());
+    let mut parquet =
+        parquet_writer(Partial::create(&path("parquet"))?, &layout).map_err(parquet_error)?;
+    if total > 0 {
+        csv.write_all(layout.csv_header().as_bytes())
+            .map_err(|e| csv.error(e))?;
+    }
+    for i in 0..chunks {
+        let rows = chunk(i);
+        // The Parquet group on one thread, the text lines on the others.
+        let (grouped, texts) = rayon::join(
+            || parquet_group(&mut parquet, &layout, &rows),
+            || {
+                rows.par_chunks(1024)
+                    .map(|part| {
+                        let (mut c, mut j) = (String::new(), Vec::new());
+                        for r in part {
+                            layout.push_csv_line(&mut c, r);
+                            push_json_line(&mut j, r);
+                        }
+                        (c, j)
+                    })
+                    .collect::<Vec<_>>()
+            },
+        );
+        grouped.map_err(parquet_error)?;
+        for (c, j) in texts {
+            csv.write_all(c.as_bytes()).map_err(|e| csv.error(e))?;
+            jsonl.write_all(&j).map_err(|e| jsonl.error(e))?;
+        }
+    }
+    let parquet = parquet.into_inner().map_err(parquet_error)?;
+    csv.keep()?;
+    jsonl.keep()?;
+    parquet.keep()
 }
 
 #[cfg(test)]
@@ -337,6 +490,80 @@ mod tests {
                 row.get_column_iter().map(|(_, f)| f.clone()).collect()
             })
             .collect()
+    }
+
+    /// Rows written a chunk at a time give the files one pass over all of them would: the
+    /// CSV and JSON Lines byte for byte, and a Parquet file with a row group per chunk whose
+    /// column kinds come from every chunk.
+    #[test]
+    fn chunks_write_what_one_pass_writes() {
+        let total = CHUNK_ROWS + 3;
+        let row = |i: usize| {
+            let mut r = Record::default();
+            r.push("i", i);
+            // An integer in the first chunk, a float in the second: DOUBLE.
+            if i < CHUNK_ROWS {
+                r.push("x", i);
+            } else {
+                r.push("x", num(0.5));
+                r.push("late", format!("row {i}"));
+            }
+            r.push("none", Value::Null);
+            r
+        };
+        let all: Vec<Record> = (0..total).map(row).collect();
+        let d = dir("chunks");
+        write_rows_with(&d, "rows", total, |range| range.map(row).collect()).unwrap();
+        let read = |ext: &str| std::fs::read_to_string(d.join(format!("rows.{ext}"))).unwrap();
+        assert!(read("csv") == to_csv(&all), "CSV differs");
+        assert!(read("jsonl") == to_jsonl(&all), "JSON Lines differ");
+        let reader =
+            SerializedFileReader::new(File::open(d.join("rows.parquet")).unwrap()).unwrap();
+        let meta = reader.metadata();
+        assert_eq!(meta.file_metadata().num_rows(), total as i64);
+        assert_eq!(meta.num_row_groups(), 2);
+        let schema = meta.file_metadata().schema_descr();
+        let types: Vec<(String, PhysicalType)> = schema
+            .columns()
+            .iter()
+            .map(|c| (c.name().to_string(), c.physical_type()))
+            .collect();
+        let want = [
+            ("i", PhysicalType::INT64),
+            ("x", PhysicalType::DOUBLE),
+            ("none", PhysicalType::BYTE_ARRAY),
+            ("late", PhysicalType::BYTE_ARRAY),
+        ];
+        assert_eq!(
+            types,
+            want.map(|(k, t)| (k.to_string(), t)).to_vec(),
+            "columns in the order first seen"
+        );
+        let rows = fields(&reader);
+        assert_eq!(
+            rows[7],
+            vec![Field::Long(7), Field::Double(7.0), Field::Null, Field::Null]
+        );
+        let last = total - 1;
+        assert_eq!(
+            rows[last],
+            vec![
+                Field::Long(last as i64),
+                Field::Double(0.5),
+                Field::Null,
+                Field::Str(format!("row {last}")),
+            ]
+        );
+        let mut names: Vec<String> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["rows.csv", "rows.jsonl", "rows.parquet"],
+            "no temporary file left"
+        );
     }
 
     #[test]

@@ -39,17 +39,32 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// Every (checkpoint, instance) record: the run's knobs and exact figures, the instance's
-    /// seed and its metrics (built on demand: a sweep keeps only its summaries).
-    pub fn rows(&self) -> Vec<Record> {
-        let mut rows = Vec::new();
-        for (c, metrics) in self.checkpoints.iter().enumerate() {
-            for (b, m) in metrics.iter().enumerate() {
+    /// How many (checkpoint, instance) records the run has.
+    pub fn row_count(&self) -> usize {
+        self.checkpoints.iter().map(Vec::len).sum()
+    }
+
+    /// The (checkpoint, instance) records numbered `range` in checkpoint-major order: the run's
+    /// knobs and exact figures, the instance's seed and its metrics (built on demand: a sweep
+    /// keeps only its summaries, and `icq run --out` writes a chunk at a time).
+    pub fn rows(&self, range: std::ops::Range<usize>) -> Vec<Record> {
+        let mut rows = Vec::with_capacity(range.len());
+        let seeded: Vec<Record> = (self.seeds.iter())
+            .map(|&seed| {
                 let mut r = self.context.clone();
-                r.set("seed", self.seeds[b / self.per_seed as usize]);
-                r.extend(&metrics_record(c, m));
+                r.set("seed", seed);
+                r
+            })
+            .collect();
+        let mut first = 0;
+        for (c, metrics) in self.checkpoints.iter().enumerate() {
+            let within = |i: usize| i.saturating_sub(first).min(metrics.len());
+            for b in within(range.start)..within(range.end) {
+                let mut r = seeded[b / self.per_seed as usize].clone();
+                r.extend(&metrics_record(c, &metrics[b]));
                 rows.push(r);
             }
+            first += metrics.len();
         }
         rows
     }

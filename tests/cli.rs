@@ -568,6 +568,10 @@ fn instances_beyond_memory_are_refused() {
         );
         assert!(!out.join("parts").exists(), "{args:?}: nothing ran");
         assert!(!out.join("checkpoints.csv").exists(), "{args:?}");
+        if args[0] == "run" {
+            // `icq run` makes its folder only to write its files.
+            assert!(!out.exists(), "{args:?}: no empty folder is left");
+        }
     }
 }
 
