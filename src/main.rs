@@ -287,10 +287,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let written = match &out {
                 Some(dir) => {
                     let rows = report.row_count();
-                    icq::records::write_rows_with(dir, "checkpoints", rows, |range| {
-                        report.rows(range)
-                    })
+                    let chunks = rows.div_ceil(icq::records::CHUNK_ROWS) as u64;
+                    // Worth a bar from a few seconds of writing up.
+                    let bar = icq::run::progress_bar(2 * chunks, !quiet && chunks >= 8);
+                    bar.set_message("writing rows");
+                    icq::records::write_rows_with(
+                        dir,
+                        "checkpoints",
+                        rows,
+                        |range| report.rows(range),
+                        &|| bar.inc(1),
+                    )
                     .map_err(failed)?;
+                    bar.finish_and_clear();
                     Some((dir, rows))
                 }
                 None => None,

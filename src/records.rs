@@ -363,7 +363,7 @@ pub fn rows_fit(dir: &Path, stem: &str) -> Result<()> {
 /// Writes `DIR/{stem}.csv`, `DIR/{stem}.jsonl` and `DIR/{stem}.parquet`, each through a
 /// temporary file (all three or none when [`rows_fit`] passes).
 pub fn write_rows(dir: &Path, stem: &str, rows: &[Record]) -> Result<()> {
-    write_rows_with(dir, stem, rows.len(), |range| rows[range].to_vec())
+    write_rows_with(dir, stem, rows.len(), |range| rows[range].to_vec(), &|| {})
 }
 
 /// Rows of one chunk of [`write_rows_with`]: the Parquet file gets a row group per chunk.
@@ -372,8 +372,15 @@ pub const CHUNK_ROWS: usize = 8_192;
 /// [`write_rows`] of `total` rows made on demand, [`CHUNK_ROWS`] at a time: `rows(range)`
 /// gives the rows of `range`, the same each time it is asked, so that a million instances'
 /// checkpoints never stand in memory at once. Each chunk is made twice: once to find the
-/// columns and their kinds, once to write it.
-pub fn write_rows_with<F>(dir: &Path, stem: &str, total: usize, rows: F) -> Result<()>
+/// columns and their kinds, once to write it; `done` is called after each, 2·⌈total /
+/// CHUNK_ROWS⌉ times in all (for a progress bar).
+pub fn write_rows_with<F>(
+    dir: &Path,
+    stem: &str,
+    total: usize,
+    rows: F,
+    done: &(dyn Fn() + Sync),
+) -> Result<()>
 where
     F: Fn(Range<usize>) -> Vec<Record> + Sync,
 {
@@ -382,7 +389,11 @@ where
     let chunks = total.div_ceil(CHUNK_ROWS);
     let layout = (0..chunks)
         .into_par_iter()
-        .map(|i| Layout::of(&chunk(i)))
+        .map(|i| {
+            let layout = Layout::of(&chunk(i));
+            done();
+            layout
+        })
         .collect::<Vec<_>>()
         .iter()
         .fold(Layout::default(), Layout::then);
@@ -419,6 +430,7 @@ where
             csv.write_all(c.as_bytes()).map_err(|e| csv.error(e))?;
             jsonl.write_all(&j).map_err(|e| jsonl.error(e))?;
         }
+        done();
     }
     let parquet = parquet.into_inner().map_err(parquet_error)?;
     csv.keep()?;
@@ -513,7 +525,12 @@ mod tests {
         };
         let all: Vec<Record> = (0..total).map(row).collect();
         let d = dir("chunks");
-        write_rows_with(&d, "rows", total, |range| range.map(row).collect()).unwrap();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let count = || {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        write_rows_with(&d, "rows", total, |range| range.map(row).collect(), &count).unwrap();
+        assert_eq!(calls.into_inner(), 4, "two chunks, two passes");
         let read = |ext: &str| std::fs::read_to_string(d.join(format!("rows.{ext}"))).unwrap();
         assert!(read("csv") == to_csv(&all), "CSV differs");
         assert!(read("jsonl") == to_jsonl(&all), "JSON Lines differ");
