@@ -103,6 +103,10 @@ enum Command {
         /// the line's colour; zero, negative or far-off values are left out, and said so.
         #[arg(long, value_name = "COLUMN")]
         reference: Vec<String>,
+        /// Draw each line's excess over its smallest x: (x − x₀, y² − mean y² at x₀), e.g. the
+        /// excess q_err_obs² against t_mix, whose slope the mixing term predicts near +1.
+        #[arg(long)]
+        excess: bool,
         /// Output folder (default: the results' folder); refused up front if it is a file.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -408,6 +412,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             filter,
             name,
             reference,
+            excess,
             out,
         } => {
             let filter = filter
@@ -432,6 +437,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 filter,
                 name,
                 reference,
+                excess,
             };
             figure.check().map_err(bad_input)?;
             // The input and the output folder are checked before anything is read or drawn: a

@@ -33,6 +33,7 @@ fn plot_recovers_known_slopes_per_group() {
         filter: Vec::new(),
         name: None,
         reference: Vec::new(),
+        excess: false,
     };
     let (svg, fitted) = plot(&dir, &figure, &dir).unwrap();
     assert!(std::fs::read_to_string(&svg).unwrap().contains("<svg"));
@@ -117,6 +118,7 @@ fn figure(x: &str, y: &str) -> Figure {
         filter: Vec::new(),
         name: None,
         reference: Vec::new(),
+        excess: false,
     }
 }
 
@@ -693,4 +695,78 @@ fn reference_lines() {
         err.contains("figure[0].reference: expected a list of column names"),
         "{err}"
     );
+}
+
+/// An excess figure draws each line's (x − x₀, y² − m₀), m₀ the mean of y² over the line's
+/// rows at its smallest x: where y² = a + b·x exactly, every point lies on b·(x − x₀) (slope 1,
+/// intercept ln b) though the rows at x₀ disagree, whatever a is; the rows at x₀ are not
+/// drawn. The figure's file, axis names and fits say what it draws, and a reference line
+/// (drawn at its own value, not as an excess) or a non-boolean `excess` is refused.
+#[test]
+fn excess_figures_draw_the_excess_over_the_smallest_x() {
+    let dir = scratch("excess");
+    let mut rows = Vec::new();
+    for (group, a, b) in [("fast", 0.06, 5e-4), ("slow", 0.2, 2e-3)] {
+        for x in [5.0f64, 11.0, 28.0, 56.0, 112.0] {
+            // Two seeds whose squares straddle a + b·x by ±d: their mean is on the line.
+            for d in [-0.01, 0.01] {
+                let d = if x == 5.0 { d } else { 0.0 };
+                let y = (a + b * x + d).sqrt();
+                rows.push(format!(
+                    "{{\"speed\":\"{group}\",\"t_mix\":{x},\"q_err_obs\":{y},\"interface_term\":0.1}}"
+                ));
+            }
+        }
+    }
+    std::fs::write(dir.join("results.jsonl"), rows.join("\n")).unwrap();
+    let f = Figure {
+        group: Some("speed".into()),
+        excess: true,
+        ..figure("t_mix", "q_err_obs")
+    };
+    let (_, lines) = plot(&dir, &f, &dir).unwrap();
+    for (line, b) in lines.iter().zip([5e-4, 2e-3]) {
+        assert_eq!(
+            line.points.len(),
+            8,
+            "{}: the rows at x₀ are not drawn",
+            line.group
+        );
+        for &(dx, dy) in &line.points {
+            assert!((dy - b * dx).abs() < 1e-12, "{}: ({dx}, {dy})", line.group);
+        }
+        let fit = line.fit.unwrap();
+        assert!((fit.slope - 1.0).abs() < 1e-9, "{}: {fit:?}", line.group);
+        assert!(
+            (fit.intercept - b.ln()).abs() < 1e-9,
+            "{}: {fit:?}",
+            line.group
+        );
+    }
+    assert!(dir.join("q_err_obs_excess_vs_t_mix_by_speed.svg").exists());
+    let fits = std::fs::read_to_string(dir.join("fits.csv")).unwrap();
+    assert!(
+        fits.contains("q_err_obs_excess_vs_t_mix_by_speed,q_err_obs² − q_err_obs²₀,t_mix − t_mix₀,\"speed = fast\",1"),
+        "{fits}"
+    );
+    let mut with_reference = f.clone();
+    with_reference.reference = vec!["interface_term".into()];
+    let err = plot(&dir, &with_reference, &dir).unwrap_err().to_string();
+    assert!(
+        err.starts_with("reference: interface_term is drawn at its own value"),
+        "{err}"
+    );
+    let config: toml::Table = "[[figure]]\nx = \"t_mix\"\ny = \"q_err_obs\"\nexcess = 1\n"
+        .parse()
+        .unwrap();
+    let err = icq::plot::figures_of(&config).unwrap_err().to_string();
+    assert!(
+        err.contains("figure[0].excess: expected true or false"),
+        "{err}"
+    );
+    let config: toml::Table = "[[figure]]\nx = \"t_mix\"\ny = \"q_err_obs\"\nexcess = true\n"
+        .parse()
+        .unwrap();
+    assert!(icq::plot::figures_of(&config).unwrap()[0].excess);
+    let _ = std::fs::remove_dir_all(&dir);
 }

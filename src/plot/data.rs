@@ -358,6 +358,11 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
                     }
                 })
                 .collect::<Result<_>>()?;
+            let points = if figure.excess {
+                excess(&points)
+            } else {
+                points
+            };
             Ok(Line {
                 fit: fit_loglog(&points),
                 group,
@@ -367,6 +372,19 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
         })
         .collect::<Result<Vec<_>>>()
         .map(place_references)
+}
+
+/// `points` as their excess over the smallest x: (x − x₀, y² − m₀) for every point past x₀,
+/// m₀ the mean of y² at x₀ (see [`Figure::excess`]).
+fn excess(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let x0 = points.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    let at_x0: Vec<f64> = (points.iter().filter(|p| p.0 == x0))
+        .map(|p| p.1 * p.1)
+        .collect();
+    let m0 = at_x0.iter().sum::<f64>() / at_x0.len() as f64;
+    (points.iter().filter(|p| p.0 > x0))
+        .map(|&(x, y)| (x - x0, y * y - m0))
+        .collect()
 }
 
 /// Marks which references log axes can place near the data: above zero and within three

@@ -120,14 +120,18 @@ fn draw_on<DB: DrawingBackend>(
         .flat_map(|l| l.points.iter().copied())
         .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
         .collect();
+    let (y_name, x_name) = figure.axis_names();
     if positive.is_empty() {
         let rows: usize = lines.iter().map(|l| l.points.len()).sum();
+        let what = if figure.excess {
+            format!("of the {rows} rows past each line's smallest {}", figure.x)
+        } else {
+            format!("of the {rows} rows kept")
+        };
         return Err(Error::invalid(
             figure.y.clone(),
             format!(
-                "none of the {rows} rows kept has {} > 0 and {} > 0: nothing to draw on log–log \
-                 axes",
-                figure.x, figure.y
+                "none {what} has {x_name} > 0 and {y_name} > 0: nothing to draw on log–log axes"
             ),
         ));
     }
@@ -144,10 +148,7 @@ fn draw_on<DB: DrawingBackend>(
     let (y0, y1) = range(positive.iter().map(|p| p.1).chain(references).collect());
     root.fill(&WHITE).map_err(plot_err)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("{} against {}", figure.y, figure.x),
-            ("sans-serif", 22),
-        )
+        .caption(format!("{y_name} against {x_name}"), ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(70)
@@ -157,8 +158,8 @@ fn draw_on<DB: DrawingBackend>(
         .map_err(plot_err)?;
     chart
         .configure_mesh()
-        .x_desc(figure.x.as_str())
-        .y_desc(figure.y.as_str())
+        .x_desc(x_name.as_str())
+        .y_desc(y_name.as_str())
         .x_label_formatter(&|v| tick(v.exp()))
         .y_label_formatter(&|v| tick(v.exp()))
         .draw()

@@ -46,6 +46,13 @@ pub struct Figure {
     /// else in the line's colour; a value log axes cannot place near the data (zero or below,
     /// or more than three decades away) is left out (see [`Reference::drawn`]).
     pub reference: Vec<String>,
+    /// Each line drawn as its excess over its smallest x: the points (x − x₀, y² − m₀), where
+    /// x₀ is the line's smallest x and m₀ the mean of y² over its rows there (which are
+    /// themselves not drawn, nor any point whose excess is not above zero). The log–log slope
+    /// is +1 where y² grows in proportion to x past a part that does not depend on x: DESIGN
+    /// §4's test of mixing, where at a fixed budget with a constant step the floor of
+    /// q_err_obs² grows as α·t_mix.
+    pub excess: bool,
 }
 
 impl Figure {
@@ -72,6 +79,15 @@ impl Figure {
                 ),
             ));
         }
+        if let (true, Some(r)) = (self.excess, self.reference.first()) {
+            return Err(Error::invalid(
+                "reference",
+                format!(
+                    "{r} is drawn at its own value, but an excess figure draws y² less its value \
+                     at the smallest x: leave the reference out of this figure"
+                ),
+            ));
+        }
         if let (Some(c), "epoch") = (self.checkpoint, self.x.as_str()) {
             return Err(Error::invalid(
                 "checkpoint",
@@ -85,12 +101,25 @@ impl Figure {
         Ok(())
     }
 
+    /// The names of the y and x axes: the columns, or what an excess figure draws of them.
+    pub fn axis_names(&self) -> (String, String) {
+        if self.excess {
+            (
+                format!("{0}² − {0}²₀", self.y),
+                format!("{0} − {0}₀", self.x),
+            )
+        } else {
+            (self.y.clone(), self.x.clone())
+        }
+    }
+
     /// The file stem of this figure.
     pub fn stem(&self) -> String {
         if let Some(name) = &self.name {
             return name.clone();
         }
-        let mut stem = format!("{}_vs_{}", self.y, self.x);
+        let excess = if self.excess { "_excess" } else { "" };
+        let mut stem = format!("{}{excess}_vs_{}", self.y, self.x);
         if let Some(g) = &self.group {
             stem.push_str(&format!("_by_{g}"));
         }
@@ -156,12 +185,14 @@ pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
                     "name",
                     "where",
                     "reference",
+                    "excess",
                 ]
                 .contains(&key.as_str())
                 {
                     return Err(Error::invalid(
                         at(key),
-                        "unknown key (expected x, y, group, checkpoint, name, where, reference)",
+                        "unknown key (expected x, y, group, checkpoint, name, where, reference, \
+                         excess)",
                     ));
                 }
             }
@@ -225,6 +256,16 @@ pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
                 filter,
                 name: text("name")?,
                 reference,
+                excess: match table.get("excess") {
+                    None => false,
+                    Some(toml::Value::Boolean(b)) => *b,
+                    Some(v) => {
+                        return Err(Error::invalid(
+                            at("excess"),
+                            format!("expected true or false, found {v}"),
+                        ))
+                    }
+                },
             })
         })
         .collect::<Result<Vec<_>>>()
@@ -291,15 +332,15 @@ pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec
             String::new()
         }
     };
+    // Column names hold no comma or quote; a group's value may.
+    let (y, x) = figure.axis_names();
     for l in &lines {
         let (s, lo, hi, n) = l.fit.map_or((f64::NAN, f64::NAN, f64::NAN, 0), |f| {
             (f.slope, f.lo, f.hi, f.points)
         });
         let (s, lo, hi) = (number(s), number(lo), number(hi));
         kept.push(format!(
-            "{name},{},{},\"{}\",{s},{lo},{hi},{n}",
-            figure.y,
-            figure.x,
+            "{name},{y},{x},\"{}\",{s},{lo},{hi},{n}",
             l.group.replace('"', "\"\"")
         ));
     }
