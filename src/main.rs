@@ -81,9 +81,10 @@ enum Command {
         /// The column on the x axis (e.g. interface_term, t_mix, width, epoch).
         #[arg(long)]
         x: String,
-        /// The metric on the y axis (e.g. q_err_obs).
-        #[arg(long)]
-        y: String,
+        /// The metric on the y axis (e.g. q_err_obs); repeated, several metrics on the same
+        /// axes, each its own line (e.g. --y interface_term --y ais_bound).
+        #[arg(long, required = true)]
+        y: Vec<String>,
         /// One line per value of this column.
         #[arg(long)]
         group: Option<String>,

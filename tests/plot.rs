@@ -27,7 +27,7 @@ fn plot_recovers_known_slopes_per_group() {
     std::fs::write(dir.join("results.jsonl"), lines.join("\n")).unwrap();
     let figure = Figure {
         x: "width".into(),
-        y: "q_err_obs".into(),
+        y: vec!["q_err_obs".into()],
         group: Some("encoding".into()),
         checkpoint: None,
         filter: Vec::new(),
@@ -112,7 +112,7 @@ fn scratch(tag: &str) -> std::path::PathBuf {
 fn figure(x: &str, y: &str) -> Figure {
     Figure {
         x: x.into(),
-        y: y.into(),
+        y: vec![y.into()],
         group: None,
         checkpoint: None,
         filter: Vec::new(),
@@ -229,7 +229,7 @@ fn a_text_column_on_an_axis_is_named_as_not_numeric() {
         (figure("t_mix", "clip"), "y", "it reads -"),
     ] {
         let err = plot(&dir, &f, &dir).unwrap_err().to_string();
-        let column = if axis == "x" { &f.x } else { &f.y };
+        let column = if axis == "x" { &f.x } else { &f.y[0] };
         assert!(
             err.starts_with(&format!("{column}: not a numeric column")),
             "{err}"
@@ -768,5 +768,76 @@ fn excess_figures_draw_the_excess_over_the_smallest_x() {
         .parse()
         .unwrap();
     assert!(icq::plot::figures_of(&config).unwrap()[0].excess);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Several metrics on one figure: each its own line (per group), named by the metric, with
+/// its own fit in fits.csv; a metric listed twice, or an empty list, is refused.
+#[test]
+fn several_metrics_share_one_figure() {
+    let dir = scratch("metrics");
+    let mut rows = Vec::new();
+    for g in ["a", "b"] {
+        for x in [1.0f64, 2.0, 4.0, 8.0] {
+            let (term, bound) = (0.1 * x.powf(0.5), 3.0 * x.powf(-0.75));
+            rows.push(format!(
+                "{{\"g\":\"{g}\",\"d\":{x},\"term\":{term},\"bound\":{bound}}}"
+            ));
+        }
+    }
+    std::fs::write(dir.join("results.jsonl"), rows.join("\n")).unwrap();
+    let f = Figure {
+        y: vec!["term".into(), "bound".into()],
+        ..figure("d", "unused")
+    };
+    let (_, lines) = plot(&dir, &f, &dir).unwrap();
+    let got: Vec<(&str, &str, f64)> = lines
+        .iter()
+        .map(|l| (l.metric.as_str(), l.group.as_str(), l.fit.unwrap().slope))
+        .collect();
+    assert_eq!(got.len(), 2);
+    for ((metric, group, slope), want) in got.iter().zip([("term", 0.5), ("bound", -0.75)]) {
+        assert_eq!((*metric, *group), (want.0, want.0));
+        assert!((slope - want.1).abs() < 1e-12, "{got:?}");
+    }
+    assert!(dir.join("term_and_bound_vs_d.svg").exists());
+    let fits = std::fs::read_to_string(dir.join("fits.csv")).unwrap();
+    assert!(
+        fits.contains("term_and_bound_vs_d,term,d,\"term\",0.5"),
+        "{fits}"
+    );
+    assert!(
+        fits.contains("term_and_bound_vs_d,bound,d,\"bound\",-0.75"),
+        "{fits}"
+    );
+    let by_g = Figure {
+        group: Some("g".into()),
+        ..f.clone()
+    };
+    let (_, lines) = plot(&dir, &by_g, &dir).unwrap();
+    let groups: Vec<&str> = lines.iter().map(|l| l.group.as_str()).collect();
+    assert_eq!(
+        groups,
+        ["term, g = a", "term, g = b", "bound, g = a", "bound, g = b"]
+    );
+    let twice = Figure {
+        y: vec!["term".into(), "bound".into(), "term".into()],
+        ..f.clone()
+    };
+    let err = plot(&dir, &twice, &dir).unwrap_err().to_string();
+    assert!(err.starts_with("y: term is listed twice"), "{err}");
+    let config: toml::Table = "[[figure]]\nx = \"d\"\ny = [\"term\", \"bound\"]\n"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        icq::plot::figures_of(&config).unwrap()[0].y,
+        ["term", "bound"]
+    );
+    let config: toml::Table = "[[figure]]\nx = \"d\"\ny = []\n".parse().unwrap();
+    let err = icq::plot::figures_of(&config).unwrap_err().to_string();
+    assert!(
+        err.starts_with("figure[0].y: expected a column name or a list"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

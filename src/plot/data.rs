@@ -15,6 +15,8 @@ use crate::fit::{fit_loglog, Fit};
 /// One line of a figure and its fit.
 #[derive(Clone, Debug)]
 pub struct Line {
+    /// The metric it draws (one of the figure's y columns).
+    pub metric: String,
     /// The group's value.
     pub group: String,
     /// (x, y) of every row.
@@ -162,6 +164,27 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
     if rows.is_empty() {
         return Err(Error::invalid("results", "no rows"));
     }
+    if figure.y.is_empty() {
+        return Err(Error::invalid("y", "no metric to draw"));
+    }
+    let mut all = Vec::new();
+    for y in &figure.y {
+        let mut lines = metric_lines(rows, figure, y)?;
+        if figure.y.len() > 1 {
+            for l in &mut lines {
+                l.group = match figure.group {
+                    Some(_) => format!("{y}, {}", l.group),
+                    None => y.clone(),
+                };
+            }
+        }
+        all.extend(lines);
+    }
+    Ok(place_references(all))
+}
+
+/// The lines of metric `y` of `figure` (see [`lines`]).
+fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result<Vec<Line>> {
     // Every column of any row: rows merged from other sweeps may lack some.
     let mut seen = std::collections::HashSet::new();
     let columns: Vec<&String> = rows
@@ -178,7 +201,7 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
         }
     }
     let all: Vec<&Map<String, Value>> = rows.iter().collect();
-    for (axis, key) in [("x", &figure.x), ("y", &figure.y)] {
+    for (axis, key) in [("x", &figure.x), ("y", &y.to_string())] {
         if !rows
             .iter()
             .any(|r| r.get(key).is_some_and(Value::is_number))
@@ -272,7 +295,7 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
     {
         // Rows merged from other sweeps may lack a column: they are skipped, not a panic.
         let value = |key: &str| r.get(key).and_then(Value::as_f64);
-        let (Some(x), Some(y)) = (value(&figure.x), value(&figure.y)) else {
+        let (Some(x), Some(y)) = (value(&figure.x), value(y)) else {
             continue;
         };
         let group = figure.group.as_ref().map_or("all".to_string(), |g| {
@@ -303,11 +326,8 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
     if groups.is_empty() {
         let at = checkpoint.map_or(String::new(), |c| format!(" at checkpoint {c}"));
         return Err(Error::invalid(
-            figure.y.clone(),
-            format!(
-                "no row kept{at} has numbers in both {} and {}",
-                figure.x, figure.y
-            ),
+            y.to_string(),
+            format!("no row kept{at} has numbers in both {} and {y}", figure.x),
         ));
     }
     if let Some(twice) = figure
@@ -365,13 +385,13 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
             };
             Ok(Line {
                 fit: fit_loglog(&points),
+                metric: y.to_string(),
                 group,
                 points,
                 references,
             })
         })
         .collect::<Result<Vec<_>>>()
-        .map(place_references)
 }
 
 /// `points` as their excess over the smallest x: (x − x₀, y² − m₀) for every point past x₀,

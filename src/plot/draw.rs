@@ -120,7 +120,13 @@ fn draw_on<DB: DrawingBackend>(
         .flat_map(|l| l.points.iter().copied())
         .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
         .collect();
-    let (y_name, x_name) = figure.axis_names();
+    let names: Vec<(String, String)> = figure.y.iter().map(|y| figure.axis_names(y)).collect();
+    let y_name = names
+        .iter()
+        .map(|n| n.0.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let x_name = names.first().map_or(String::new(), |n| n.1.clone());
     if positive.is_empty() {
         let rows: usize = lines.iter().map(|l| l.points.len()).sum();
         let what = if figure.excess {
@@ -129,7 +135,7 @@ fn draw_on<DB: DrawingBackend>(
             format!("of the {rows} rows kept")
         };
         return Err(Error::invalid(
-            figure.y.clone(),
+            figure.y.join(", "),
             format!(
                 "none {what} has {x_name} > 0 and {y_name} > 0: nothing to draw on log–log axes"
             ),

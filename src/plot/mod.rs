@@ -27,8 +27,9 @@ pub use draw::draw;
 pub struct Figure {
     /// The column on the x axis (a knob or an exact figure, e.g. `interface_term`).
     pub x: String,
-    /// The metric on the y axis (e.g. `q_err_obs`).
-    pub y: String,
+    /// The metrics on the y axis (e.g. `q_err_obs`; `interface_term` and `ais_bound`), each
+    /// its own line or lines.
+    pub y: Vec<String>,
     /// The column whose values get one line each (none: one line).
     pub group: Option<String>,
     /// The checkpoint to plot: a 0-based index into the `checkpoint` column (0 is the first
@@ -58,9 +59,10 @@ pub struct Figure {
 impl Figure {
     /// Every column the figure reads: x, y, the group, the filters' and the references'.
     pub fn columns(&self) -> impl Iterator<Item = &String> {
-        [Some(&self.x), Some(&self.y), self.group.as_ref()]
+        [Some(&self.x), self.group.as_ref()]
             .into_iter()
             .flatten()
+            .chain(&self.y)
             .chain(self.filter.iter().map(|(k, _)| k))
             .chain(&self.reference)
     }
@@ -69,6 +71,21 @@ impl Figure {
     /// x axis (every line would hold one x, and no slope), and a checkpoint with x = `epoch`
     /// (each checkpoint is taken at one epoch, so every point would share one x).
     pub fn check(&self) -> Result<()> {
+        if self.y.is_empty() {
+            return Err(Error::invalid("y", "no metric to draw"));
+        }
+        if let Some((i, twice)) =
+            (self.y.iter().enumerate()).find(|(i, y)| self.y[..*i].contains(y))
+        {
+            return Err(Error::invalid(
+                "y",
+                format!(
+                    "{twice} is listed twice (as metric {} and {})",
+                    self.y.iter().position(|y| y == twice).unwrap_or(0) + 1,
+                    i + 1
+                ),
+            ));
+        }
         if self.group.as_ref() == Some(&self.x) {
             return Err(Error::invalid(
                 "group",
@@ -101,15 +118,13 @@ impl Figure {
         Ok(())
     }
 
-    /// The names of the y and x axes: the columns, or what an excess figure draws of them.
-    pub fn axis_names(&self) -> (String, String) {
+    /// The name of metric `y` and of the x axis in the figure: the columns, or what an
+    /// excess figure draws of them.
+    pub fn axis_names(&self, y: &str) -> (String, String) {
         if self.excess {
-            (
-                format!("{0}² − {0}²₀", self.y),
-                format!("{0} − {0}₀", self.x),
-            )
+            (format!("{y}² − {y}²₀"), format!("{0} − {0}₀", self.x))
         } else {
-            (self.y.clone(), self.x.clone())
+            (y.to_string(), self.x.clone())
         }
     }
 
@@ -119,7 +134,7 @@ impl Figure {
             return name.clone();
         }
         let excess = if self.excess { "_excess" } else { "" };
-        let mut stem = format!("{}{excess}_vs_{}", self.y, self.x);
+        let mut stem = format!("{}{excess}_vs_{}", self.y.join("_and_"), self.x);
         if let Some(g) = &self.group {
             stem.push_str(&format!("_by_{g}"));
         }
@@ -248,9 +263,27 @@ pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
                     ))
                 }
             };
+            let y = match table.get("y") {
+                None => return Err(Error::invalid(at("y"), "missing")),
+                Some(toml::Value::String(s)) => vec![s.clone()],
+                Some(toml::Value::Array(metrics)) if !metrics.is_empty() => metrics
+                    .iter()
+                    .map(|m| {
+                        m.as_str().map(str::to_string).ok_or_else(|| {
+                            Error::invalid(at("y"), format!("expected column names, found {m}"))
+                        })
+                    })
+                    .collect::<Result<_>>()?,
+                Some(v) => {
+                    return Err(Error::invalid(
+                        at("y"),
+                        format!("expected a column name or a list of them, found {v}"),
+                    ))
+                }
+            };
             Ok(Figure {
                 x: required("x")?,
-                y: required("y")?,
+                y,
                 group: text("group")?,
                 checkpoint,
                 filter,
@@ -333,8 +366,8 @@ pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec
         }
     };
     // Column names hold no comma or quote; a group's value may.
-    let (y, x) = figure.axis_names();
     for l in &lines {
+        let (y, x) = figure.axis_names(&l.metric);
         let (s, lo, hi, n) = l.fit.map_or((f64::NAN, f64::NAN, f64::NAN, 0), |f| {
             (f.slope, f.lo, f.hi, f.points)
         });

@@ -81,7 +81,8 @@ pub(super) fn check_figure_columns(figures: &[crate::plot::Figure], units: &[Uni
                 "reads `{key}`, but no grid point sets {setting}, so it is empty"
             ));
         }
-        for (axis, key) in [("x", &figure.x), ("y", &figure.y)] {
+        let axes = std::iter::once(("x", &figure.x)).chain(figure.y.iter().map(|y| ("y", y)));
+        for (axis, key) in axes {
             if every(key, Value::is_string) {
                 return refuse(format!(
                     "{axis} = `{key}` is text in every row, not a number: plot it as `group`, \
