@@ -206,6 +206,7 @@ const EXACT: &[(&str, ExactOf)] = &[
     ("t_mix_trajectory", |a| a.mixing.t_mix.into()),
     ("interface_term", |a| num(a.interface_term)),
     ("ais_bound", |a| num(a.ais_bound())),
+    ("interface_error_sup", |a| num(a.interface_error_sup())),
     ("q_star_norm", |a| num(a.q_star_norm)),
     ("beta", |a| num(a.beta)),
     ("mean_discount", |a| {

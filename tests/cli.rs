@@ -639,6 +639,8 @@ fn run_writes_one_row_per_instance_and_checkpoint() {
         "delta_phi",
         "t_mix",
         "interface_term",
+        "ais_bound",
+        "interface_error_sup",
         "q_star_norm",
         "checkpoint",
         "epoch",
