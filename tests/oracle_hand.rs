@@ -324,3 +324,53 @@ fn terminal_options_add_nothing_to_delta_phi() {
     assert_close("terminal δ_φ", terminal.delta_phi, 0.0, 0.0, 1e-12);
     assert_close("terminal ε_φ", terminal.eps_phi, 0.0, 0.0, 1e-12);
 }
+
+/// A transient initial state that the chain leaves slowly (with probability p = 5·10⁻⁵ per
+/// epoch) and never re-enters has μ = 0 exactly, however slowly its mass drains. On the
+/// recurrent states {1, 2} the epoch kernel is [[0.3, 0.7], [0.6, 0.4]]: μ = (0, 6/13, 7/13),
+/// λ₂ = −0.3 (gap 0.7), and from either recurrent state one epoch brings the distance to μ
+/// below 1/4 (|0.3 − 6/13| and |0.6 − 6/13|), so t_mix = 1. The interface merges states 0
+/// and 1, which differ in reward; on μ's support it hides nothing: ε_φ = δ_φ = 0.
+#[test]
+fn slowly_drained_transient_state_is_outside_the_support() {
+    use icq::model::{Agent, Initial, Model, OptionSpec};
+    let p = 5e-5;
+    let model = Model {
+        gamma: 0.9,
+        agents: vec![Agent {
+            private_states: 1,
+            interface: vec![0, 0, 1],
+        }],
+        artifact_states: 3,
+        actions: 1,
+        options: vec![OptionSpec {
+            executor: 0,
+            duration: Duration::Fixed { steps: 1 },
+            artifact_transition: vec![
+                vec![1.0 - p, p / 2.0, p / 2.0],
+                vec![0.0, 0.3, 0.7],
+                vec![0.0, 0.6, 0.4],
+            ],
+            private_transition: vec![vec![1.0]],
+            reward: vec![vec![5.0], vec![0.0], vec![1.0]],
+            terminal: false,
+        }],
+        action_options: vec![vec![0]],
+        initial: Initial {
+            agent: 0,
+            artifact: vec![1.0, 0.0, 0.0],
+            private: vec![vec![1.0]],
+        },
+    };
+    let a = analyze(&model);
+    assert_eq!(a.mu[0], 0.0, "μ = {:?}", a.mu);
+    assert_eq!(a.support, 2);
+    assert_close("μ(1)", a.mu[1], 6.0 / 13.0, 1e-9, 0.0);
+    assert_close("μ(2)", a.mu[2], 7.0 / 13.0, 1e-9, 0.0);
+    assert_close("spectral gap", a.mixing.spectral_gap, 0.7, 1e-9, 0.0);
+    assert_eq!(a.mixing.t_mix, Some(1));
+    assert_close("ε_φ", a.eps_phi, 0.0, 0.0, 1e-12);
+    assert_close("δ_φ", a.delta_phi, 0.0, 0.0, 1e-12);
+    // Q* and Q*_obs come from value iteration to a relative 1e-10 (|Q*| ≤ 50 here).
+    assert_close("interface term", a.interface_term, 0.0, 0.0, 1e-8);
+}

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use super::kernels::OptionKernel;
 use super::linalg::{gemm, hessenberg_eigenvalues};
+use super::support::closed_classes;
 use crate::error::{Error, Result};
 use crate::learn::Sampler;
 use crate::model::StateSpace;
@@ -20,8 +21,6 @@ use crate::rng::HostRng;
 
 /// Stationary-law iteration stops when one step changes μ by less than this (L1).
 const MU_TOLERANCE: f64 = 1e-14;
-/// Joint states whose stationary mass is below this are transient leftovers of the iteration.
-pub const SUPPORT_THRESHOLD: f64 = 1e-10;
 /// Distributions pushed through the chain together when measuring t_mix.
 const ROWS_PER_BLOCK: usize = 32;
 /// Largest Krylov space for the spectral gap.
@@ -167,8 +166,38 @@ impl<'a> Chain<'a> {
         }
     }
 
-    /// μ = lim ρ₀((I + K_b)/2)^t; entries below [`SUPPORT_THRESHOLD`] are set to zero and the
-    /// rest renormalised. Returns μ and the number of steps taken.
+    /// The support of μ: the closed classes of K_b reachable from the support of ρ₀, from the
+    /// zero pattern of the model (see [`super::support`]).
+    pub fn support(&self) -> Vec<bool> {
+        let roots: Vec<usize> = (0..self.space.states)
+            .filter(|&s| self.rho0[s] > 0.0)
+            .collect();
+        closed_classes(self.space.states, &roots, |v, (li, pos)| {
+            let launches = &self.launches[self.space.decider(v)];
+            while let Some(&(w, _)) = launches.get(*li) {
+                let k = &self.kernels[w];
+                if k.terminal {
+                    if let Some(&r) = roots.get(*pos) {
+                        *pos += 1;
+                        return Some(r);
+                    }
+                } else {
+                    let c = self.space.local(v, k.executor);
+                    if let Some(d) = k.reach.next_in_row(c, *pos) {
+                        *pos = d + 1;
+                        return Some(self.space.with_local(v, k.executor, d));
+                    }
+                }
+                *li += 1;
+                *pos = 0;
+            }
+            None
+        })
+    }
+
+    /// μ = lim ρ₀((I + K_b)/2)^t, iterated until one step changes it by at most 1e-14 (L1);
+    /// entries outside [`Chain::support`] (transient states, however slowly drained) are set
+    /// to zero and the rest renormalised. Returns μ and the number of steps taken.
     pub fn stationary(&self, max_steps: usize) -> Result<(Vec<f64>, usize)> {
         let n = self.space.states;
         let mut mu = self.rho0.to_vec();
@@ -183,8 +212,8 @@ impl<'a> Chain<'a> {
                 *m = lazy;
             }
             if change <= MU_TOLERANCE {
-                for m in mu.iter_mut() {
-                    if *m < SUPPORT_THRESHOLD {
+                for (m, inside) in mu.iter_mut().zip(self.support()) {
+                    if !inside {
                         *m = 0.0;
                     }
                 }

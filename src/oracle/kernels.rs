@@ -7,6 +7,7 @@
 //! summed as series (Poisson truncated where its tail is below 1e-16).
 
 use super::linalg::Mat;
+use super::support::{epoch_reach, BitMatrix};
 use crate::error::{Error, Result};
 use crate::model::{Duration, Model, OptionSpec};
 
@@ -28,6 +29,8 @@ pub struct OptionKernel {
     pub g: Mat,
     /// K̄(c, c') = P(x_τ, p_τ = c'), C×C.
     pub kbar: Mat,
+    /// The support of K̄: which local states the option can end in from each one.
+    pub reach: BitMatrix,
     /// E[γ^τ].
     pub discount: f64,
     /// E\[τ\].
@@ -116,6 +119,7 @@ impl OptionKernel {
             rbar,
             g,
             kbar,
+            reach: epoch_reach(opt),
             discount,
             mean_steps: opt.duration.mean(),
         })

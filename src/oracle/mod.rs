@@ -6,6 +6,7 @@ mod chain;
 mod interface;
 mod kernels;
 pub mod linalg;
+pub mod support;
 mod value;
 
 use serde::Serialize;
@@ -14,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::learn::Sampler;
 use crate::model::{Model, StateSpace};
 
-pub use chain::{total_variation, Chain, SUPPORT_THRESHOLD};
+pub use chain::{total_variation, Chain};
 pub use interface::InterfaceGap;
 pub use kernels::OptionKernel;
 pub use value::Bellman;
