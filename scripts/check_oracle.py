@@ -16,7 +16,7 @@ to the support of mu; t_mix(1/4) is the first t with max over the support of TV 
 at 1/4 counts as mixed; `None` when the gap is 0); delta_phi is half the L1 distance between
 the discounted next-observation laws, over continuing options only; observations that mu
 never visits take the plain average of their states, and span V-hat in the AIS bound runs
-over every observation.
+over the observations mu visits.
 
 Usage:
   python3 scripts/check_oracle.py [--icq target/release/icq] [--rtol 1e-8] INPUT...
@@ -289,9 +289,9 @@ def figures(m, sampler=None, pipeline=None):
     diff = Qo[ob] - Q
     out["interface_term"] = math.sqrt(float(mu @ (diff**2).mean(axis=1)))
     out["interface_error_sup"] = np.abs(diff[supp]).max()
-    # span of V-hat over every observation, as icq reports it (observations mu never visits
-    # have the plain average of their states); over mu's support alone the bound also holds
-    Vh = Qo.max(axis=1)
+    # span of V-hat over the observations mu visits: both next-observation laws charge only
+    # those, so an unvisited observation (the plain average of its states) has no bearing
+    Vh = Qo.max(axis=1)[np.unique(ob[supp])]
     out["ais_bound"] = (eps + delta * (Vh.max() - Vh.min())) / (1 - beta)
     # fixed policies
     v0 = out["v_star_initial"]

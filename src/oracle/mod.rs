@@ -137,22 +137,32 @@ impl Analysis {
 
     /// The approximate-information-state bound on the interface error,
     /// max_{s: μ(s)>0, a} |Q*(s,a) − Q*_obs(o(s),a)| ≤ (ε_φ + δ_φ·span V̂)/(1 − β), with
-    /// V̂(o) = max_a Q*_obs(o, a) and its span over every observation (infinite when β = 1).
+    /// V̂(o) = max_a Q*_obs(o, a) and its span over the observations μ visits (infinite when
+    /// β = 1).
     ///
     /// One Bellman step of each side differs by at most ε_φ in reward, β‖Q* − Q*_obs∘o‖ in
     /// the continuation through V* against V̂∘o, and |Σ (G∘o⁻¹ − Ĝ)·V̂| ≤ δ_φ·span V̂ in the
     /// law of the next observation: G and Ĝ have the same mass E[γ^τ] (one option per
     /// observation and action), so a constant can be taken from V̂, and δ_φ is their total
-    /// variation. The maximum over μ's support closes on itself because μ is uniform
+    /// variation. Both laws charge only observations μ visits (Ĝ at a visited observation
+    /// averages G over the states of μ's support that show it), so the span runs over those:
+    /// an observation μ never visits, whose Q*_obs is a plain average with no bearing on the
+    /// learner, would only loosen the bound. The maximum over μ's support closes on itself because μ is uniform
     /// behavior's, under which every action's successors of a state in the support are in
     /// it too. (DESIGN's β·δ·span V̂/2, with δ the L1 distance of undiscounted laws,
     /// corresponds to this term for options of discount β whose γ^τ does not depend on where
     /// they end.)
     pub fn ais_bound(&self) -> f64 {
-        let values = self
-            .q_star_obs
-            .chunks(self.actions.max(1))
-            .map(|row| row.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+        let mut visited = vec![false; self.q_star_obs.len() / self.actions.max(1)];
+        for (s, &m) in self.mu.iter().enumerate() {
+            if m > 0.0 {
+                visited[self.obs_of_state[s]] = true;
+            }
+        }
+        let values = (self.q_star_obs.chunks(self.actions.max(1)))
+            .zip(&visited)
+            .filter(|(_, &seen)| seen)
+            .map(|(row, _)| row.iter().copied().fold(f64::NEG_INFINITY, f64::max));
         let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
             (lo.min(v), hi.max(v))
         });

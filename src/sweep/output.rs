@@ -32,8 +32,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// The version of what a unit's settings give: raised whenever the same settings give other
 /// rows (2: embeddings with a stream of their own, Σ|y| per launch on the GPU kernels, the
-/// `ais_bound` column; 3: the `interface_error_sup` column), so that a sweep never resumes with
-/// rows of an older build.
+/// `ais_bound` column; 3: the `interface_error_sup` column, μ's support from the chain's closed
+/// classes, the AIS bound's span over visited observations), so that a sweep never resumes
+/// with rows of an older build.
 const RESULTS_VERSION: u32 = 3;
 
 /// What a unit computes, as a hash: the results version, its place in the grid, its seed and
