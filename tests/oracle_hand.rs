@@ -374,3 +374,42 @@ fn slowly_drained_transient_state_is_outside_the_support() {
     // Q* and Q*_obs come from value iteration to a relative 1e-10 (|Q*| ≤ 50 here).
     assert_close("interface term", a.interface_term, 0.0, 0.0, 1e-8);
 }
+
+/// A distance of exactly 1/4 counts as mixed, whatever the rounding of its sum. From state 0
+/// one epoch gives (0.35, 0.35, 0.3) against μ = (0.1, 0.6, 0.3) (the other rows are
+/// (0.065, 0.565, 0.27)/0.9, which keep μ stationary): TV = (0.25 + 0.25)/2 = 1/4 exactly in
+/// decimals, not in binary. From states 1 and 2 the distance is 1/36 after one epoch, and at
+/// t = 0 every start is at least 0.4 away, so t_mix(1/4) = 1.
+#[test]
+fn a_distance_of_exactly_a_quarter_is_mixed() {
+    use icq::model::{Agent, Initial, Model, OptionSpec};
+    let q: Vec<f64> = [0.065, 0.565, 0.27].iter().map(|v| v / 0.9).collect();
+    let model = Model {
+        gamma: 0.9,
+        agents: vec![Agent {
+            private_states: 1,
+            interface: vec![0, 1, 2],
+        }],
+        artifact_states: 3,
+        actions: 1,
+        options: vec![OptionSpec {
+            executor: 0,
+            duration: Duration::Fixed { steps: 1 },
+            artifact_transition: vec![vec![0.35, 0.35, 0.3], q.clone(), q],
+            private_transition: vec![vec![1.0]],
+            reward: vec![vec![1.0], vec![0.0], vec![0.5]],
+            terminal: false,
+        }],
+        action_options: vec![vec![0]],
+        initial: Initial {
+            agent: 0,
+            artifact: vec![1.0, 0.0, 0.0],
+            private: vec![vec![1.0]],
+        },
+    };
+    let a = analyze(&model);
+    for (s, want) in [0.1, 0.6, 0.3].into_iter().enumerate() {
+        assert_close(&format!("μ({s})"), a.mu[s], want, 1e-12, 0.0);
+    }
+    assert_eq!(a.mixing.t_mix, Some(1), "μ = {:?}", a.mu);
+}

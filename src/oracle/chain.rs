@@ -21,6 +21,10 @@ use crate::rng::HostRng;
 
 /// Stationary-law iteration stops when one step changes μ by less than this (L1).
 const MU_TOLERANCE: f64 = 1e-14;
+/// Slack on the 1/4 of t_mix(1/4): a distance that is exactly 1/4 (`examples/handoff.json` from
+/// one start at t = 2) counts as mixed whatever the rounding of its sum, far above which (1e-16
+/// per term) and far below any distance that differs from 1/4 in a model's own digits.
+const QUARTER_SLACK: f64 = 1e-12;
 /// Distributions pushed through the chain together when measuring t_mix.
 const ROWS_PER_BLOCK: usize = 32;
 /// Largest Krylov space for the spectral gap.
@@ -230,7 +234,8 @@ impl<'a> Chain<'a> {
         )))
     }
 
-    /// t_mix(1/4) of the sampled chain: the first t with max_{s: μ(s)>0} TV(δ_s K_s^t, μ) ≤ 1/4.
+    /// t_mix(1/4) of the sampled chain: the first t with max_{s: μ(s)>0} TV(δ_s K_s^t, μ) ≤ 1/4
+    /// (to [`QUARTER_SLACK`]).
     ///
     /// Each start's distance is non-increasing in t, so blocks of starts are run
     /// independently (in parallel) and t_mix is the largest of their first passages.
@@ -252,7 +257,7 @@ impl<'a> Chain<'a> {
                     let worst = (0..rows)
                         .map(|r| total_variation(&d[r * n..(r + 1) * n], mu))
                         .fold(0.0, f64::max);
-                    if worst <= 0.25 {
+                    if worst <= 0.25 + QUARTER_SLACK {
                         return Ok(t);
                     }
                     if t >= max_epochs {
