@@ -200,13 +200,18 @@ impl<'a> Chain<'a> {
     }
 
     /// μ = lim ρ₀((I + K_b)/2)^t, iterated until one step changes it by at most 1e-14 (L1);
-    /// entries outside [`Chain::support`] (transient states, however slowly drained) are set
-    /// to zero and the rest renormalised. Returns μ and the number of steps taken.
+    /// entries outside [`Chain::support`] (transient states, however slowly drained) are then
+    /// set to zero, the rest renormalised, and the iteration goes on from there until it stops
+    /// changing again: a state drained so slowly that one step hardly moves its mass leaves
+    /// only what leaked out of it on the support, not yet stationary there. (With several
+    /// closed classes their weights are those of the mass that had reached each.) Returns μ
+    /// and the number of steps taken.
     pub fn stationary(&self, max_steps: usize) -> Result<(Vec<f64>, usize)> {
         let n = self.space.states;
         let mut mu = self.rho0.to_vec();
         let mut next = vec![0.0; n];
         let mut scratch = Scratch::default();
+        let mut restricted = false;
         for step in 1..=max_steps {
             self.step(&mu, &mut next, 1, &mut scratch);
             let mut change = 0.0;
@@ -216,14 +221,21 @@ impl<'a> Chain<'a> {
                 *m = lazy;
             }
             if change <= MU_TOLERANCE {
-                for (m, inside) in mu.iter_mut().zip(self.support()) {
-                    if !inside {
-                        *m = 0.0;
+                let mut dropped = 0.0;
+                if !restricted {
+                    for (m, inside) in mu.iter_mut().zip(self.support()) {
+                        if !inside {
+                            dropped += *m;
+                            *m = 0.0;
+                        }
                     }
+                    restricted = true;
                 }
                 let total: f64 = mu.iter().sum();
                 mu.iter_mut().for_each(|m| *m /= total);
-                return Ok((mu, step));
+                if dropped == 0.0 {
+                    return Ok((mu, step));
+                }
             }
         }
         Err(Error::NotConverged(format!(
