@@ -96,7 +96,8 @@ enum Command {
         /// interface_noise=0.20 keeps 0.2), e.g. --where study=width.
         #[arg(long = "where", value_name = "COLUMN=VALUE")]
         filter: Vec<String>,
-        /// File stem of the figure (default: Y_vs_X, then _by_GROUP and the filters).
+        /// File stem of the figure (default: Y_vs_X, the metrics joined by _and_ and _excess
+        /// before _vs_ where they apply, then _by_GROUP and the filters).
         #[arg(long)]
         name: Option<String>,
         /// A column drawn as a dashed horizontal line, e.g. interface_term under q_err

@@ -38,7 +38,8 @@ pub struct Figure {
     /// Only rows whose column `key` reads `value`, for every pair: numbers compare as numbers
     /// (`0.20` keeps the rows at 0.2), other cells as the text printed in the CSV.
     pub filter: Vec<(String, String)>,
-    /// The file stem (default: `Y_vs_X[_by_GROUP]`, then `_COLUMN-VALUE` per filter with the
+    /// The file stem (default: `Y_vs_X[_by_GROUP]`, the metrics joined by `_and_` and
+    /// `_excess` before `_vs_` in an excess figure, then `_COLUMN-VALUE` per filter with the
     /// value's characters other than letters, digits, `.`, `+` and `-` made one `-`).
     pub name: Option<String>,
     /// Columns drawn as dashed horizontal reference lines (an exact figure such as
