@@ -457,7 +457,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 match l.fit {
                     Some(f) => println!(
                         "{:<32} {:>8.3} {:>18} {:>7}",
-                        l.group,
+                        l.label,
                         f.slope,
                         // No interval through fewer than three points.
                         if f.lo.is_finite() && f.hi.is_finite() {
@@ -469,7 +469,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     ),
                     None => println!(
                         "{:<32} {:>8} {:>18} {:>7}",
-                        l.group,
+                        l.label,
                         "-",
                         "-",
                         l.points.len()
@@ -480,7 +480,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 for r in l.references.iter().filter(|r| !r.drawn) {
                     println!(
                         "reference {} = {:e} on line {} left out: log axes cannot place it near the data",
-                        r.column, r.value, l.group
+                        r.column, r.value, l.label
                     );
                 }
             }

@@ -793,7 +793,7 @@ fn several_metrics_share_one_figure() {
     let (_, lines) = plot(&dir, &f, &dir).unwrap();
     let got: Vec<(&str, &str, f64)> = lines
         .iter()
-        .map(|l| (l.metric.as_str(), l.group.as_str(), l.fit.unwrap().slope))
+        .map(|l| (l.metric.as_str(), l.label.as_str(), l.fit.unwrap().slope))
         .collect();
     assert_eq!(got.len(), 2);
     for ((metric, group, slope), want) in got.iter().zip([("term", 0.5), ("bound", -0.75)]) {
@@ -803,11 +803,11 @@ fn several_metrics_share_one_figure() {
     assert!(dir.join("term_and_bound_vs_d.svg").exists());
     let fits = std::fs::read_to_string(dir.join("fits.csv")).unwrap();
     assert!(
-        fits.contains("term_and_bound_vs_d,term,d,\"term\",0.5"),
+        fits.contains("term_and_bound_vs_d,term,d,\"all\",0.5"),
         "{fits}"
     );
     assert!(
-        fits.contains("term_and_bound_vs_d,bound,d,\"bound\",-0.75"),
+        fits.contains("term_and_bound_vs_d,bound,d,\"all\",-0.75"),
         "{fits}"
     );
     let by_g = Figure {
@@ -815,10 +815,17 @@ fn several_metrics_share_one_figure() {
         ..f.clone()
     };
     let (_, lines) = plot(&dir, &by_g, &dir).unwrap();
-    let groups: Vec<&str> = lines.iter().map(|l| l.group.as_str()).collect();
+    let labels: Vec<(&str, &str)> = (lines.iter())
+        .map(|l| (l.label.as_str(), l.group.as_str()))
+        .collect();
     assert_eq!(
-        groups,
-        ["term, g = a", "term, g = b", "bound, g = a", "bound, g = b"]
+        labels,
+        [
+            ("term, g = a", "g = a"),
+            ("term, g = b", "g = b"),
+            ("bound, g = a", "g = a"),
+            ("bound, g = b", "g = b"),
+        ]
     );
     let twice = Figure {
         y: vec!["term".into(), "bound".into(), "term".into()],
@@ -839,5 +846,28 @@ fn several_metrics_share_one_figure() {
         err.starts_with("figure[0].y: expected a column name or a list"),
         "{err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An excess figure whose every line holds a single x has nothing to draw, and says why.
+#[test]
+fn an_excess_of_lines_with_one_x_each_is_refused() {
+    let dir = scratch("excess-one-x");
+    let rows: Vec<String> = ["a", "b"]
+        .iter()
+        .map(|g| format!("{{\"g\":\"{g}\",\"t_mix\":5,\"q_err_obs\":0.3}}"))
+        .collect();
+    std::fs::write(dir.join("results.jsonl"), rows.join("\n")).unwrap();
+    let f = Figure {
+        group: Some("g".into()),
+        excess: true,
+        ..figure("t_mix", "q_err_obs")
+    };
+    let err = plot(&dir, &f, &dir).unwrap_err().to_string();
+    assert!(
+        err.starts_with("excess: an excess figure draws each line past its smallest t_mix"),
+        "{err}"
+    );
+    assert!(written(&dir).is_empty(), "{:?}", written(&dir));
     let _ = std::fs::remove_dir_all(&dir);
 }

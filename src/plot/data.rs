@@ -17,8 +17,11 @@ use crate::fit::{fit_loglog, Fit};
 pub struct Line {
     /// The metric it draws (one of the figure's y columns).
     pub metric: String,
-    /// The group's value.
+    /// The group's value (`all` without a group).
     pub group: String,
+    /// What the legend calls it: the group's value, after the metric's name when the figure
+    /// draws several.
+    pub label: String,
     /// (x, y) of every row.
     pub points: Vec<(f64, f64)>,
     /// The fit over all points.
@@ -172,13 +175,23 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
         let mut lines = metric_lines(rows, figure, y)?;
         if figure.y.len() > 1 {
             for l in &mut lines {
-                l.group = match figure.group {
+                l.label = match figure.group {
                     Some(_) => format!("{y}, {}", l.group),
                     None => y.clone(),
                 };
             }
         }
         all.extend(lines);
+    }
+    if figure.excess && all.iter().all(|l| l.points.is_empty()) {
+        return Err(Error::invalid(
+            "excess",
+            format!(
+                "an excess figure draws each line past its smallest {0}, but every line holds a \
+                 single {0}: it needs two values of {0} or more on a line",
+                figure.x
+            ),
+        ));
     }
     Ok(place_references(all))
 }
@@ -386,6 +399,7 @@ fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result
             Ok(Line {
                 fit: fit_loglog(&points),
                 metric: y.to_string(),
+                label: group.clone(),
                 group,
                 points,
                 references,

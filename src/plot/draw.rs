@@ -204,10 +204,10 @@ fn draw_on<DB: DrawingBackend>(
         let label = match line.fit {
             Some(f) if f.lo.is_finite() => format!(
                 "{}: slope {:.2} [{:.2}, {:.2}]",
-                line.group, f.slope, f.lo, f.hi
+                line.label, f.slope, f.lo, f.hi
             ),
-            Some(f) => format!("{}: slope {:.2}", line.group, f.slope),
-            None => format!("{}: no fit", line.group),
+            Some(f) => format!("{}: slope {:.2}", line.label, f.slope),
+            None => format!("{}: no fit", line.label),
         };
         labels.push(label.clone());
         let means: Vec<(i32, i32)> = stats.iter().map(|s| pixel((s.0, s.1))).collect();
