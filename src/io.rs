@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -72,6 +72,10 @@ impl Partial {
 
 impl Write for Partial {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if stopped() {
+            // Not `Interrupted`, which `write_all` would retry.
+            return Err(std::io::Error::other("stopped by a signal"));
+        }
         self.file.as_mut().expect("open until kept").write(buf)
     }
 
@@ -192,14 +196,101 @@ pub fn writable_dir(dir: &Path, flag: &str) -> Result<()> {
 /// folders that made (empty ones only): for a command that writes its folder only at its end,
 /// so that a run stopped before leaves nothing behind.
 pub fn can_write_dir(dir: &Path, flag: &str) -> Result<()> {
-    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    let missing = missing_folders(dir);
     let checked = writable_dir(dir, flag);
-    for made in missing {
-        if std::fs::remove_dir(made).is_err() {
+    remove_empty_folders(&missing);
+    checked
+}
+
+/// `dir` and those of its ancestors that do not exist yet, deepest first: what making `dir`
+/// would make.
+pub fn missing_folders(dir: &Path) -> Vec<PathBuf> {
+    (dir.ancestors())
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// Removes the folders of [`missing_folders`], deepest first, as far as they are empty.
+pub fn remove_empty_folders(made: &[PathBuf]) {
+    for folder in made {
+        if std::fs::remove_dir(folder).is_err() {
             break;
         }
     }
-    checked
+}
+
+/// The signal a [`StopGuard`] caught (0: none).
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// Whether SIGINT or SIGTERM came while a [`StopGuard`] lives: long writes check it between
+/// chunks, and every [`Partial`] fails its next write once it is set.
+pub fn stopped() -> bool {
+    STOP_SIGNAL.load(Ordering::SeqCst) != 0
+}
+
+#[cfg(unix)]
+extern "C" fn note_stop(signal: libc::c_int) {
+    STOP_SIGNAL.store(signal, Ordering::SeqCst);
+}
+
+/// While it lives, SIGINT and SIGTERM (Ctrl-C, a scheduler's stop) do not end the process at
+/// once: they make [`stopped`] true and every [`Partial`]'s next write fail, so that a long
+/// write stops at its next check and removes its temporary files on the way out. Dropped, it
+/// restores the handlers it replaced and, if a signal came meanwhile, raises it again, so the
+/// process ends as that signal would have ended it.
+pub struct StopGuard {
+    #[cfg(unix)]
+    replaced: [libc::sighandler_t; 2],
+}
+
+impl StopGuard {
+    /// Catches SIGINT and SIGTERM until dropped.
+    pub fn new() -> Self {
+        #[cfg(unix)]
+        {
+            let handler = note_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            let catch = |signal| {
+                // SAFETY: the handler only stores to an atomic, which is async-signal-safe; a
+                // signal the process was started ignoring (a background job's SIGINT) is
+                // ignored again.
+                unsafe {
+                    let replaced = libc::signal(signal, handler);
+                    if replaced == libc::SIG_IGN {
+                        libc::signal(signal, libc::SIG_IGN);
+                    }
+                    replaced
+                }
+            };
+            Self {
+                replaced: [catch(libc::SIGINT), catch(libc::SIGTERM)],
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+}
+
+impl Default for StopGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for StopGuard {
+    fn drop(&mut self) {
+        #[cfg(unix)]
+        // SAFETY: the handlers restored are the ones `signal` returned; raising a signal whose
+        // handler is restored ends the process as it would have without the guard.
+        unsafe {
+            libc::signal(libc::SIGINT, self.replaced[0]);
+            libc::signal(libc::SIGTERM, self.replaced[1]);
+            let signal = STOP_SIGNAL.swap(0, Ordering::SeqCst);
+            if signal != 0 {
+                libc::raise(signal);
+            }
+        }
+    }
 }
 
 /// A name part no other process writing the same folder uses at the same time: the process

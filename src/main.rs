@@ -297,15 +297,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     // Worth a bar from a few seconds of writing up.
                     let bar = icq::run::progress_bar(2 * chunks, !quiet && chunks >= 8);
                     bar.set_message("writing rows");
-                    icq::records::write_rows_with(
+                    // Ctrl-C while writing stops the writing, and the files it left are
+                    // removed, then the signal ends the process as usual (see StopGuard).
+                    let made = icq::io::missing_folders(dir);
+                    let stop = icq::io::StopGuard::new();
+                    let wrote = icq::records::write_rows_with(
                         dir,
                         "checkpoints",
                         rows,
                         |range| report.rows(range),
                         &|| bar.inc(1),
-                    )
-                    .map_err(failed)?;
+                    );
                     bar.finish_and_clear();
+                    if wrote.is_err() {
+                        icq::io::remove_empty_folders(&made);
+                    }
+                    drop(stop);
+                    wrote.map_err(failed)?;
                     Some((dir, rows))
                 }
                 None => None,

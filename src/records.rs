@@ -56,22 +56,18 @@ pub fn num(x: f64) -> Value {
 }
 
 /// A value as plain text: a string as itself, null as nothing, anything else as JSON.
-fn plain_text(v: &Value) -> String {
+fn plain_text(v: &Value) -> Cow<'_, str> {
     match v {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::Null => Cow::Borrowed(""),
+        Value::String(s) => Cow::Borrowed(s.as_str()),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
 /// Appends `v` as a CSV field: its plain text, quoted when it holds a comma, a quote or a
 /// line break.
 fn push_csv_field(out: &mut String, v: &Value) {
-    let raw = match v {
-        Value::Null => return,
-        Value::String(s) => Cow::Borrowed(s.as_str()),
-        other => Cow::Owned(other.to_string()),
-    };
+    let raw = plain_text(v);
     if raw.contains([',', '"', '\n']) {
         out.push('"');
         out.push_str(&raw.replace('"', "\"\""));
@@ -331,7 +327,7 @@ fn parquet_group<W: Write + Send>(
             }
             Kind::Text => {
                 let data: Vec<ByteArray> = present
-                    .map(|v| ByteArray::from(plain_text(v).into_bytes()))
+                    .map(|v| ByteArray::from(plain_text(v).into_owned().into_bytes()))
                     .collect();
                 column
                     .typed::<ByteArrayType>()
@@ -369,6 +365,9 @@ pub fn write_rows(dir: &Path, stem: &str, rows: &[Record]) -> Result<()> {
 /// Rows of one chunk of [`write_rows_with`]: the Parquet file gets a row group per chunk.
 pub const CHUNK_ROWS: usize = 8_192;
 
+/// Rows of the pieces a chunk is made, checked and written in on every thread.
+const PIECE_ROWS: usize = 1_024;
+
 /// [`write_rows`] of `total` rows made on demand, [`CHUNK_ROWS`] at a time: `rows(range)`
 /// gives the rows of `range`, the same each time it is asked, so that a million instances'
 /// checkpoints never stand in memory at once. Each chunk is made twice: once to find the
@@ -385,18 +384,32 @@ where
     F: Fn(Range<usize>) -> Vec<Record> + Sync,
 {
     rows_fit(dir, stem)?;
-    let chunk = |i: usize| rows(i * CHUNK_ROWS..total.min((i + 1) * CHUNK_ROWS));
+    // One chunk at a time, made in pieces on every thread.
+    let chunk = |i: usize| -> Vec<Record> {
+        let end = total.min((i + 1) * CHUNK_ROWS);
+        let starts: Vec<usize> = (i * CHUNK_ROWS..end).step_by(PIECE_ROWS).collect();
+        let pieces: Vec<Vec<Record>> = (starts.into_par_iter())
+            .map(|start| rows(start..end.min(start + PIECE_ROWS)))
+            .collect();
+        pieces.into_iter().flatten().collect()
+    };
+    let stop = || -> Result<()> {
+        if crate::io::stopped() {
+            return Err(Error::Io {
+                path: dir.to_path_buf(),
+                cause: std::io::Error::other("stopped by a signal"),
+            });
+        }
+        Ok(())
+    };
     let chunks = total.div_ceil(CHUNK_ROWS);
-    let layout = (0..chunks)
-        .into_par_iter()
-        .map(|i| {
-            let layout = Layout::of(&chunk(i));
-            done();
-            layout
-        })
-        .collect::<Vec<_>>()
-        .iter()
-        .fold(Layout::default(), Layout::then);
+    let mut layout = Layout::default();
+    for i in 0..chunks {
+        stop()?;
+        let pieces: Vec<Layout> = chunk(i).par_chunks(PIECE_ROWS).map(Layout::of).collect();
+        layout = pieces.iter().fold(layout, Layout::then);
+        done();
+    }
     let path = |ext: &str| dir.join(format!("{stem}.{ext}"));
     let mut csv = Partial::create(&path("csv"))?;
     let mut jsonl = Partial::create(&path("jsonl"))?;
@@ -408,12 +421,13 @@ where
             .map_err(|e| csv.error(e))?;
     }
     for i in 0..chunks {
+        stop()?;
         let rows = chunk(i);
         // The Parquet group on one thread, the text lines on the others.
         let (grouped, texts) = rayon::join(
             || parquet_group(&mut parquet, &layout, &rows),
             || {
-                rows.par_chunks(1024)
+                rows.par_chunks(PIECE_ROWS)
                     .map(|part| {
                         let (mut c, mut j) = (String::new(), Vec::new());
                         for r in part {

@@ -1032,3 +1032,56 @@ fn plot_prints_a_dash_for_an_interval_it_cannot_compute() {
     assert!(!out.contains("NaN"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stop (SIGTERM, as Ctrl-C's SIGINT) while `icq run --out` writes its rows ends the process
+/// as the signal would, but only after the temporary files are removed, and the folders the
+/// run made with them: 200 000 rows take seconds to write, and the signal comes as soon as the
+/// first temporary file shows.
+#[cfg(unix)]
+#[test]
+fn a_stop_while_writing_leaves_nothing_behind() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = scratch("stop");
+    let config = dir.join("c.toml");
+    std::fs::write(
+        &config,
+        "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\n\
+         [run]\ninstances = 40000\nepochs = 5\ncheckpoints = 5\nbackend = \"cpu\"\n",
+    )
+    .unwrap();
+    let out = dir.join("made").join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_icq"))
+        .args(["run", config.to_str().unwrap(), "--quiet", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let writing = loop {
+        let partial = std::fs::read_dir(&out).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        });
+        if partial {
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() || started.elapsed().as_secs() > 300 {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(writing, "the run ended before its files showed");
+    // SAFETY: a plain kill(2) of the child this test spawned.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert!(
+        !dir.join("made").exists(),
+        "the folders the run made are gone"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
