@@ -359,27 +359,38 @@ fn a_transient_state_drained_below_the_tolerance_leaves_mu_stationary() {
 }
 
 /// A transient initial state 0 left with probability p per epoch, into the recurrent
-/// states {1, 2}.
+/// states {1, 2}; the interface merges states 0 and 1.
 fn drained_model(p: f64) -> icq::model::Model {
+    let rows = vec![
+        vec![1.0 - p, p / 2.0, p / 2.0],
+        vec![0.0, 0.3, 0.7],
+        vec![0.0, 0.6, 0.4],
+    ];
+    one_step_chain(rows, vec![0, 0, 1], vec![5.0, 0.0, 1.0])
+}
+
+/// One agent, one action, one option of one step over three artifact states: the epoch chain
+/// is `rows`, started from state 0.
+fn one_step_chain(
+    rows: Vec<Vec<f64>>,
+    interface: Vec<usize>,
+    reward: Vec<f64>,
+) -> icq::model::Model {
     use icq::model::{Agent, Initial, Model, OptionSpec};
     Model {
         gamma: 0.9,
         agents: vec![Agent {
             private_states: 1,
-            interface: vec![0, 0, 1],
+            interface,
         }],
         artifact_states: 3,
         actions: 1,
         options: vec![OptionSpec {
             executor: 0,
             duration: Duration::Fixed { steps: 1 },
-            artifact_transition: vec![
-                vec![1.0 - p, p / 2.0, p / 2.0],
-                vec![0.0, 0.3, 0.7],
-                vec![0.0, 0.6, 0.4],
-            ],
+            artifact_transition: rows,
             private_transition: vec![vec![1.0]],
-            reward: vec![vec![5.0], vec![0.0], vec![1.0]],
+            reward: reward.into_iter().map(|r| vec![r]).collect(),
             terminal: false,
         }],
         action_options: vec![vec![0]],
@@ -398,31 +409,9 @@ fn drained_model(p: f64) -> icq::model::Model {
 /// t = 0 every start is at least 0.4 away, so t_mix(1/4) = 1.
 #[test]
 fn a_distance_of_exactly_a_quarter_is_mixed() {
-    use icq::model::{Agent, Initial, Model, OptionSpec};
     let q: Vec<f64> = [0.065, 0.565, 0.27].iter().map(|v| v / 0.9).collect();
-    let model = Model {
-        gamma: 0.9,
-        agents: vec![Agent {
-            private_states: 1,
-            interface: vec![0, 1, 2],
-        }],
-        artifact_states: 3,
-        actions: 1,
-        options: vec![OptionSpec {
-            executor: 0,
-            duration: Duration::Fixed { steps: 1 },
-            artifact_transition: vec![vec![0.35, 0.35, 0.3], q.clone(), q],
-            private_transition: vec![vec![1.0]],
-            reward: vec![vec![1.0], vec![0.0], vec![0.5]],
-            terminal: false,
-        }],
-        action_options: vec![vec![0]],
-        initial: Initial {
-            agent: 0,
-            artifact: vec![1.0, 0.0, 0.0],
-            private: vec![vec![1.0]],
-        },
-    };
+    let rows = vec![vec![0.35, 0.35, 0.3], q.clone(), q];
+    let model = one_step_chain(rows, vec![0, 1, 2], vec![1.0, 0.0, 0.5]);
     let a = analyze(&model);
     for (s, want) in [0.1, 0.6, 0.3].into_iter().enumerate() {
         assert_close(&format!("μ({s})"), a.mu[s], want, 1e-12, 0.0);
