@@ -247,7 +247,7 @@ impl<'a> Chain<'a> {
     }
 
     /// t_mix(1/4) of the sampled chain: the first t with max_{s: μ(s)>0} TV(δ_s K_s^t, μ) ≤ 1/4
-    /// (to [`QUARTER_SLACK`]).
+    /// (to a slack of 1e-12, so that an exact tie does not hang on rounding).
     ///
     /// Each start's distance is non-increasing in t, so blocks of starts are run
     /// independently (in parallel) and t_mix is the largest of their first passages.
