@@ -457,32 +457,30 @@ fn run(cli: Cli) -> Result<(), Failure> {
             icq::io::writable_dir(&out, "--out").map_err(bad_input)?;
             let (svg, lines) =
                 icq::plot::plot(&file, &figure, &out).map_err(bad_input_or_failure)?;
+            // The first column as wide as the longest line name (at least 32).
+            let w = lines
+                .iter()
+                .map(|l| l.label.chars().count())
+                .fold(32, usize::max);
             println!(
-                "{:<32} {:>8} {:>18} {:>7}",
+                "{:<w$} {:>8} {:>18} {:>7}",
                 "line", "slope", "95% interval", "points"
             );
             for l in &lines {
-                match l.fit {
-                    Some(f) => println!(
-                        "{:<32} {:>8.3} {:>18} {:>7}",
-                        l.label,
-                        f.slope,
+                let (slope, interval, points) = match l.fit {
+                    Some(f) => (
+                        format!("{:.3}", f.slope),
                         // No interval through fewer than three points.
                         if f.lo.is_finite() && f.hi.is_finite() {
                             format!("[{:.3}, {:.3}]", f.lo, f.hi)
                         } else {
                             "-".to_string()
                         },
-                        f.points
+                        f.points,
                     ),
-                    None => println!(
-                        "{:<32} {:>8} {:>18} {:>7}",
-                        l.label,
-                        "-",
-                        "-",
-                        l.points.len()
-                    ),
-                }
+                    None => ("-".to_string(), "-".to_string(), l.points.len()),
+                };
+                println!("{:<w$} {slope:>8} {interval:>18} {points:>7}", l.label);
             }
             for l in &lines {
                 for r in l.references.iter().filter(|r| !r.drawn) {
