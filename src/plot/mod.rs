@@ -244,19 +244,19 @@ pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
                     ))
                 }
             };
-            let reference = match table.get("reference") {
-                None => Vec::new(),
-                Some(toml::Value::Array(columns)) => columns
-                    .iter()
+            // A list of column names under `key`.
+            let names = |key: &str, list: &[toml::Value]| -> Result<Vec<String>> {
+                (list.iter())
                     .map(|c| {
                         c.as_str().map(str::to_string).ok_or_else(|| {
-                            Error::invalid(
-                                at("reference"),
-                                format!("expected column names, found {c}"),
-                            )
+                            Error::invalid(at(key), format!("expected column names, found {c}"))
                         })
                     })
-                    .collect::<Result<_>>()?,
+                    .collect()
+            };
+            let reference = match table.get("reference") {
+                None => Vec::new(),
+                Some(toml::Value::Array(columns)) => names("reference", columns)?,
                 Some(v) => {
                     return Err(Error::invalid(
                         at("reference"),
@@ -267,14 +267,7 @@ pub fn figures_of(config: &toml::Table) -> Result<Vec<Figure>> {
             let y = match table.get("y") {
                 None => return Err(Error::invalid(at("y"), "missing")),
                 Some(toml::Value::String(s)) => vec![s.clone()],
-                Some(toml::Value::Array(metrics)) if !metrics.is_empty() => metrics
-                    .iter()
-                    .map(|m| {
-                        m.as_str().map(str::to_string).ok_or_else(|| {
-                            Error::invalid(at("y"), format!("expected column names, found {m}"))
-                        })
-                    })
-                    .collect::<Result<_>>()?,
+                Some(toml::Value::Array(metrics)) if !metrics.is_empty() => names("y", metrics)?,
                 Some(v) => {
                     return Err(Error::invalid(
                         at("y"),
