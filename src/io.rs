@@ -72,10 +72,7 @@ impl Partial {
 
 impl Write for Partial {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if stopped() {
-            // Not `Interrupted`, which `write_all` would retry.
-            return Err(std::io::Error::other("stopped by a signal"));
-        }
+        check_stop()?;
         self.file.as_mut().expect("open until kept").write(buf)
     }
 
@@ -223,10 +220,14 @@ pub fn remove_empty_folders(made: &[PathBuf]) {
 /// The signal a [`StopGuard`] caught (0: none).
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-/// Whether SIGINT or SIGTERM came while a [`StopGuard`] lives: long writes check it between
-/// chunks, and every [`Partial`] fails its next write once it is set.
-pub fn stopped() -> bool {
-    STOP_SIGNAL.load(Ordering::SeqCst) != 0
+/// An error once SIGINT or SIGTERM came while a [`StopGuard`] lives: long writes check it
+/// between chunks, and every [`Partial`] fails its next write with it. Its kind is not
+/// `Interrupted`, which `write_all` would retry.
+pub fn check_stop() -> std::io::Result<()> {
+    if STOP_SIGNAL.load(Ordering::SeqCst) != 0 {
+        return Err(std::io::Error::other("stopped by a signal"));
+    }
+    Ok(())
 }
 
 #[cfg(unix)]
@@ -235,7 +236,7 @@ extern "C" fn note_stop(signal: libc::c_int) {
 }
 
 /// While it lives, SIGINT and SIGTERM (Ctrl-C, a scheduler's stop) do not end the process at
-/// once: they make [`stopped`] true and every [`Partial`]'s next write fail, so that a long
+/// once: they make [`check_stop`] fail and every [`Partial`]'s next write fail, so that a long
 /// write stops at its next check and removes its temporary files on the way out. Dropped, it
 /// restores the handlers it replaced and, if a signal came meanwhile, raises it again, so the
 /// process ends as that signal would have ended it.

@@ -255,14 +255,11 @@ where
             .collect();
         pieces.into_iter().flatten().collect()
     };
-    let stop = || -> Result<()> {
-        if crate::io::stopped() {
-            return Err(Error::Io {
-                path: dir.to_path_buf(),
-                cause: std::io::Error::other("stopped by a signal"),
-            });
-        }
-        Ok(())
+    let stop = || {
+        crate::io::check_stop().map_err(|cause| Error::Io {
+            path: dir.to_path_buf(),
+            cause,
+        })
     };
     let chunks = total.div_ceil(CHUNK_ROWS);
     let mut layout = Layout::default();
