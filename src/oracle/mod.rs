@@ -147,9 +147,9 @@ impl Analysis {
     /// variation. Both laws charge only observations μ visits (Ĝ at a visited observation
     /// averages G over the states of μ's support that show it), so the span runs over those:
     /// an observation μ never visits, whose Q*_obs is a plain average with no bearing on the
-    /// learner, would only loosen the bound. The maximum over μ's support closes on itself because μ is uniform
-    /// behavior's, under which every action's successors of a state in the support are in
-    /// it too. (DESIGN's β·δ·span V̂/2, with δ the L1 distance of undiscounted laws,
+    /// learner, would only loosen the bound. The maximum over μ's support closes on itself
+    /// because μ is uniform behavior's, under which every action's successors of a state in
+    /// the support are in it too. (DESIGN's β·δ·span V̂/2, with δ the L1 distance of undiscounted laws,
     /// corresponds to this term for options of discount β whose γ^τ does not depend on where
     /// they end.)
     pub fn ais_bound(&self) -> f64 {

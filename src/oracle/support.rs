@@ -161,26 +161,23 @@ pub fn closed_classes(
     let mut frames: Vec<(usize, (usize, usize))> = Vec::new();
     let mut counter = 0;
     for &root in roots {
-        if index[root] != UNSEEN {
-            continue;
-        }
-        index[root] = counter;
-        low[root] = counter;
-        counter += 1;
-        stack.push(root);
-        on_stack[root] = true;
-        frames.push((root, (0, 0)));
-        while let Some(frame) = frames.last_mut() {
+        // The vertex to open next: a root not yet seen, then each unseen successor.
+        let mut unseen = (index[root] == UNSEEN).then_some(root);
+        loop {
+            if let Some(w) = unseen.take() {
+                index[w] = counter;
+                low[w] = counter;
+                counter += 1;
+                stack.push(w);
+                on_stack[w] = true;
+                frames.push((w, (0, 0)));
+            }
+            let Some(frame) = frames.last_mut() else {
+                break;
+            };
             let v = frame.0;
             match next(v, &mut frame.1) {
-                Some(w) if index[w] == UNSEEN => {
-                    index[w] = counter;
-                    low[w] = counter;
-                    counter += 1;
-                    stack.push(w);
-                    on_stack[w] = true;
-                    frames.push((w, (0, 0)));
-                }
+                Some(w) if index[w] == UNSEEN => unseen = Some(w),
                 Some(w) => {
                     if on_stack[w] {
                         low[v] = low[v].min(index[w]);
