@@ -170,9 +170,12 @@ fn shards_merge_into_the_unsharded_run() {
     let report = sweep(&path, &whole, None, false, None, false).unwrap();
     assert_eq!(report.rows, 12 * 2, "one row per unit and checkpoint");
     let shards: Vec<PathBuf> = (1..=3).map(|k| d.join(format!("shard{k}"))).collect();
+    // The last shard runs from a copy of the config with a comment: the same grid.
+    let commented = d.join("commented.toml");
+    std::fs::write(&commented, format!("# shard 3's copy\n{}", mlp(CONFIG))).unwrap();
     for (k, out) in shards.iter().enumerate() {
         let r = sweep(
-            &path,
+            if k == 2 { &commented } else { &path },
             out,
             Some(Shard { k: k + 1, n: 3 }),
             false,
@@ -354,8 +357,14 @@ fn resume_refuses_another_sweeps_folder() {
     std::fs::remove_dir_all(fresh.join("parts")).unwrap();
     let e = sweep(&path, &fresh, None, false, None, false).unwrap_err();
     assert!(e.to_string().contains("a sweep of another config"), "{e}");
-    // Its own sweep runs there again.
+    // Its own sweep runs there again, also from a config that differs only in a comment (the
+    // manifest records the grid's units, not the config's text).
     sweep(&other, &fresh, None, false, None, false).unwrap();
+    std::fs::remove_dir_all(fresh.join("parts")).unwrap();
+    let commented = d.join("commented.toml");
+    let text = mlp(CONFIG).replace("epochs = 600", "epochs = 700");
+    std::fs::write(&commented, format!("# the same grid, said again\n{text}")).unwrap();
+    sweep(&commented, &fresh, None, false, None, false).unwrap();
 }
 
 #[test]

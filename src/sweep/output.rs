@@ -62,6 +62,28 @@ fn unit_key(unit: &Unit, model: &str) -> String {
     format!("{:016x}", fnv1a(what.to_string().as_bytes()))
 }
 
+/// Every unit's key (see [`unit_key`]), in grid order.
+pub(super) fn grid_keys(units: &[Unit]) -> Vec<String> {
+    // The model's text once per grid point (the seeds of a point share it).
+    let mut models: BTreeMap<usize, String> = BTreeMap::new();
+    units
+        .iter()
+        .map(|u| {
+            let model = models.entry(u.point).or_insert_with(|| {
+                serde_json::to_string(&crate::model::ModelFile::from(u.input.model.clone()))
+                    .expect("json")
+            });
+            unit_key(u, model)
+        })
+        .collect()
+}
+
+/// The grid's identity, as a manifest records it: a hash of its units' keys. Two configs with
+/// the same identity run the same units (they may differ in comments, layout or figures).
+pub(super) fn grid_id(keys: &[String]) -> String {
+    format!("{:016x}", fnv1a(keys.join("\n").as_bytes()))
+}
+
 /// Whether `dir` holds a finished unit of any sweep.
 pub(super) fn has_parts(dir: &Path) -> bool {
     std::fs::read_dir(dir.join("parts")).is_ok_and(|entries| {
@@ -76,19 +98,7 @@ pub(super) fn has_parts(dir: &Path) -> bool {
 /// Makes sure the finished units in `dir` (if any) are units of this grid, then records the
 /// grid there, so that `--resume` (or a shard sharing the folder) can never mix the rows of
 /// two sweeps: a unit is known by its index, and the index means something only in its grid.
-pub(super) fn check_grid(dir: &Path, units: &[Unit]) -> Result<()> {
-    // The model's text once per grid point (the seeds of a point share it).
-    let mut models: BTreeMap<usize, String> = BTreeMap::new();
-    let keys: Vec<String> = units
-        .iter()
-        .map(|u| {
-            let model = models.entry(u.point).or_insert_with(|| {
-                serde_json::to_string(&crate::model::ModelFile::from(u.input.model.clone()))
-                    .expect("json")
-            });
-            unit_key(u, model)
-        })
-        .collect();
+pub(super) fn check_grid(dir: &Path, units: &[Unit], keys: &[String]) -> Result<()> {
     let path = grid_path(dir);
     let version = env!("CARGO_PKG_VERSION");
     let ours = serde_json::json!({ "units": units.len(), "keys": keys, "icq_version": version });
@@ -312,10 +322,19 @@ fn already_holds(out: &Path, what: &str) -> Error {
     )
 }
 
-/// Refuses an `out` whose manifest is another config's: its results files are another sweep's.
-pub(super) fn check_manifests(out: &Path, config: &str) -> Result<()> {
+/// Whether the manifest `m` is of the sweep of `config`, whose grid is `grid`: by the grid it
+/// records, or by its config's text when it records none (written before manifests did).
+fn same_sweep(m: &Value, config: &str, grid: Option<&str>) -> bool {
+    match (m["grid"].as_str(), grid) {
+        (Some(theirs), Some(ours)) => theirs == ours,
+        _ => m["config"].as_str() == Some(config),
+    }
+}
+
+/// Refuses an `out` whose manifest is another sweep's: its results files are that sweep's.
+pub(super) fn check_manifests(out: &Path, config: &str, grid: Option<&str>) -> Result<()> {
     for (path, doc) in manifests(out)? {
-        if !doc.is_ok_and(|m| m["config"].as_str() == Some(config)) {
+        if !doc.is_ok_and(|m| same_sweep(&m, config, grid)) {
             let name = path.file_name().unwrap_or_default().to_string_lossy();
             return Err(already_holds(
                 out,
@@ -337,9 +356,9 @@ fn same_folder(a: &Path, b: &Path) -> bool {
 /// Refuses an `out` of `merge` that holds another sweep's work: a manifest of another config,
 /// or unit files (`parts/`) when `out` is not one of the merged folders. Merging again into
 /// the same folder rewrites the same files.
-fn check_merge_out(dirs: &[PathBuf], out: &Path, config: &str) -> Result<()> {
+fn check_merge_out(dirs: &[PathBuf], out: &Path, config: &str, grid: Option<&str>) -> Result<()> {
     let refuse = |what: &str| Err(already_holds(out, what));
-    check_manifests(out, config)?;
+    check_manifests(out, config, grid)?;
     if out.join("parts").exists() && !dirs.iter().any(|d| same_folder(d, out)) {
         return refuse("a sweep's unit files (parts/) and is not one of the merged folders");
     }
@@ -362,15 +381,19 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
             ));
         }
     }
-    let mut grid: Option<(u64, String)> = None;
+    // The first manifest's units, config and grid; every other must be of the same sweep.
+    let mut sweep: Option<(u64, String, Option<String>)> = None;
     for dir in dirs {
         for (path, doc) in manifests(dir)? {
             let m = doc?;
             let units = m["units"].as_u64().unwrap_or(0);
-            let config = m["config"].as_str().unwrap_or("").to_string();
-            match &grid {
-                None => grid = Some((units, config)),
-                Some((u, c)) if *u != units || *c != config => {
+            match &sweep {
+                None => {
+                    let config = m["config"].as_str().unwrap_or("").to_string();
+                    let grid = m["grid"].as_str().map(str::to_string);
+                    sweep = Some((units, config, grid));
+                }
+                Some((u, c, g)) if *u != units || !same_sweep(&m, c, g.as_deref()) => {
                     return Err(Error::invalid(
                         "merge",
                         format!(
@@ -383,11 +406,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
             }
         }
     }
-    let (units, config) =
-        grid.ok_or_else(|| Error::invalid("merge", "no sweep manifest in the given folders"))?;
+    let (units, config, grid) =
+        sweep.ok_or_else(|| Error::invalid("merge", "no sweep manifest in the given folders"))?;
     crate::io::writable_dir(out, "--out")?;
     crate::records::rows_fit(out, "results")?;
-    check_merge_out(dirs, out, &config)?;
+    check_merge_out(dirs, out, &config, grid.as_deref())?;
     let rows = collect(dirs, out, units as usize, None)?;
     let figures = figures_in(&config, Path::new("manifest.json"))?;
     let manifest = serde_json::json!({
@@ -395,6 +418,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
         "icq_version": env!("CARGO_PKG_VERSION"),
         "git_revision": option_env!("ICQ_GIT_REVISION").unwrap_or("unknown"),
         "units": units,
+        "grid": grid,
         "merged_from": dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
     });
     write_atomically(

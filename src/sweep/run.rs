@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use super::figures::{check_figure_columns, draw_figures, figures_in, Figures};
 use super::grid::{expand, Unit};
-use super::output::{check_grid, check_manifests, collect, has_parts, part_path};
+use super::output::{
+    check_grid, check_manifests, collect, grid_id, grid_keys, has_parts, part_path,
+};
 use super::pack::{check_unit_memory, packs};
 use super::shard::Shard;
 use crate::error::{Error, Result};
@@ -114,10 +116,12 @@ pub fn sweep(
     }
     // A folder with finished units is checked unit by unit; one without (merged results, or
     // parts/ deleted) by its manifest, whose results this sweep would replace.
+    let keys = grid_keys(&units);
+    let grid = grid_id(&keys);
     if !has_parts(out) {
-        check_manifests(out, &text)?;
+        check_manifests(out, &text, Some(&grid))?;
     }
-    check_grid(out, &units)?;
+    check_grid(out, &units, &keys)?;
     let todo: Vec<&&Unit> = mine
         .iter()
         .filter(|u| !part_path(out, u.index).exists())
@@ -220,6 +224,7 @@ pub fn sweep(
         "git_revision": option_env!("ICQ_GIT_REVISION").unwrap_or("unknown"),
         "backend": backend_used,
         "units": units.len(),
+        "grid": grid,
         "shard": shard.map(|s| format!("{}/{}", s.k, s.n)),
         "wall_seconds": start.elapsed().as_secs_f64(),
     });
