@@ -346,6 +346,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     .t_mix
                     .map_or("never".into(), |t| t.to_string())
             );
+            if input.config.learner.samples_off_mu() {
+                println!("note       {}", icq::learn::OFF_MU_NOTE);
+            }
             if let (Some(gap), Some(order)) = (a.pipeline_policy_gap, &a.pipeline) {
                 println!(
                     "baselines  policy gap of the uniform policy {:.4}, of the pipeline {order:?} {gap:.4}",
@@ -402,6 +405,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     "wrote      {0}/results.csv, {0}/results.jsonl, {0}/results.parquet ({1} rows), {0}/manifest.json",
                     out.display(),
                     r.rows
+                );
+            }
+            if r.off_mu > 0 {
+                println!(
+                    "note       {} of the {} units here: {}",
+                    r.off_mu,
+                    r.mine,
+                    icq::learn::OFF_MU_NOTE
                 );
             }
             if r.diverged > 0 {

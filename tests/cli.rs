@@ -810,6 +810,31 @@ fn divergence_is_reported() {
     );
 }
 
+/// A run whose behavior is ε-greedy (ε < 1) says that the oracle's μ is uniform behavior's;
+/// one whose behavior is uniform, or ε-greedy with ε = 1, does not.
+#[test]
+fn epsilon_greedy_runs_note_that_mu_is_uniform_behaviors() {
+    let dir = scratch("off-mu");
+    let run = |behavior: &str| {
+        let cfg = dir.join("e.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[model]\nagents = 2\nartifact_states = 4\ninterface_states = 2\n\
+                 [learner]\nbehavior = {behavior}\n\
+                 [run]\ninstances = 2\nepochs = 100\ncheckpoints = 1\nbackend = \"cpu\"\n"
+            ),
+        )
+        .unwrap();
+        let o = icq(&["run", cfg.to_str().unwrap(), "--quiet"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).contains(icq::learn::OFF_MU_NOTE)
+    };
+    assert!(run("{ epsilon_greedy = { epsilon = 0.1 } }"));
+    assert!(!run("{ epsilon_greedy = { epsilon = 1.0 } }"));
+    assert!(!run("\"uniform\""));
+}
+
 /// A reader that closes the pipe early (`icq oracle m.json | head -1`) ends icq quietly, as it
 /// does any Unix filter, instead of a panic on the next line written.
 #[cfg(unix)]

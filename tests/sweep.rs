@@ -563,6 +563,19 @@ fn diverged_units_are_counted() {
     let wild = config(&d, &wild);
     let r = sweep(&wild, &d.join("wild"), None, false, None, false).unwrap();
     assert_eq!(r.diverged, r.units);
+    assert_eq!(r.off_mu, 0, "uniform behavior samples μ");
+}
+
+/// A sweep counts its units whose ε-greedy behavior samples off the oracle's μ.
+#[test]
+fn units_off_mu_are_counted() {
+    let d = dir("off-mu");
+    let text = CONFIG.replace(
+        "width = [4, 8]",
+        "behavior = [\"uniform\", { epsilon_greedy = { epsilon = 0.2 } }]",
+    );
+    let r = sweep(&config(&d, &text), &d.join("out"), None, false, None, false).unwrap();
+    assert_eq!((r.units, r.off_mu), (12, 6));
 }
 
 /// `file` is an axis by its bare name, as `model.file` is: one model file per grid point.

@@ -326,7 +326,18 @@ impl LearnerConfig {
         }
         Ok(())
     }
+
+    /// Whether this learner samples from another law than the oracle's μ, which is uniform
+    /// behavior's stationary law: so under ε-greedy behavior with ε < 1, which moves with Q.
+    /// Then μ still weights the metrics (and the `reset` sampler still draws from it), and a
+    /// run says so.
+    pub fn samples_off_mu(&self) -> bool {
+        matches!(self.behavior, Behavior::EpsilonGreedy { epsilon } if epsilon < 1.0)
+    }
 }
+
+/// What a run whose learner [samples off μ](LearnerConfig::samples_off_mu) prints.
+pub const OFF_MU_NOTE: &str = "behavior is ε-greedy, but the oracle's μ (the law behind Q*_obs, the interface term, the metrics' weights and the reset sampler's draws) is uniform behavior's stationary law, while ε-greedy's moves with Q";
 
 pub mod epoch;
 pub mod metrics;

@@ -79,6 +79,9 @@ pub struct SweepReport {
     /// Units run by this call that ended with an instance whose Q-values are not finite
     /// (their rows average the other instances; a metric of no finite instance is null).
     pub diverged: usize,
+    /// Units of this shard whose learner samples off the oracle's μ (see
+    /// [`LearnerConfig::samples_off_mu`](crate::learn::LearnerConfig::samples_off_mu)).
+    pub off_mu: usize,
 }
 
 /// Runs the sweep of the config at `path` into `out`.
@@ -252,5 +255,9 @@ pub fn sweep(
         seconds: start.elapsed().as_secs_f64(),
         figures,
         diverged,
+        off_mu: mine
+            .iter()
+            .filter(|u| u.input.config.learner.samples_off_mu())
+            .count(),
     })
 }
