@@ -214,6 +214,10 @@ impl<'a> Chain<'a> {
         let mut restricted = false;
         for step in 1..=max_steps {
             self.step(&mu, &mut next, 1, &mut scratch);
+            // K_b conserves mass exactly, its rows as computed to rounding: a long option's
+            // row sums can sit 1e-13 off 1, a drift per step above the tolerance.
+            let mass: f64 = next.iter().sum();
+            next.iter_mut().for_each(|x| *x /= mass);
             let mut change = 0.0;
             for (m, x) in mu.iter_mut().zip(&next) {
                 let lazy = 0.5 * (*m + x);
