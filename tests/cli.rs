@@ -188,6 +188,12 @@ fn bad_model_files_name_their_field() {
             "model.options[0].duration.mean",
         ),
         (
+            // Its per-step stop threshold ⌊2³²/mean⌋ would be 0: an option that never ends.
+            "duration-mean-huge",
+            mutated(|v| v["options"][0]["duration"] = json!({"geometric": {"mean": 1e12}})),
+            "model.options[0].duration.mean: expected a geometric mean ≤ 10000",
+        ),
+        (
             "duration-steps",
             mutated(|v| v["options"][3]["duration"] = json!({"fixed": {"steps": 0}})),
             "model.options[3].duration.steps",

@@ -99,6 +99,16 @@ impl Duration {
                         format!("expected a Poisson mean ≤ 500, found {mean}"),
                     ));
                 }
+                // As long as the longest fixed duration: an epoch runs every step of its
+                // option, and the per-step stop threshold ⌊2³²/mean⌋ stays far from 0.
+                if mean > f64::from(MAX_FIXED_STEPS) {
+                    return Err(Error::invalid(
+                        format!("{field}.mean"),
+                        format!(
+                            "expected a geometric mean ≤ {MAX_FIXED_STEPS} (as long as the longest fixed duration), found {mean}"
+                        ),
+                    ));
+                }
             }
             Self::Fixed { steps } => {
                 if steps == 0 || steps > MAX_FIXED_STEPS {
