@@ -361,7 +361,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 let diverged = last.iter().filter(|m| !m.q_err.is_finite()).count();
                 if diverged > 0 {
                     eprintln!(
-                        "warning: {diverged} of {} instances diverged (non-finite Q-values): lower the step size or set [learner] clip",
+                        "warning: {diverged} of {} instances diverged (non-finite Q-values; the table averages the others, and their rows hold no errors and no policy_gap): lower the step size or set [learner] clip",
                         last.len()
                     );
                 }
@@ -417,7 +417,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             if r.diverged > 0 {
                 eprintln!(
-                    "warning: {} of the {} units run had instances that diverged (non-finite Q-values; their rows average the others): lower the step size or set [learner] clip",
+                    "warning: {} of the {} units run had instances that diverged (non-finite Q-values; their rows average the others and count them in `diverged`): lower the step size or set [learner] clip",
                     r.diverged,
                     r.mine - r.skipped
                 );

@@ -431,9 +431,10 @@ fn run_on<B: Backend>(
         .collect())
 }
 
-/// Mean and standard deviation of a metric over instances.
+/// Mean and standard deviation of a metric over the instances where it is finite, and their
+/// number (a diverged instance's errors are not finite: it is left out, not averaged in).
 pub fn mean_sd(values: impl Iterator<Item = f64>) -> (f64, f64, usize) {
-    let v: Vec<f64> = values.collect();
+    let v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
     let n = v.len();
     if n == 0 {
         return (f64::NAN, f64::NAN, 0);
@@ -472,4 +473,17 @@ pub fn summary_table(report: &RunReport) -> String {
         );
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    /// Diverged instances are left out of the mean, not averaged in as NaN (which would hide
+    /// the others) or as infinity; none finite gives no mean.
+    #[test]
+    fn mean_sd_leaves_out_what_is_not_finite() {
+        let (mean, sd, n) = super::mean_sd([1.0, f64::NAN, 3.0, f64::INFINITY].into_iter());
+        assert_eq!((mean, n), (2.0, 2));
+        assert!((sd - 2f64.sqrt()).abs() < 1e-15, "{sd}");
+        assert_eq!(super::mean_sd([f64::NAN].into_iter()).2, 0);
+    }
 }

@@ -563,6 +563,21 @@ fn diverged_units_are_counted() {
     let wild = config(&d, &wild);
     let r = sweep(&wild, &d.join("wild"), None, false, None, false).unwrap();
     assert_eq!(r.diverged, r.units);
+    // Each row counts the instances its means leave out: here all five, so no mean.
+    let rows = std::fs::read_to_string(d.join("wild/results.jsonl")).unwrap();
+    let mut last = 0;
+    for row in rows.lines() {
+        let row: serde_json::Value = serde_json::from_str(row).unwrap();
+        if row["epoch"] == 600 {
+            assert_eq!(row["diverged"], 5, "{row}");
+            assert!(
+                row["q_err"].is_null() && row["policy_gap"].is_null(),
+                "{row}"
+            );
+            last += 1;
+        }
+    }
+    assert_eq!(last, r.units, "a last-checkpoint row per unit");
     assert_eq!(r.off_mu, 0, "uniform behavior samples μ");
 }
 

@@ -96,10 +96,17 @@ pub fn checkpoint_metrics(
         })
         .collect();
 
-    // Greedy policies, keyed by their actions per joint state, each evaluated once.
+    // Greedy policies, keyed by their actions per joint state, each evaluated once. A diverged
+    // instance (a Q-value not finite) has no greedy policy: its gap stays unknown.
     let per_seed = plan.per_seed as usize;
+    let block = q.inputs * a;
+    let finite = |b: usize| {
+        q.values[b * block..(b + 1) * block]
+            .iter()
+            .all(|v| v.is_finite())
+    };
     let with_gap: Vec<usize> = (0..instances)
-        .filter(|b| b % per_seed < policy_gap_instances)
+        .filter(|&b| b % per_seed < policy_gap_instances && finite(b))
         .collect();
     let policies: Vec<Vec<u32>> = with_gap
         .par_iter()
@@ -239,6 +246,36 @@ mod tests {
             (m[0].updates.clone(), m[1].updates.clone()),
             (vec![3, 7], vec![4, 6])
         );
+    }
+
+    /// A diverged instance (one Q-value not finite, here anywhere in its tables) has no greedy
+    /// policy to evaluate: its gap is unknown, not the gap of whatever argmax makes of NaN.
+    #[test]
+    fn a_diverged_instance_has_no_policy_gap() {
+        let model = Synthetic {
+            agents: 2,
+            artifact_states: 8,
+            interface_states: 4,
+            ..Synthetic::default()
+        }
+        .build()
+        .unwrap();
+        let oracle = Oracle::new(&model).unwrap();
+        let analysis = oracle.analyze(&OracleOptions::default()).unwrap();
+        let plan = Plan::new(&model, &LearnerConfig::default(), 3, 0, None).unwrap();
+        let mut q = tables(&plan, &[0.0, 0.0, 0.0], |s| analysis.q_obs_row(s));
+        let block = q.inputs * q.actions;
+        q.values[2 * block - 1] = f32::NAN;
+        q.values[3 * block - 1] = f32::INFINITY;
+        let counters = Counters {
+            epochs: vec![1; 3],
+            steps: vec![1; 3],
+            abs_target: vec![0.0; 3],
+            updates: vec![1; 6],
+        };
+        let m = checkpoint_metrics(&plan, &oracle, &analysis, &q, &counters, 3, 1e-12).unwrap();
+        assert!(m[0].policy_gap.is_some_and(f64::is_finite), "{:?}", m[0]);
+        assert_eq!((m[1].policy_gap, m[2].policy_gap), (None, None));
     }
 
     /// A centralized learner's table set to Q* itself: q_err 0, q_err_obs the interface term,

@@ -54,6 +54,11 @@ pub(super) fn unit_rows(unit: &Unit, ctx: &Record, checkpoints: &[Vec<Metrics>])
                     if n < 2 { Value::Null } else { num(sd) },
                 );
             }
+            // The instances those means leave out.
+            r.push(
+                "diverged",
+                ms.iter().filter(|m| !m.q_err.is_finite()).count(),
+            );
             r
         })
         .collect()
