@@ -122,9 +122,10 @@ pub fn oracle_table(model: &Model, a: &Analysis, seconds: f64) -> String {
         (
             "AIS bound",
             format!(
-                "{:.3e}  ((ε_φ + δ_φ·span V̂)/(1 − β) ≥ max |Q*_obs∘o − Q*| = {:.3e})",
+                "{:.3e}  ((ε_φ + δ_φ·span V̂)/(1 − β) ≥ max |Q*_obs∘o − Q*| = {:.3e} ± {:.1e}, value iteration's error)",
                 a.ais_bound(),
-                a.interface_error_sup()
+                a.interface_error_sup(),
+                a.value_error
             ),
         ),
         ("VI sweeps", format!("{}", a.sweeps)),

@@ -121,6 +121,10 @@ pub struct Analysis {
     pub option_mean_steps: Vec<f64>,
     /// Value-iteration sweeps for Q*.
     pub sweeps: usize,
+    /// A bound on how far value iteration leaves any entry of Q*_obs∘o − Q* from its exact
+    /// value: tolerance·(‖V*‖∞ + max |Q*_obs|), each side's stopping bound (so an
+    /// [`Analysis::interface_error_sup`] below it cannot be told from 0).
+    pub value_error: f64,
 }
 
 impl Analysis {
@@ -323,6 +327,8 @@ impl Oracle {
                 Some(gap_of(self.policy_value(&policy, options.tolerance)?.1))
             }
         };
+        let sup_norm = |x: &[f64]| x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let value_error = options.tolerance * (sup_norm(&v_star) + sup_norm(&gap.q_star_obs));
         Ok(Analysis {
             states: self.space.states,
             actions: a,
@@ -347,6 +353,7 @@ impl Oracle {
             option_discount: self.kernels.iter().map(|k| k.discount).collect(),
             option_mean_steps: self.kernels.iter().map(|k| k.mean_steps).collect(),
             sweeps,
+            value_error,
         })
     }
 
