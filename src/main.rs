@@ -494,6 +494,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 println!("{:<w$} {slope:>8} {interval:>18} {points:>7}", l.label);
             }
             for l in &lines {
+                if l.skipped > 0 {
+                    println!(
+                        "line {}: {} row{} left out, {} or {} not a number there (null: e.g. every instance diverged)",
+                        l.label,
+                        l.skipped,
+                        if l.skipped == 1 { "" } else { "s" },
+                        figure.x,
+                        l.metric
+                    );
+                }
                 for r in l.references.iter().filter(|r| !r.drawn) {
                     println!(
                         "reference {} = {:e} on line {} left out: log axes cannot place it near the data",

@@ -298,6 +298,53 @@ fn a_single_x_gives_no_fit() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Rows whose y is null (a mean over instances that all diverged), text or missing are left
+/// out of their line and counted there, so that `icq plot` can say so.
+#[test]
+fn rows_without_a_number_are_counted_per_line() {
+    let dir = sweep_results("skipped");
+    let path = dir.join("results.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let last = "\"checkpoint\":3,";
+    let mut spoiled = 0;
+    let rows: Vec<String> = text
+        .lines()
+        .map(|row| {
+            let at_tmix_28 = row.contains(last) && row.contains("\"t_mix\":28,");
+            if !at_tmix_28 || spoiled == 3 {
+                return row.to_string();
+            }
+            spoiled += 1;
+            let (head, _) = row.split_once("\"q_err_obs\"").unwrap();
+            match spoiled {
+                1 => format!("{head}\"q_err_obs\":null}}"),
+                2 => format!("{head}\"q_err_obs\":\"0.5\"}}"),
+                _ => format!("{}}}", head.trim_end_matches(',')),
+            }
+        })
+        .collect();
+    std::fs::write(&path, rows.join("\n")).unwrap();
+    let f = Figure {
+        group: Some("t_mix".into()),
+        ..figure("interface_noise", "q_err_obs")
+    };
+    let (_, lines) = plot(&dir, &f, &dir).unwrap();
+    let counts: Vec<(&str, usize, usize)> = lines
+        .iter()
+        .map(|l| (l.group.as_str(), l.points.len(), l.skipped))
+        .collect();
+    // Three seeds at each of four noises, less the three rows spoiled.
+    assert_eq!(
+        counts,
+        [
+            ("t_mix = 5", 12, 0),
+            ("t_mix = 11", 12, 0),
+            ("t_mix = 28", 9, 3)
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Two points, so a slope and no interval (zero degrees of freedom): the interval's cells in
 /// fits.csv are empty, never NaN, and the legend shows the slope alone.
 #[test]

@@ -28,6 +28,9 @@ pub struct Line {
     pub fit: Option<Fit>,
     /// The figure's reference columns and their value on this line's rows.
     pub references: Vec<Reference>,
+    /// Rows of this line left out because x or y is not a number there (null: e.g. a mean
+    /// over instances that all diverged; or missing, in rows merged from an older sweep).
+    pub skipped: usize,
 }
 
 /// A reference column's value on one line of a figure.
@@ -300,18 +303,22 @@ fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result
     let mut refs: BTreeMap<String, Vec<Vec<&Value>>> = BTreeMap::new();
     // Per group, its value as a number, where it reads as one.
     let mut numbers: BTreeMap<String, Option<f64>> = BTreeMap::new();
+    // Per group, its rows left out for an x or y that is not a number.
+    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     for r in kept
         .into_iter()
         .filter(|r| checkpoint.is_none() || index(r) == checkpoint)
     {
-        // Rows merged from other sweeps may lack a column: they are skipped, not a panic.
-        let value = |key: &str| r.get(key).and_then(Value::as_f64);
-        let (Some(x), Some(y)) = (value(&figure.x), value(y)) else {
-            continue;
-        };
         let group = figure.group.as_ref().map_or("all".to_string(), |g| {
             format!("{g} = {}", r.get(g).map_or("-".to_string(), cell))
         });
+        // A row whose x or y is not a number (null, or missing in rows merged from another
+        // sweep) is skipped, and counted.
+        let value = |key: &str| r.get(key).and_then(Value::as_f64);
+        let (Some(x), Some(y)) = (value(&figure.x), value(y)) else {
+            *skipped.entry(group).or_default() += 1;
+            continue;
+        };
         let number = figure
             .group
             .as_ref()
@@ -398,6 +405,7 @@ fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result
                 fit: fit_loglog(&points),
                 metric: y.to_string(),
                 label: group.clone(),
+                skipped: skipped.get(&group).copied().unwrap_or(0),
                 group,
                 points,
                 references,
