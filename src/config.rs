@@ -111,7 +111,10 @@ impl ModelSection {
 
 /// When metrics are taken: a count of evenly spaced checkpoints, or a list of epochs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a count of checkpoints (a whole number ≥ 1) or a list of epochs (whole numbers ≥ 1)"
+)]
 pub enum Checkpoints {
     /// This many checkpoints at epochs E·j/count, j = 1..count.
     Count(u32),

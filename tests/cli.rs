@@ -306,6 +306,22 @@ fn bad_configs_name_their_key() {
             "[model]\nfile = \"nowhere.json\"\n",
             "nowhere.json: No such file",
         ),
+        // A config named as a model file (this very one): what a model file is.
+        (
+            "toml-model-file",
+            "[model]\nfile = \"toml-model-file.toml\"\n",
+            "a model file is JSON in the icq-model/1 format",
+        ),
+        (
+            "checkpoints-fraction",
+            "[run]\ncheckpoints = 2.5\n",
+            "expected a count of checkpoints (a whole number ≥ 1) or a list of epochs",
+        ),
+        (
+            "checkpoints-negative",
+            "[run]\ncheckpoints = [-5]\n",
+            "expected a count of checkpoints (a whole number ≥ 1) or a list of epochs",
+        ),
         // Sizes are checked before anything is allocated, and their products cannot wrap
         // (33 agents with 4 private states each once wrapped to 0 joint states).
         (

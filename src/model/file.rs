@@ -56,7 +56,13 @@ impl ModelFile {
     pub fn parse(text: &str, path: &Path) -> Result<Model> {
         let file: ModelFile = serde_json::from_str(text).map_err(|e| Error::Parse {
             path: path.to_path_buf(),
-            message: e.to_string(),
+            message: match e.classify() {
+                // Not JSON at all (a TOML config, say): say what a model file is.
+                serde_json::error::Category::Syntax | serde_json::error::Category::Eof => format!(
+                    "{e}: a model file is JSON in the {FORMAT} format (`icq model export CONFIG -o FILE` writes one)"
+                ),
+                _ => e.to_string(),
+            },
         })?;
         if file.format != FORMAT {
             return Err(Error::invalid(
