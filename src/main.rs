@@ -254,7 +254,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 pipeline: input.config.run.pipeline.clone(),
                 ..OracleOptions::default()
             };
-            let analysis = oracle.analyze(&options).map_err(failed)?;
+            let spinner = icq::run::spinner(icq::run::ORACLE_MESSAGE, true);
+            let analysis = oracle.analyze(&options);
+            spinner.finish_and_clear();
+            let analysis = analysis.map_err(failed)?;
             let seconds = start.elapsed().as_secs_f64();
             print!("{}", oracle_table(&input.model, &analysis, seconds));
             if let Some(path) = json {

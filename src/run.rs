@@ -85,6 +85,25 @@ pub fn progress_bar(work: u64, show: bool) -> ProgressBar {
     bar
 }
 
+/// A spinner with the time elapsed, for work of no known length (the exact oracle); hidden
+/// unless `show` (and, as every bar, when stderr is not a terminal).
+pub fn spinner(message: &str, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .expect("a valid template"),
+    );
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
+/// What the oracle's spinner says.
+pub const ORACLE_MESSAGE: &str = "exact oracle: Q*, μ, t_mix, spectral gap, interface gap";
+
 /// Instance-epochs a config trains per seed (what a progress bar counts).
 pub fn work_per_seed(input: &Input) -> Result<u64> {
     let run = &input.config.run;
@@ -308,6 +327,17 @@ pub fn run_points(
     let checkpoints = first.input.config.run.checkpoint_epochs()?;
     let mut runs = Vec::with_capacity(points.len());
     let mut plans = Vec::with_capacity(points.len());
+    // The oracle can take a while (tens of seconds at a few hundred thousand joint states):
+    // the bar ticks on its own meanwhile and says what runs.
+    let before = progress.bar.message();
+    progress.bar.set_message(if before.is_empty() {
+        ORACLE_MESSAGE.to_string()
+    } else {
+        format!("{before}; {ORACLE_MESSAGE}")
+    });
+    progress
+        .bar
+        .enable_steady_tick(std::time::Duration::from_millis(200));
     for point in points {
         let cfg = &point.input.config;
         if cfg.run.checkpoint_epochs()? != checkpoints {
@@ -335,6 +365,8 @@ pub fn run_points(
             analysis,
         });
     }
+    progress.bar.disable_steady_tick();
+    progress.bar.set_message(before);
     let batch = BatchPlan::new(plans)?;
     let job = Job {
         batch: &batch,
