@@ -199,6 +199,34 @@ pub fn can_write_dir(dir: &Path, flag: &str) -> Result<()> {
     checked
 }
 
+/// Checks, before any work, that the file `file` (named by the flag `flag`) can be written
+/// in place of nothing the command needs: it is not a folder, not the command's `input`, and
+/// its folder can be made and written (the folders made to check are removed again).
+pub fn writable_file(file: &Path, flag: &str, input: &Path) -> Result<()> {
+    if file.is_dir() {
+        return Err(Error::invalid(
+            flag,
+            format!("{} is a folder, not a file", file.display()),
+        ));
+    }
+    if let (Ok(a), Ok(b)) = (file.canonicalize(), input.canonicalize()) {
+        if a == b {
+            return Err(Error::invalid(
+                flag,
+                format!(
+                    "{} is the input file: writing it would replace what is read; name another file",
+                    file.display()
+                ),
+            ));
+        }
+    }
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    can_write_dir(dir, flag)
+}
+
 /// `dir` and those of its ancestors that do not exist yet, deepest first: what making `dir`
 /// would make.
 pub fn missing_folders(dir: &Path) -> Vec<PathBuf> {

@@ -239,11 +239,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     ),
                 });
             }
-            if let Some(path) = json.as_ref().filter(|p| p.is_dir()) {
-                return Err(bad_input(icq::Error::invalid(
-                    "--json",
-                    format!("{} is a folder, not a file", path.display()),
-                )));
+            if let Some(path) = &json {
+                icq::io::writable_file(path, "--json", &input).map_err(bad_input)?;
             }
             let input = load_input(&input).map_err(bad_input)?;
             let start = Instant::now();
@@ -566,6 +563,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Model { command } => match command {
             ModelCommand::Export { input, output } => {
+                icq::io::writable_file(&output, "--output", &input).map_err(bad_input)?;
                 let input = load_input(&input).map_err(bad_input)?;
                 icq::model::save_model_file(&input.model, &output).map_err(failed)?;
                 println!(

@@ -1132,3 +1132,69 @@ fn a_stop_while_writing_leaves_nothing_behind() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The output file of `icq model export -o` and `icq oracle --json` is checked before any
+/// work: never the input itself, and in a folder that can be one.
+#[test]
+fn output_files_are_checked_before_any_work() {
+    let dir = scratch("output-files");
+    let cfg = dir.join("small.toml");
+    let text = "[model]\nagents = 2\nartifact_states = 4\ninterface_states = 2\n";
+    std::fs::write(&cfg, text).unwrap();
+    let afile = dir.join("afile");
+    std::fs::write(&afile, "x").unwrap();
+    let under_file = afile.join("x.json");
+    let same = dir.join(".").join("small.toml");
+    let cases = [
+        (
+            vec!["model", "export", "CFG", "-o"],
+            "--output",
+            &cfg,
+            "is the input file",
+        ),
+        (
+            vec!["model", "export", "CFG", "-o"],
+            "--output",
+            &same,
+            "is the input file",
+        ),
+        (
+            vec!["model", "export", "CFG", "-o"],
+            "--output",
+            &under_file,
+            "afile is a file, not a folder",
+        ),
+        (
+            vec!["oracle", "CFG", "--json"],
+            "--json",
+            &under_file,
+            "afile is a file, not a folder",
+        ),
+        (
+            vec!["oracle", "CFG", "--json"],
+            "--json",
+            &cfg,
+            "is the input file",
+        ),
+    ];
+    for (args, flag, out, want) in cases {
+        let mut args: Vec<&str> = args
+            .into_iter()
+            .map(|a| if a == "CFG" { cfg.to_str().unwrap() } else { a })
+            .collect();
+        args.push(out.to_str().unwrap());
+        let o = icq(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!("{flag}: ")) && err.contains(want),
+            "{err}"
+        );
+        assert!(
+            o.stdout.is_empty(),
+            "work was done before the error: {args:?}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), text);
+    assert_eq!(std::fs::read_to_string(&afile).unwrap(), "x");
+}
