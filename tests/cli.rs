@@ -1198,3 +1198,24 @@ fn output_files_are_checked_before_any_work() {
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), text);
     assert_eq!(std::fs::read_to_string(&afile).unwrap(), "x");
 }
+
+/// `icq merge` of a folder that is not there is bad input naming it, and makes no `--out`.
+#[test]
+fn merge_of_a_missing_folder_is_bad_input() {
+    let dir = scratch("merge-missing");
+    let nope = dir.join("nope");
+    let out = dir.join("out");
+    let o = icq(&[
+        "merge",
+        nope.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("merge: {} does not exist", nope.display())),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

@@ -89,6 +89,19 @@ fn bad_axes_fail_before_any_work() {
             "[sweep]\n[sweep.s]\n\"run.backend\" = [\"cpu\"]\n",
             "sweep.s.run.backend: one backend",
         ),
+        // Bare `seed` and `backend` are [run] keys the sweep owns, said so by name.
+        (
+            "[sweep]\nseed = [1, 2]\n",
+            "sweep.seed: the seeds of a sweep",
+        ),
+        (
+            "[sweep]\nbackend = [\"cpu\"]\n",
+            "sweep.backend: one backend runs the whole sweep: set [run] backend or pass --backend",
+        ),
+        (
+            "[sweep]\n[sweep.s]\nseed = 3\n",
+            "sweep.s.seed: the seeds of a sweep",
+        ),
         // A width axis over a tabular network does not quietly make an MLP of unknown depth.
         (
             "[sweep]\nwidth = [4]\n",

@@ -67,6 +67,9 @@ fn axis_path(name: &str) -> Result<Vec<String>> {
         vec!["run", name]
     } else if name == "width" || name == "depth" {
         vec!["learner", "network", "mlp", name]
+    } else if name == "seed" || name == "backend" {
+        // Keys of [run] that the sweep owns: refused below with what to write instead.
+        vec!["run", name]
     } else if name == "pipeline" {
         // A list of actions is one setting, not an axis of numbers.
         return Err(Error::invalid(

@@ -370,6 +370,21 @@ fn check_merge_out(dirs: &[PathBuf], out: &Path, config: &str, grid: Option<&str
 /// results files an unsharded sweep writes, a manifest, and the sweep's figures. Returns the
 /// number of rows and what became of the figures.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
+    for dir in dirs {
+        let why = match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => "is a file, not a sweep's folder".to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist".to_string(),
+            Err(e) => format!("cannot be read ({e})"),
+        };
+        return Err(Error::invalid(
+            "merge",
+            format!(
+                "{} {why}: name the folders of the sweep's shards",
+                dir.display()
+            ),
+        ));
+    }
     for (i, dir) in dirs.iter().enumerate() {
         if let Some(first) = dirs[..i].iter().find(|d| same_folder(d, dir)) {
             return Err(Error::invalid(
