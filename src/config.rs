@@ -138,7 +138,7 @@ pub struct RunSection {
     pub epochs: u32,
     /// Checkpoints (default 10, evenly spaced).
     pub checkpoints: Checkpoints,
-    /// Seed of every instance's streams (default 0).
+    /// Seed of every instance's streams (default 0); a sweep without `seeds` runs this one.
     pub seed: u64,
     /// `auto` (default) or `cpu`.
     pub backend: String,

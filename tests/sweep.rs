@@ -655,3 +655,36 @@ fn memory_is_checked_for_this_shards_units() {
     .unwrap();
     assert_eq!((r.units, r.mine), (2, 1));
 }
+
+/// The tabular base of `CONFIG` with `sweep` as its `[sweep]` table.
+fn tabular(sweep: &str) -> String {
+    CONFIG.split("[sweep]").next().unwrap().to_string() + "[sweep]\n" + sweep
+}
+
+/// Without `seeds`, a sweep runs `[run] seed`; with both, `seeds` wins.
+#[test]
+fn a_sweep_without_seeds_runs_the_run_seed() {
+    let with_seed = |sweep: &str| tabular(sweep).replace("[run]\n", "[run]\nseed = 5\n");
+    let seeds = |text: &str| -> Vec<u64> {
+        expand(text, Path::new("sweep.toml"))
+            .unwrap()
+            .iter()
+            .map(|u| {
+                assert_eq!(u.input.config.run.seed, u.seed);
+                u.seed
+            })
+            .collect()
+    };
+    assert_eq!(seeds(&with_seed("interface_noise = [0.0, 0.2]\n")), [5, 5]);
+    assert_eq!(seeds(&tabular("interface_noise = [0.0, 0.2]\n")), [0, 0]);
+    assert_eq!(
+        seeds(&with_seed("interface_noise = [0.0]\nseeds = [1, 2]\n")),
+        [1, 2]
+    );
+    // The rows say the seed that ran.
+    let d = dir("run-seed");
+    let path = config(&d, &with_seed("interface_noise = [0.0]\n"));
+    sweep(&path, &d.join("out"), None, false, None, false).unwrap();
+    let rows = std::fs::read_to_string(d.join("out/results.jsonl")).unwrap();
+    assert!(rows.lines().all(|l| l.contains("\"seed\":5")), "{rows}");
+}

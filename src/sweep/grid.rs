@@ -162,7 +162,15 @@ pub fn expand(text: &str, path: &Path) -> Result<Vec<Unit>> {
         }
     };
     base.remove("figure");
-    let mut seeds = vec![0u64];
+    // Without `seeds`, the sweep's one seed is `[run] seed` (0 where unset; a value that is not
+    // a seed is refused with the base config's other errors, at the first grid point).
+    let run_seed = base
+        .get("run")
+        .and_then(|run| run.get("seed"))
+        .and_then(toml::Value::as_integer)
+        .and_then(|s| u64::try_from(s).ok())
+        .unwrap_or(0);
+    let mut seeds = vec![run_seed];
     let mut shared: Vec<Axis> = Vec::new();
     let mut studies: Vec<(Option<String>, toml::Table)> = Vec::new();
     for (name, values) in sweep {

@@ -5,7 +5,8 @@
 //! learner and one oracle for its seeds — one row per (grid point, seed, checkpoint) with every
 //! knob, every exact figure and the mean and standard deviation over instances of every metric.
 //!
-//! A `[sweep]` table holds lists (axes shared by the whole sweep), `seeds`, and optionally
+//! A `[sweep]` table holds lists (axes shared by the whole sweep), `seeds` (without it, the
+//! one seed `[run] seed`; with it, `[run] seed` is left aside), and optionally
 //! tables `[sweep.NAME]`, each a study with its own axes (lists) and fixed settings (any other
 //! value), so that one config can run several grids — `examples/bound.toml` runs the four
 //! studies of the bound; rows then carry a `study` column. `[[figure]]` tables name figures
