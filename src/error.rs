@@ -60,6 +60,15 @@ pub enum Error {
     /// An iterative computation did not reach its tolerance.
     #[error("{0}")]
     NotConverged(String),
+    /// An error of one part of a larger job (a sweep's grid point): where, then the error,
+    /// whose kind it keeps (bad input or failure).
+    #[error("{place}: {error}")]
+    At {
+        /// The part that failed (`sweep grid point 3 (interface_noise = 0.2)`).
+        place: String,
+        /// What went wrong there.
+        error: Box<Error>,
+    },
 }
 
 impl Error {
@@ -73,10 +82,19 @@ impl Error {
 
     /// Whether this error is the user's input (exit code 2) rather than a failure (exit code 1).
     pub fn is_bad_input(&self) -> bool {
-        matches!(
-            self,
-            Self::Invalid { .. } | Self::Parse { .. } | Self::TooLarge(_)
-        )
+        match self {
+            Self::Invalid { .. } | Self::Parse { .. } | Self::TooLarge(_) => true,
+            Self::At { error, .. } => error.is_bad_input(),
+            _ => false,
+        }
+    }
+
+    /// This error as one of `place` (an [`Error::At`]).
+    pub fn at(self, place: impl Into<String>) -> Self {
+        Self::At {
+            place: place.into(),
+            error: Box::new(self),
+        }
     }
 }
 

@@ -287,7 +287,12 @@ pub fn run_seeds(
         bar: &bar,
         epochs: true,
     };
-    let mut reports = run_points(chosen, why, &[Point { input, seeds }], ticker)?;
+    let point = Point {
+        input,
+        seeds,
+        place: None,
+    };
+    let mut reports = run_points(chosen, why, &[point], ticker)?;
     bar.finish_and_clear();
     Ok(reports.remove(0))
 }
@@ -309,6 +314,9 @@ pub struct Point<'a> {
     pub input: &'a Input,
     /// Its seeds, `[run] instances` instances each.
     pub seeds: &'a [u64],
+    /// Where it is in a larger job (a sweep's grid point), for the errors of this config
+    /// alone (its oracle, its plan); `None` for a run of one config.
+    pub place: Option<&'a str>,
 }
 
 /// Runs several configs side by side in one batch — each with its own model, learner, seeds
@@ -340,25 +348,33 @@ pub fn run_points(
         .enable_steady_tick(std::time::Duration::from_millis(200));
     for point in points {
         let cfg = &point.input.config;
+        let at = |e: Error| match point.place {
+            Some(place) => e.at(place),
+            None => e,
+        };
         if cfg.run.checkpoint_epochs()? != checkpoints {
-            return Err(Error::invalid(
+            return Err(at(Error::invalid(
                 "run.checkpoints",
                 "configs packed in one batch must share their checkpoint epochs",
-            ));
+            )));
         }
-        let oracle = Oracle::new(&point.input.model)?;
-        let analysis = oracle.analyze(&OracleOptions {
-            sampler: cfg.learner.sampler,
-            pipeline: cfg.run.pipeline.clone(),
-            ..OracleOptions::default()
-        })?;
-        plans.push(Plan::packed(
+        let oracle = Oracle::new(&point.input.model).map_err(at)?;
+        let analysis = oracle
+            .analyze(&OracleOptions {
+                sampler: cfg.learner.sampler,
+                pipeline: cfg.run.pipeline.clone(),
+                ..OracleOptions::default()
+            })
+            .map_err(at)?;
+        let plan = Plan::packed(
             &point.input.model,
             &cfg.learner,
             cfg.run.instances,
             point.seeds,
             Some(&analysis.mu),
-        )?);
+        )
+        .map_err(at)?;
+        plans.push(plan);
         runs.push(PointRun {
             input: point.input,
             oracle,

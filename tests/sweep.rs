@@ -688,3 +688,124 @@ fn a_sweep_without_seeds_runs_the_run_seed() {
     let rows = std::fs::read_to_string(d.join("out/results.jsonl")).unwrap();
     assert!(rows.lines().all(|l| l.contains("\"seed\":5")), "{rows}");
 }
+
+/// A unit file whose index is past the grid's end is no unit of the sweep: a resume and a
+/// merge refuse it, naming it and the grid's size, instead of adding its rows.
+#[test]
+fn unit_files_past_the_grid_are_refused() {
+    let d = dir("stray");
+    let path = config(
+        &d,
+        &tabular("interface_noise = [0.0, 0.2]\nseeds = [1, 2]\n"),
+    );
+    let out = d.join("out");
+    sweep(&path, &out, None, false, None, false).unwrap();
+    let results = std::fs::read(out.join("results.csv")).unwrap();
+    std::fs::copy(
+        out.join("parts/unit-000002.jsonl"),
+        out.join("parts/unit-000010.jsonl"),
+    )
+    .unwrap();
+    let e = sweep(&path, &out, None, true, None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("unit-000010.jsonl is unit 10, but the grid has 4 units"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(out.join("results.csv")).unwrap(), results);
+    // The shards of a merge are checked the same way.
+    let shards: Vec<PathBuf> = (1..=2).map(|k| d.join(format!("shard{k}"))).collect();
+    for (k, dir) in shards.iter().enumerate() {
+        sweep(
+            &path,
+            dir,
+            Some(Shard { k: k + 1, n: 2 }),
+            false,
+            None,
+            false,
+        )
+        .unwrap();
+    }
+    std::fs::write(shards[1].join("parts/unit-000099.jsonl"), "{\"x\":1}\n").unwrap();
+    let merged = d.join("merged");
+    let e = merge(&shards, &merged).unwrap_err().to_string();
+    assert!(
+        e.contains("unit-000099.jsonl is unit 99, but the grid has 4 units"),
+        "{e}"
+    );
+    assert!(!merged.exists(), "the refused merge left its --out");
+}
+
+/// A sweep that fails before its first unit is written (here the oracle of its second grid
+/// point, in the first batch) names the grid point and leaves no file and no folder it made.
+#[test]
+fn a_sweep_failing_before_its_first_unit_leaves_nothing() {
+    let d = dir("fails-early");
+    // 2 agents × 8 artifact × 200² private states: more joint states than the oracle takes.
+    let path = config(&d, &tabular("private_states = [2, 200]\nseeds = [1]\n"));
+    let out = d.join("a/b/c");
+    let e = sweep(&path, &out, None, false, None, false).unwrap_err();
+    assert!(e.is_bad_input(), "{e}");
+    let e = e.to_string();
+    assert!(
+        e.contains("sweep grid point 1 (private_states = 200): the model has"),
+        "{e}"
+    );
+    assert!(
+        !d.join("a").exists(),
+        "the sweep left {}",
+        d.join("a").display()
+    );
+    // A folder that was there stays, without a grid file.
+    std::fs::create_dir_all(&out).unwrap();
+    sweep(&path, &out, None, false, None, false).unwrap_err();
+    assert!(out.is_dir() && !out.join("parts").exists());
+    // So does a backend that cannot open, chosen before anything is written.
+    if icq::backend::Chosen::pick("cuda").is_err() {
+        let path = config(&d, &tabular("seeds = [1]\n"));
+        let e = sweep(&path, &d.join("x/y/z"), None, false, Some("cuda"), false).unwrap_err();
+        assert!(e.to_string().contains("backend unavailable"), "{e}");
+        assert!(!d.join("x").exists());
+    }
+}
+
+/// A results file in `--out` that is no sweep's (no manifest, no parts/) is the user's: a
+/// sweep and a merge refuse to overwrite it.
+#[test]
+fn a_users_results_file_is_not_overwritten() {
+    let d = dir("users-results");
+    let path = config(&d, &tabular("seeds = [1]\n"));
+    for name in ["results.csv", "results.jsonl", "results.parquet"] {
+        let out = d.join(name.replace('.', "-"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join(name), "mine").unwrap();
+        let e = sweep(&path, &out, None, false, None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("{name} is there and is no sweep's")),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(out.join(name)).unwrap(), "mine");
+        assert!(!out.join("parts").exists(), "nothing ran");
+    }
+    // A shard leaves the results to the merge, which refuses them too.
+    let shard = d.join("shard");
+    sweep(
+        &path,
+        &shard,
+        Some(Shard { k: 1, n: 1 }),
+        false,
+        None,
+        false,
+    )
+    .unwrap();
+    let out = d.join("results-csv");
+    let e = merge(&[shard], &out).unwrap_err().to_string();
+    assert!(e.contains("results.csv is there and is no sweep's"), "{e}");
+    // The sweep's own folder is rewritten as before.
+    let own = d.join("own");
+    sweep(&path, &own, None, false, None, false).unwrap();
+    sweep(&path, &own, None, true, None, false).unwrap();
+}

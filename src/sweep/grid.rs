@@ -55,6 +55,20 @@ pub struct Unit {
     pub input: Input,
 }
 
+impl Unit {
+    /// The unit's grid point as messages name it: `sweep grid point 3 (interface_noise = 0.2,
+    /// width = 4)`.
+    pub fn place(&self) -> String {
+        place(self.point, &self.values)
+    }
+}
+
+/// Grid point `point` with axis values `values`, as messages name it.
+fn place(point: usize, values: &[(String, toml::Value)]) -> String {
+    let parts: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+    format!("sweep grid point {point} ({})", parts.join(", "))
+}
+
 /// The TOML path an axis name sets: a dotted path as written, or a bare knob's home.
 fn axis_path(name: &str) -> Result<Vec<String>> {
     let home = if name.contains('.') {
@@ -372,10 +386,7 @@ fn grid_point(
         picks[a] = rest % axis.values.len();
         rest /= axis.values.len();
     }
-    let where_ = |values: &[(String, toml::Value)]| {
-        let parts: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
-        format!("sweep grid point {point} ({})", parts.join(", "))
-    };
+    let where_ = |values: &[(String, toml::Value)]| place(point, values);
     for (axis, &pick) in axes.iter().zip(&picks) {
         let value = axis.values[pick].clone();
         values.push((axis.name.clone(), value.clone()));

@@ -96,13 +96,59 @@ pub(super) fn has_parts(dir: &Path) -> bool {
     })
 }
 
-/// Makes sure the finished units in `dir` (if any) are units of this grid, then records the
-/// grid there, so that `--resume` (or a shard sharing the folder) can never mix the rows of
-/// two sweeps: a unit is known by its index, and the index means something only in its grid.
-pub(super) fn check_grid(dir: &Path, units: &[Unit], keys: &[String]) -> Result<()> {
+/// The unit files of `dir` (`parts/unit-NNNNNN.jsonl`) by index; none where it has no
+/// `parts/`.
+fn unit_files(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
+    let folder = dir.join("parts");
+    let entries = match std::fs::read_dir(&folder) {
+        Ok(e) => e,
+        Err(_) => return Ok(Vec::new()),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| Error::Io {
+                path: folder.clone(),
+                cause: source,
+            })?
+            .path();
+        let index = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("unit-"))
+            .and_then(|n| n.strip_suffix(".jsonl"))
+            .and_then(|n| n.parse::<usize>().ok());
+        if let Some(index) = index {
+            found.push((index, path));
+        }
+    }
+    Ok(found)
+}
+
+/// Refuses a unit file whose index is past the end of a grid of `units` units: it is no unit
+/// of this sweep, and its rows would join the results.
+fn check_unit_index(index: usize, path: &Path, units: usize, field: &str) -> Result<()> {
+    if index < units {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        field,
+        format!(
+            "{} is unit {index}, but the grid has {units} units (0 to {}): it is no unit of \
+             this sweep; remove it",
+            path.display(),
+            units - 1
+        ),
+    ))
+}
+
+/// Makes sure the finished units in `dir` (if any) are units of this grid, so that `--resume`
+/// (or a shard sharing the folder) can never mix the rows of two sweeps: a unit is known by
+/// its index, and the index means something only in its grid. Writes nothing: returns whether
+/// `dir` records this grid already ([`record_grid`] records it with the first unit).
+pub(super) fn check_grid(dir: &Path, units: &[Unit], keys: &[String]) -> Result<bool> {
     let path = grid_path(dir);
     let version = env!("CARGO_PKG_VERSION");
-    let ours = serde_json::json!({ "units": units.len(), "keys": keys, "icq_version": version });
     let theirs = match std::fs::read_to_string(&path) {
         Ok(text) => Some(
             serde_json::from_str::<Value>(&text).map_err(|e| Error::Parse {
@@ -118,9 +164,12 @@ pub(super) fn check_grid(dir: &Path, units: &[Unit], keys: &[String]) -> Result<
             })
         }
     };
-    let same = |v: &Value| v["units"] == ours["units"] && v["keys"] == ours["keys"];
+    for (index, file) in unit_files(dir)? {
+        check_unit_index(index, &file, units.len(), "--out")?;
+    }
+    let same = |v: &Value| v["units"] == units.len() && v["keys"] == serde_json::json!(keys);
     if theirs.as_ref().is_some_and(same) {
-        return Ok(());
+        return Ok(true);
     }
     if has_parts(dir) {
         let why = match &theirs {
@@ -161,8 +210,16 @@ pub(super) fn check_grid(dir: &Path, units: &[Unit], keys: &[String]) -> Result<
         };
         return Err(Error::invalid("--out", why));
     }
+    Ok(false)
+}
+
+/// Records the grid in `dir` (`parts/grid.json`), which [`check_grid`] checks the folder's
+/// units against.
+pub(super) fn record_grid(dir: &Path, units: &[Unit], keys: &[String]) -> Result<()> {
+    let version = env!("CARGO_PKG_VERSION");
+    let ours = serde_json::json!({ "units": units.len(), "keys": keys, "icq_version": version });
     write_atomically(
-        &path,
+        &grid_path(dir),
         serde_json::to_string(&ours).expect("json").as_bytes(),
     )
 }
@@ -184,27 +241,8 @@ fn missing_shards(missing: &[usize], units: usize, n: usize) -> Option<Vec<usize
 pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>) -> Result<usize> {
     let mut parts: BTreeMap<usize, (PathBuf, Vec<Record>)> = BTreeMap::new();
     for dir in dirs {
-        let folder = dir.join("parts");
-        let entries = match std::fs::read_dir(&folder) {
-            Ok(e) => e,
-            Err(_) => continue,
-        };
-        for entry in entries {
-            let path = entry
-                .map_err(|source| Error::Io {
-                    path: folder.clone(),
-                    cause: source,
-                })?
-                .path();
-            let Some(index) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix("unit-"))
-                .and_then(|n| n.strip_suffix(".jsonl"))
-                .and_then(|n| n.parse::<usize>().ok())
-            else {
-                continue;
-            };
+        for (index, path) in unit_files(dir)? {
+            check_unit_index(index, &path, units, "parts")?;
             let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
                 path: path.clone(),
                 cause: source,
@@ -346,6 +384,29 @@ pub(super) fn check_manifests(out: &Path, config: &str, grid: Option<&str>) -> R
     Ok(())
 }
 
+/// Refuses an `out` holding results files (`results.csv`, `.jsonl`, `.parquet`) that are no
+/// sweep's: without a manifest or unit files, they are the user's own, which the results
+/// would overwrite. A sweep's folder is checked by its manifest and its grid instead.
+pub(super) fn check_foreign_results(out: &Path) -> Result<()> {
+    if out.join("parts").is_dir() || !manifests(out)?.is_empty() {
+        return Ok(());
+    }
+    for ext in ["csv", "jsonl", "parquet"] {
+        let path = out.join(format!("results.{ext}"));
+        if path.exists() {
+            return Err(Error::invalid(
+                "--out",
+                format!(
+                    "{} is there and is no sweep's (no manifest, no parts/), so the results \
+                     would overwrite it: choose another folder, or move it away",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Whether `a` and `b` name one folder (compared as written where either cannot be resolved).
 fn same_folder(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
@@ -360,6 +421,7 @@ fn same_folder(a: &Path, b: &Path) -> bool {
 fn check_merge_out(dirs: &[PathBuf], out: &Path, config: &str, grid: Option<&str>) -> Result<()> {
     let refuse = |what: &str| Err(already_holds(out, what));
     check_manifests(out, config, grid)?;
+    check_foreign_results(out)?;
     if out.join("parts").exists() && !dirs.iter().any(|d| same_folder(d, out)) {
         return refuse("a sweep's unit files (parts/) and is not one of the merged folders");
     }
@@ -424,10 +486,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
     }
     let (units, config, grid) =
         sweep.ok_or_else(|| Error::invalid("merge", "no sweep manifest in the given folders"))?;
+    // A merge refused (another sweep's folder, units missing) removes the folders it made.
+    let made = crate::io::missing_folders(out);
     crate::io::writable_dir(out, "--out")?;
-    crate::records::rows_fit(out, "results")?;
-    check_merge_out(dirs, out, &config, grid.as_deref())?;
-    let rows = collect(dirs, out, units as usize, None)?;
+    let rows = crate::records::rows_fit(out, "results")
+        .and_then(|()| check_merge_out(dirs, out, &config, grid.as_deref()))
+        .and_then(|()| collect(dirs, out, units as usize, None))
+        .inspect_err(|_| crate::io::remove_empty_folders(&made))?;
     let figures = figures_in(&config, Path::new("manifest.json"))?;
     let manifest = serde_json::json!({
         "config": config,

@@ -10,7 +10,8 @@ use serde_json::Value;
 use super::figures::{check_figure_columns, draw_figures, figures_in, Figures};
 use super::grid::{expand, Unit};
 use super::output::{
-    check_grid, check_manifests, collect, grid_id, grid_keys, has_parts, part_path,
+    check_foreign_results, check_grid, check_manifests, collect, grid_id, grid_keys, has_parts,
+    part_path, record_grid,
 };
 use super::pack::{check_unit_memory, packs};
 use super::shard::Shard;
@@ -89,7 +90,8 @@ pub struct SweepReport {
     pub off_mu: usize,
 }
 
-/// Runs the sweep of the config at `path` into `out`.
+/// Runs the sweep of the config at `path` into `out`. A sweep that fails before it writes its
+/// first unit leaves no file, and removes the folders it made.
 pub fn sweep(
     path: &Path,
     out: &Path,
@@ -118,18 +120,99 @@ pub fn sweep(
         .filter(|u| shard.is_none_or(|s| s.takes(u.index)))
         .collect();
     check_unit_memory(&mine)?;
+    let made = crate::io::missing_folders(out);
+    let made_parts = !out.join("parts").exists();
     crate::io::writable_dir(out, "--out")?;
+    let job = Job {
+        path,
+        out,
+        shard,
+        resume,
+        progress,
+        start,
+        text: &text,
+        units: &units,
+        mine: &mine,
+    };
+    let mut wrote = false;
+    let done = run_units(&job, &mut wrote);
+    if done.is_err() && !wrote {
+        if made_parts {
+            let _ = std::fs::remove_dir(out.join("parts"));
+        }
+        crate::io::remove_empty_folders(&made);
+    }
+    let done = done?;
+    // Figures last: results and manifest stand whatever a figure's fate.
+    let figures = match shard {
+        None => draw_figures(out, &figures),
+        Some(_) => Figures::default(),
+    };
+    Ok(SweepReport {
+        units: units.len(),
+        mine: mine.len(),
+        skipped: mine.len() - done.todo,
+        batches: done.batches,
+        rows: done.rows,
+        seconds: start.elapsed().as_secs_f64(),
+        figures,
+        diverged: done.diverged,
+        off_mu: mine
+            .iter()
+            .filter(|u| u.input.config.learner.samples_off_mu())
+            .count(),
+    })
+}
+
+/// A sweep checked as far as its units: what [`run_units`] works from.
+struct Job<'a> {
+    path: &'a Path,
+    out: &'a Path,
+    shard: Option<Shard>,
+    resume: bool,
+    progress: bool,
+    start: Instant,
+    text: &'a str,
+    units: &'a [Unit],
+    mine: &'a [&'a Unit],
+}
+
+/// What [`run_units`] did.
+struct Done {
+    todo: usize,
+    batches: usize,
+    rows: usize,
+    diverged: usize,
+}
+
+/// Checks the output folder of `job`, then runs the units left to run and writes their rows,
+/// the results files and the manifest; `wrote` is set once the first file is written.
+fn run_units(job: &Job<'_>, wrote: &mut bool) -> Result<Done> {
+    let Job {
+        path,
+        out,
+        shard,
+        resume,
+        progress,
+        start,
+        text,
+        units,
+        mine,
+    } = *job;
     if shard.is_none() {
         crate::records::rows_fit(out, "results")?;
     }
     // A folder with finished units is checked unit by unit; one without (merged results, or
     // parts/ deleted) by its manifest, whose results this sweep would replace.
-    let keys = grid_keys(&units);
+    let keys = grid_keys(units);
     let grid = grid_id(&keys);
     if !has_parts(out) {
-        check_manifests(out, &text, Some(&grid))?;
+        check_manifests(out, text, Some(&grid))?;
     }
-    check_grid(out, &units, &keys)?;
+    if shard.is_none() {
+        check_foreign_results(out)?;
+    }
+    let recorded = check_grid(out, units, &keys)?;
     let todo: Vec<&&Unit> = mine
         .iter()
         .filter(|u| !part_path(out, u.index).exists())
@@ -149,31 +232,35 @@ pub fn sweep(
     for unit in &todo {
         work += work_per_seed(&unit.input)?;
     }
+    let packed = packs(&todo)?;
+    // One backend for the whole sweep (units may name theirs only through the shared config),
+    // chosen before any file is written.
+    let chosen = match todo.first() {
+        Some(unit) => Some(crate::backend::Chosen::pick(
+            &unit.input.config.run.backend,
+        )?),
+        None => None,
+    };
     let bar = progress_bar(work, progress);
     let mut finished = 0;
     let mut diverged = 0;
-    // One backend for the whole sweep (units may name theirs only through the shared config).
-    let mut chosen: Option<(crate::backend::Chosen, String)> = None;
     let mut backend_used = String::new();
-    let packed = packs(&todo)?;
     for pack in &packed {
         let first = pack[0][0];
-        if chosen.is_none() {
-            chosen = Some(crate::backend::Chosen::pick(
-                &first.input.config.run.backend,
-            )?);
-        }
-        let (backend, why) = chosen.as_ref().expect("chosen above");
+        let (backend, why) = chosen.as_ref().expect("chosen for the units to run");
         let seeds: Vec<Vec<u64>> = pack
             .iter()
             .map(|units| units.iter().map(|u| u.seed).collect())
             .collect();
+        let places: Vec<String> = pack.iter().map(|units| units[0].place()).collect();
         let points: Vec<Point<'_>> = pack
             .iter()
             .zip(&seeds)
-            .map(|(units, seeds)| Point {
+            .zip(&places)
+            .map(|((units, seeds), place)| Point {
                 input: &units[0].input,
                 seeds,
+                place: Some(place),
             })
             .collect();
         let running = match pack.len() {
@@ -195,7 +282,18 @@ pub fn sweep(
             bar: &bar,
             epochs: false,
         };
-        let reports = run_points(backend, why.clone(), &points, ticker)?;
+        // An error of the whole batch (the backend's) names its grid points.
+        let reports = run_points(backend, why.clone(), &points, ticker).map_err(|e| match e {
+            Error::At { .. } => e,
+            e if pack.len() == 1 => e.at(&places[0]),
+            e => {
+                let last = pack[pack.len() - 1][0].point;
+                e.at(format!(
+                    "the batch of sweep grid points {} to {last}",
+                    first.point
+                ))
+            }
+        })?;
         for (units, report) in pack.iter().zip(&reports) {
             backend_used = report.backend.clone();
             let per_seed = units[0].input.config.run.instances as usize;
@@ -214,6 +312,12 @@ pub fn sweep(
                     diverged += 1;
                 }
                 let rows = unit_rows(unit, &ctx, &own);
+                // The grid is recorded with the first unit, so that the units that follow it
+                // are always of a known grid.
+                if !*wrote && !recorded {
+                    record_grid(out, job.units, &keys)?;
+                }
+                *wrote = true;
                 write_atomically(&part_path(out, unit.index), to_jsonl(&rows).as_bytes())?;
                 finished += 1;
             }
@@ -221,6 +325,7 @@ pub fn sweep(
     }
     bar.finish_and_clear();
     // A shard leaves its parts for `icq merge`; a whole grid writes its results now.
+    *wrote = true;
     let rows = match shard {
         None => collect(&[out.to_path_buf()], out, units.len(), None)?,
         Some(_) => 0,
@@ -246,23 +351,10 @@ pub fn sweep(
             .expect("json")
             .as_bytes(),
     )?;
-    // Figures last: results and manifest stand whatever a figure's fate.
-    let figures = match shard {
-        None => draw_figures(out, &figures),
-        Some(_) => Figures::default(),
-    };
-    Ok(SweepReport {
-        units: units.len(),
-        mine: mine.len(),
-        skipped: mine.len() - todo.len(),
+    Ok(Done {
+        todo: todo.len(),
         batches: packed.len(),
         rows,
-        seconds: start.elapsed().as_secs_f64(),
-        figures,
         diverged,
-        off_mu: mine
-            .iter()
-            .filter(|u| u.input.config.learner.samples_off_mu())
-            .count(),
     })
 }
