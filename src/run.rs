@@ -1,9 +1,11 @@
 //! `icq run`: one model, one learner, B instances on one backend, metrics at checkpoints
 //! against the oracle, a summary table, and every checkpoint of every instance as a record.
 
-use std::time::Instant;
+use std::io::{IsTerminal, Write as _};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 
 use crate::backend::{Backend, Chosen};
 use crate::config::Input;
@@ -75,7 +77,7 @@ pub fn progress_bar(work: u64, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new(work);
+    let bar = ProgressBar::with_draw_target(Some(work), draw_target());
     bar.set_style(
         ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} eta {eta}",
@@ -91,14 +93,89 @@ pub fn spinner(message: &str, show: bool) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::new_spinner();
+    let bar = ProgressBar::with_draw_target(None, draw_target());
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
             .expect("a valid template"),
     );
     bar.set_message(message.to_string());
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar.enable_steady_tick(Duration::from_millis(200));
     bar
+}
+
+/// Where bars draw: stderr where it is a terminal; else (a batch job's log) a line now and
+/// then, every `ICQ_PROGRESS_SECONDS` seconds (default 30; 0 for none).
+fn draw_target() -> ProgressDrawTarget {
+    if std::io::stderr().is_terminal() {
+        return ProgressDrawTarget::stderr();
+    }
+    let every = std::env::var("ICQ_PROGRESS_SECONDS")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(30.0);
+    if every == 0.0 {
+        return ProgressDrawTarget::hidden();
+    }
+    ProgressDrawTarget::term_like(Box::new(LogLines {
+        every: Duration::from_secs_f64(every),
+        state: Mutex::new(LogState::default()),
+    }))
+}
+
+/// A bar drawn into a log: its line, whole, at most once per `every` (the first at once).
+#[derive(Debug)]
+struct LogLines {
+    every: Duration,
+    state: Mutex<LogState>,
+}
+
+#[derive(Debug, Default)]
+struct LogState {
+    /// When a line was last written.
+    last: Option<Instant>,
+    /// The line being drawn.
+    line: String,
+}
+
+impl TermLike for LogLines {
+    fn width(&self) -> u16 {
+        100
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.write_str(s)
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.line.push_str(s);
+        Ok(())
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let line = std::mem::take(&mut state.line);
+        let due = state.last.is_none_or(|t| t.elapsed() >= self.every);
+        if due && !line.trim().is_empty() {
+            state.last = Some(Instant::now());
+            let mut err = std::io::stderr().lock();
+            writeln!(err, "{}", line.trim_end())?;
+        }
+        Ok(())
+    }
 }
 
 /// What the oracle's spinner says.
@@ -343,9 +420,7 @@ pub fn run_points(
     } else {
         format!("{before}; {ORACLE_MESSAGE}")
     });
-    progress
-        .bar
-        .enable_steady_tick(std::time::Duration::from_millis(200));
+    progress.bar.enable_steady_tick(Duration::from_millis(200));
     for point in points {
         let cfg = &point.input.config;
         let at = |e: Error| match point.place {

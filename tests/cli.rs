@@ -1219,3 +1219,29 @@ fn merge_of_a_missing_folder_is_bad_input() {
     );
     assert!(!out.exists());
 }
+
+/// With stderr not a terminal (a batch job's log), progress comes as whole lines, the first
+/// at once and then one per `ICQ_PROGRESS_SECONDS` (0: none); the results do not change.
+#[test]
+fn progress_goes_to_logs_as_lines() {
+    let dir = scratch("log-lines");
+    let config = tiny_sweep(&dir, "[0, 1, 2]");
+    let sweep = |seconds: &str, out: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_icq"))
+            .args(["sweep", config.to_str().unwrap(), "--out"])
+            .arg(dir.join(out))
+            .env("ICQ_PROGRESS_SECONDS", seconds)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let every = sweep("0.000001", "every");
+    let lines: Vec<&str> = every.lines().filter(|l| l.contains('%')).collect();
+    assert!(lines.len() >= 2, "{every}");
+    assert!(lines.iter().all(|l| !l.contains('\r')), "{every}");
+    let none = sweep("0", "none");
+    assert!(!none.contains('%'), "{none}");
+    let results = |out: &str| std::fs::read(dir.join(out).join("results.csv")).unwrap();
+    assert_eq!(results("every"), results("none"));
+}

@@ -606,6 +606,22 @@ fn units_off_mu_are_counted() {
     assert_eq!((r.units, r.off_mu), (12, 6));
 }
 
+/// An axis of the MLP's shape on a base config that sets no network (tabular by default) says
+/// so, rather than failing on the depth that the MLP it would make lacks.
+#[test]
+fn a_width_axis_needs_a_network() {
+    let d = dir("no-network");
+    let text = "[model]\nagents = 2\nartifact_states = 4\ninterface_states = 2\n\
+        [run]\ninstances = 2\nepochs = 10\n[sweep]\nwidth = [8, 16]\n";
+    let err = sweep(&config(&d, text), &d.join("out"), None, false, None, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sweep.width: sets learner.network.mlp.width, but the base config sets no [learner] network (tabular by default)"),
+        "{err}"
+    );
+}
+
 /// `file` is an axis by its bare name, as `model.file` is: one model file per grid point.
 #[test]
 fn an_axis_of_model_files() {

@@ -121,8 +121,20 @@ fn check_axis_home(name: &str, home: &[String]) -> Result<()> {
 /// error, since replacing it would run a config the user never wrote.
 fn set_path(table: &mut toml::Table, key: &str, path: &[String], value: toml::Value) -> Result<()> {
     let (last, parents) = path.split_last().expect("a non-empty path");
+    let in_network = path.starts_with(&["learner".into(), "network".into()]);
     let mut at = table;
     for (i, part) in parents.iter().enumerate() {
+        // An axis of the MLP's shape needs the MLP: the default network is tabular, and an
+        // MLP made of one axis' key alone would lack the other.
+        if in_network && i == 1 && !at.contains_key(part) {
+            return Err(Error::invalid(
+                key,
+                format!(
+                    "sets {}, but the base config sets no [learner] network (tabular by default): write [learner] network = {{ mlp = {{ width = …, depth = … }} }}",
+                    path.join(".")
+                ),
+            ));
+        }
         let entry = at
             .entry(part.clone())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -133,7 +145,7 @@ fn set_path(table: &mut toml::Table, key: &str, path: &[String], value: toml::Va
                     "sets {}, but {} is {entry}, not a table{}",
                     path.join("."),
                     path[..=i].join("."),
-                    if path.starts_with(&["learner".into(), "network".into()]) {
+                    if in_network {
                         ": write [learner] network = { mlp = { width = …, depth = … } }"
                     } else {
                         ""
