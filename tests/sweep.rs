@@ -637,6 +637,44 @@ fn an_axis_of_model_files() {
     assert!(units.iter().all(|u| u.input.model == model));
 }
 
+/// Shards of one config text whose model file changed between them ran two sweeps: the merge
+/// refuses them (their manifests record each grid's units, models included), where comparing
+/// the config text had joined their rows.
+#[test]
+fn shards_of_a_changed_model_file_do_not_merge() {
+    let d = dir("changed-model");
+    let handoff = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/handoff.json");
+    let model = d.join("m.json");
+    std::fs::copy(&handoff, &model).unwrap();
+    let path = config(
+        &d,
+        "[model]\nfile = \"m.json\"\n[run]\ninstances = 2\nepochs = 10\nbackend = \"cpu\"\n\
+         [sweep]\nseeds = [0, 1, 2]\n",
+    );
+    let shard = |k, out: &str| {
+        sweep(
+            &path,
+            &d.join(out),
+            Some(Shard { k, n: 2 }),
+            false,
+            None,
+            false,
+        )
+        .unwrap();
+    };
+    shard(1, "a");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    doc["options"][1]["reward"] = serde_json::json!([[2.0]]);
+    std::fs::write(&model, doc.to_string()).unwrap();
+    shard(2, "b");
+    let err = merge(&[d.join("a"), d.join("b")], &d.join("m"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("belongs to another sweep"), "{err}");
+    assert!(!d.join("m").exists());
+}
+
 /// The memory check covers this shard's units only, and names the grid point it refuses.
 #[test]
 fn memory_is_checked_for_this_shards_units() {
