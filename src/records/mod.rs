@@ -76,6 +76,9 @@ fn push_csv_field(out: &mut String, v: &Value) {
     }
 }
 
+/// Columns whose values are text, which is their Parquet type also where every row is null.
+const TEXT_COLUMNS: [&str; 1] = ["pipeline"];
+
 /// The columns of a set of rows: every key of any row in the order first seen (rows written by
 /// different versions, or from different kinds of model, may differ), with the kind of each
 /// column's non-null values.
@@ -122,9 +125,16 @@ impl Layout {
         self
     }
 
-    /// The Parquet kind of column `col` (text when every value is null).
+    /// The Parquet kind of column `col`. A column null in every row is DOUBLE (UTF8 for the
+    /// text columns of [`TEXT_COLUMNS`]): such columns are metrics that no instance had (every
+    /// one diverged; a standard deviation of one instance) or numeric knobs left unset (`clip`),
+    /// and the files of runs that do have values must read together with this one.
     fn kind(&self, col: usize) -> Kind {
-        self.kinds[col].unwrap_or(Kind::Text)
+        self.kinds[col].unwrap_or(if TEXT_COLUMNS.contains(&self.keys[col].as_str()) {
+            Kind::Text
+        } else {
+            Kind::Double
+        })
     }
 
     /// The CSV header line.
@@ -422,7 +432,7 @@ mod tests {
         let want = [
             ("i", PhysicalType::INT64),
             ("x", PhysicalType::DOUBLE),
-            ("none", PhysicalType::BYTE_ARRAY),
+            ("none", PhysicalType::DOUBLE),
             ("late", PhysicalType::BYTE_ARRAY),
         ];
         assert_eq!(
@@ -477,7 +487,8 @@ mod tests {
             ("flag", PhysicalType::BOOLEAN),
             ("text", PhysicalType::BYTE_ARRAY),
             ("mixed", PhysicalType::BYTE_ARRAY),
-            ("none", PhysicalType::BYTE_ARRAY),
+            // Null in every row: a number, as most such columns are.
+            ("none", PhysicalType::DOUBLE),
         ];
         assert_eq!(schema.num_columns(), want_types.len());
         for (i, (name, physical)) in want_types.into_iter().enumerate() {
@@ -540,6 +551,23 @@ mod tests {
         ];
         let got = fields(&reader);
         assert_eq!(got, want);
+    }
+
+    /// A column null in every row is DOUBLE, so that the file reads together with one where
+    /// the same column has numbers (a run whose instances all diverged beside one that did
+    /// not); a text column keeps its text type.
+    #[test]
+    fn all_null_columns_keep_their_family_type() {
+        let d = dir("all-null");
+        let mut r = Record::default();
+        r.push("q_err", Value::Null);
+        r.push("pipeline", Value::Null);
+        write_rows(&d, "rows", &[r]).unwrap();
+        let reader =
+            SerializedFileReader::new(File::open(d.join("rows.parquet")).unwrap()).unwrap();
+        let schema = reader.metadata().file_metadata().schema_descr();
+        let types: Vec<_> = (0..2).map(|i| schema.column(i).physical_type()).collect();
+        assert_eq!(types, [PhysicalType::DOUBLE, PhysicalType::BYTE_ARRAY]);
     }
 
     #[test]
