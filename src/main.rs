@@ -197,6 +197,17 @@ fn report_figures(figures: &icq::sweep::Figures, out: &std::path::Path) -> Resul
     }
 }
 
+/// Says that `command` (which `does` the base settings) leaves a config's `[sweep]` aside.
+fn warn_of_sweep(path: &std::path::Path, input: &icq::config::Input, command: &str, does: &str) {
+    if input.config.sweep.is_some() {
+        eprintln!(
+            "warning: {} has a [sweep] table, which `{command}` leaves aside: this {does} its \
+             base settings once (`icq sweep` runs the grid)",
+            path.display()
+        );
+    }
+}
+
 fn bad_input(e: icq::Error) -> Failure {
     let code = if matches!(e, icq::Error::Io { .. }) || e.is_bad_input() {
         2
@@ -277,13 +288,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let Some(b) = backend {
                 input.config.run.backend = b;
             }
-            if input.config.sweep.is_some() {
-                eprintln!(
-                    "warning: {} has a [sweep] table, which `icq run` leaves aside: this runs its \
-                     base settings once (`icq sweep` runs the grid)",
-                    path.display()
-                );
-            }
+            warn_of_sweep(&path, &input, "icq run", "runs");
             if let Some(dir) = &out {
                 icq::io::can_write_dir(dir, "--out").map_err(bad_input)?;
                 icq::records::rows_fit(dir, "checkpoints").map_err(bad_input)?;
@@ -395,7 +400,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "sweep      {} units in the grid, {} here{shard_note}, {} already done; {} batch{} in {:.1} s",
                 r.units, r.mine, r.skipped, r.batches, if r.batches == 1 { "" } else { "es" }, r.seconds
             );
-            if shard.is_some() {
+            if let Some(s) = shard.filter(|_| r.mine == 0) {
+                println!(
+                    "wrote      {}/manifest-shard-{}-of-{}.json alone: this shard holds no unit of the grid (join the shards with `icq merge`)",
+                    out.display(),
+                    s.k,
+                    s.n
+                );
+            } else if shard.is_some() {
                 println!(
                     "wrote      {}/parts (join the shards with `icq merge`)",
                     out.display()
@@ -535,7 +547,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             peak_bandwidth,
             json,
         } => {
-            let input = load_input(&input).map_err(bad_input)?;
+            let path = input;
+            let input = load_input(&path).map_err(bad_input)?;
+            warn_of_sweep(&path, &input, "icq bench", "benches");
             let run = &input.config.run;
             let backend = backend.unwrap_or_else(|| run.backend.clone());
             let request = icq::bench::BenchRequest {

@@ -109,11 +109,18 @@ fn draw_target() -> ProgressDrawTarget {
     if std::io::stderr().is_terminal() {
         return ProgressDrawTarget::stderr();
     }
-    let every = std::env::var("ICQ_PROGRESS_SECONDS")
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .unwrap_or(30.0);
+    let every = match std::env::var("ICQ_PROGRESS_SECONDS") {
+        Err(_) => 30.0,
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => s,
+            _ => {
+                eprintln!(
+                    "warning: ICQ_PROGRESS_SECONDS={v:?} is not a number of seconds ≥ 0: progress lines every 30 s"
+                );
+                30.0
+            }
+        },
+    };
     if every == 0.0 {
         return ProgressDrawTarget::hidden();
     }

@@ -508,6 +508,13 @@ fn run_warns_of_a_sweep_table() {
         err.contains("has a [sweep] table, which `icq run` leaves aside"),
         "{err}"
     );
+    let o = icq(&["bench", config.to_str().unwrap(), "--json"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("has a [sweep] table, which `icq bench` leaves aside: this benches"),
+        "{err}"
+    );
 }
 
 /// A bad flag is refused by its name before any work: an unknown backend, and a folder
@@ -1242,6 +1249,11 @@ fn progress_goes_to_logs_as_lines() {
     assert!(lines.iter().all(|l| !l.contains('\r')), "{every}");
     let none = sweep("0", "none");
     assert!(!none.contains('%'), "{none}");
+    let bad = sweep("abc", "bad");
+    assert!(
+        bad.contains("ICQ_PROGRESS_SECONDS=\"abc\" is not a number of seconds"),
+        "{bad}"
+    );
     let results = |out: &str| std::fs::read(dir.join(out).join("results.csv")).unwrap();
     assert_eq!(results("every"), results("none"));
 }
