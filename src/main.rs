@@ -501,11 +501,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         },
                         f.points,
                     ),
-                    None => ("-".to_string(), "-".to_string(), l.points.len()),
+                    None => ("-".to_string(), "-".to_string(), l.on_axes()),
                 };
                 println!("{:<w$} {slope:>8} {interval:>18} {points:>7}", l.label);
             }
             for l in &lines {
+                let off = l.points.len() - l.on_axes();
+                if off > 0 {
+                    println!(
+                        "line {}: {off} point{} at or below zero left off the log axes",
+                        l.label,
+                        if off == 1 { "" } else { "s" },
+                    );
+                }
                 if l.skipped > 0 {
                     println!(
                         "line {}: {} row{} left out, {} or {} not a number there (null: e.g. every instance diverged)",

@@ -292,9 +292,10 @@ fn a_single_x_gives_no_fit() {
     let (_, lines) = plot(&dir, &f, &dir).unwrap();
     assert_eq!(lines[0].points.len(), 12);
     assert!(lines[0].fit.is_none(), "{:?}", lines[0].fit);
-    // No slope and no interval: empty cells, as for a fit without an interval.
+    // No slope and no interval: empty cells, as for a fit without an interval; the points
+    // are those drawn.
     let fits = std::fs::read_to_string(dir.join("fits.csv")).unwrap();
-    assert!(fits.contains(",\"all\",,,,0\n"), "{fits}");
+    assert!(fits.contains(",\"all\",,,,12\n"), "{fits}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -916,5 +917,64 @@ fn an_excess_of_lines_with_one_x_each_is_refused() {
         "{err}"
     );
     assert!(written(&dir).is_empty(), "{:?}", written(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Without a checkpoint named, each unit's last is drawn: units of one sweep that take
+/// different numbers of checkpoints (two studies here) each give their own last rows, where
+/// the file's largest checkpoint index dropped the study that took fewer. A line whose every
+/// row is null is kept, with no point, so that the rows it lost are counted.
+#[test]
+fn each_unit_gives_its_last_checkpoint() {
+    let dir = scratch("last-of-unit");
+    let mut rows = Vec::new();
+    for (study, checkpoints) in [("long", 4), ("short", 2)] {
+        for point in 0..3 {
+            let x = [1.0, 2.0, 4.0][point];
+            for seed in 0..2 {
+                for c in 0..checkpoints {
+                    // The last checkpoint holds the power law, earlier ones noise.
+                    let y = if c + 1 == checkpoints { x * x } else { 7.0 };
+                    rows.push(format!(
+                        "{{\"study\":\"{study}\",\"point\":{point},\"seed\":{seed},\"checkpoint\":{c},\"x\":{x},\"y\":{y},\"z\":null}}"
+                    ));
+                }
+            }
+        }
+    }
+    std::fs::write(dir.join("results.jsonl"), rows.join("\n")).unwrap();
+    let f = Figure {
+        group: Some("study".into()),
+        ..figure("x", "y")
+    };
+    let (_, lines) = plot(&dir, &f, &dir).unwrap();
+    for l in &lines {
+        let fit = l.fit.expect("a fit");
+        assert!((fit.slope - 2.0).abs() < 1e-12, "{}: {fit:?}", l.group);
+        assert_eq!((l.points.len(), l.on_axes(), l.skipped), (6, 6, 0));
+    }
+    assert_eq!(lines.len(), 2);
+    // A metric null everywhere on one study's rows only.
+    let text = std::fs::read_to_string(dir.join("results.jsonl")).unwrap();
+    let text = text
+        .replace("\"y\":", "\"w\":")
+        .replace("\"z\":null", "\"y\":null");
+    let mixed: Vec<String> = text
+        .lines()
+        .map(|r| {
+            if r.contains("\"long\"") {
+                r.replace("\"w\":", "\"y\":").replace(",\"y\":null", "")
+            } else {
+                r.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(dir.join("results.jsonl"), mixed.join("\n")).unwrap();
+    let (_, lines) = plot(&dir, &f, &dir).unwrap();
+    let counts: Vec<(&str, usize, usize)> = lines
+        .iter()
+        .map(|l| (l.group.as_str(), l.points.len(), l.skipped))
+        .collect();
+    assert_eq!(counts, [("study = long", 6, 0), ("study = short", 0, 6)]);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,7 +3,7 @@
 //! one [`Line`] per group with its log–log fit and its [`Reference`] values, marked drawn where
 //! log axes can place them near the data.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -31,6 +31,16 @@ pub struct Line {
     /// Rows of this line left out because x or y is not a number there (null: e.g. a mean
     /// over instances that all diverged; or missing, in rows merged from an older sweep).
     pub skipped: usize,
+}
+
+impl Line {
+    /// The points log axes can place (x and y finite and above zero): those drawn, and those a
+    /// fit runs through.
+    pub fn on_axes(&self) -> usize {
+        (self.points.iter())
+            .filter(|(x, y)| x.is_finite() && y.is_finite() && *x > 0.0 && *y > 0.0)
+            .count()
+    }
 }
 
 /// A reference column's value on one line of a figure.
@@ -294,9 +304,29 @@ fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result
             }
             Some(c)
         }
-        None if figure.x == "epoch" => None,
-        // The last checkpoint; rows without a checkpoint column are all kept.
-        None => kept.iter().filter_map(|r| index(r)).max(),
+        _ => None,
+    };
+    // Without a checkpoint named, each unit's last (units may take different numbers of
+    // checkpoints: the studies of one sweep, say), except against the epoch, where every
+    // checkpoint is a point; rows without a checkpoint column are all kept.
+    let unit = |r: &Map<String, Value>| {
+        ["study", "point", "seed", "instance"]
+            .map(|k| r.get(k).map_or(String::new(), cell))
+            .join("\u{1f}")
+    };
+    let mut last: HashMap<String, u64> = HashMap::new();
+    if figure.checkpoint.is_none() && figure.x != "epoch" {
+        for r in &kept {
+            if let Some(i) = index(r) {
+                let at = last.entry(unit(r)).or_insert(i);
+                *at = (*at).max(i);
+            }
+        }
+    }
+    let taken = |r: &Map<String, Value>| match (checkpoint, index(r)) {
+        (Some(c), i) => i == Some(c),
+        (None, Some(i)) if !last.is_empty() => last.get(&unit(r)) == Some(&i),
+        _ => true,
     };
     let mut groups: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     // Per group, per reference column: every distinct cell of its rows.
@@ -305,20 +335,12 @@ fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result
     let mut numbers: BTreeMap<String, Option<f64>> = BTreeMap::new();
     // Per group, its rows left out for an x or y that is not a number.
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
-    for r in kept
-        .into_iter()
-        .filter(|r| checkpoint.is_none() || index(r) == checkpoint)
-    {
+    for r in kept.into_iter().filter(|r| taken(r)) {
         let group = figure.group.as_ref().map_or("all".to_string(), |g| {
             format!("{g} = {}", r.get(g).map_or("-".to_string(), cell))
         });
         // A row whose x or y is not a number (null, or missing in rows merged from another
         // sweep) is skipped, and counted.
-        let value = |key: &str| r.get(key).and_then(Value::as_f64);
-        let (Some(x), Some(y)) = (value(&figure.x), value(y)) else {
-            *skipped.entry(group).or_default() += 1;
-            continue;
-        };
         let number = figure
             .group
             .as_ref()
@@ -328,6 +350,14 @@ fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result
         let seen = refs
             .entry(group.clone())
             .or_insert_with(|| vec![Vec::new(); figure.reference.len()]);
+        let value = |key: &str| r.get(key).and_then(Value::as_f64);
+        let (Some(x), Some(y)) = (value(&figure.x), value(y)) else {
+            *skipped.entry(group.clone()).or_default() += 1;
+            // A line whose every row is skipped is still a line (with no point), so that the
+            // rows it lost are said.
+            groups.entry(group).or_default();
+            continue;
+        };
         for (cells, key) in seen.iter_mut().zip(&figure.reference) {
             let c = r.get(key).unwrap_or(&Value::Null);
             // Numbers compare as numbers (1 and 1.0 are one value).
@@ -341,7 +371,7 @@ fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result
         }
         groups.entry(group).or_default().push((x, y));
     }
-    if groups.is_empty() {
+    if groups.values().all(Vec::is_empty) {
         let at = checkpoint.map_or(String::new(), |c| format!(" at checkpoint {c}"));
         return Err(Error::invalid(
             y.to_string(),
@@ -369,10 +399,17 @@ fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result
     groups
         .into_iter()
         .map(|(group, points)| {
+            // A line with no point has no reference to draw.
+            let no_reference = Vec::new();
+            let cells = if points.is_empty() {
+                &no_reference
+            } else {
+                &refs[&group]
+            };
             let references = figure
                 .reference
                 .iter()
-                .zip(&refs[&group])
+                .zip(cells)
                 .map(|(key, cells)| match cells.as_slice() {
                     [c] if c.is_number() => Ok(Reference {
                         column: key.clone(),

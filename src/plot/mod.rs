@@ -362,9 +362,11 @@ pub fn plot(results: &Path, figure: &Figure, out: &Path) -> Result<(PathBuf, Vec
     // Column names hold no comma or quote; a group's value may.
     for l in &lines {
         let (y, x) = figure.axis_names(&l.metric);
-        let (s, lo, hi, n) = l.fit.map_or((f64::NAN, f64::NAN, f64::NAN, 0), |f| {
-            (f.slope, f.lo, f.hi, f.points)
-        });
+        let (s, lo, hi, n) = l
+            .fit
+            .map_or((f64::NAN, f64::NAN, f64::NAN, l.on_axes()), |f| {
+                (f.slope, f.lo, f.hi, f.points)
+            });
         let (s, lo, hi) = (number(s), number(lo), number(hi));
         kept.push(format!(
             "{name},{y},{x},\"{}\",{s},{lo},{hi},{n}",
