@@ -185,6 +185,9 @@ fn report_figures(figures: &icq::sweep::Figures, out: &std::path::Path) -> Resul
             out.display()
         );
     }
+    for note in &figures.notes {
+        println!("           {note}");
+    }
     for failure in &figures.failed {
         eprintln!("{failure}");
     }
@@ -505,31 +508,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 };
                 println!("{:<w$} {slope:>8} {interval:>18} {points:>7}", l.label);
             }
-            for l in &lines {
-                let off = l.points.len() - l.on_axes();
-                if off > 0 {
-                    println!(
-                        "line {}: {off} point{} at or below zero left off the log axes",
-                        l.label,
-                        if off == 1 { "" } else { "s" },
-                    );
-                }
-                if l.skipped > 0 {
-                    println!(
-                        "line {}: {} row{} left out, {} or {} not a number there (null: e.g. every instance diverged)",
-                        l.label,
-                        l.skipped,
-                        if l.skipped == 1 { "" } else { "s" },
-                        figure.x,
-                        l.metric
-                    );
-                }
-                for r in l.references.iter().filter(|r| !r.drawn) {
-                    println!(
-                        "reference {} = {:e} on line {} left out: log axes cannot place it near the data",
-                        r.column, r.value, l.label
-                    );
-                }
+            for note in icq::plot::notes(&lines, &figure.x) {
+                println!("{note}");
             }
             println!(
                 "\nwrote {}, {} and {}",

@@ -460,7 +460,7 @@ fn a_sweep_with_studies_draws_its_figures() {
     let d = dir("studies");
     let path = config(&d, STUDIES);
     let out = d.join("out");
-    sweep(&path, &out, None, false, None, false).unwrap();
+    let first = sweep(&path, &out, None, false, None, false).unwrap();
     let text = std::fs::read_to_string(out.join("results.csv")).unwrap();
     assert!(
         text.starts_with("study,point,checkpoint,"),
@@ -483,6 +483,27 @@ fn a_sweep_with_studies_draws_its_figures() {
         .lines()
         .filter(|l| l.contains("study-lazy"))
         .all(|l| l.ends_with(",8")));
+
+    assert!(first.figures.notes.is_empty(), "{:?}", first.figures.notes);
+    // What a figure leaves out is said, as `icq plot` says it: the rows at η = 0 (two seeds,
+    // two γ) have no place on a log x axis.
+    let zero = STUDIES.replace(
+        "interface_noise = [0.1, 0.2, 0.4]",
+        "interface_noise = [0.0, 0.2, 0.4]",
+    );
+    let r = sweep(
+        &config(&d, &zero),
+        &d.join("zero"),
+        None,
+        false,
+        None,
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        r.figures.notes,
+        ["noise: line all: 4 points at or below zero left off the log axes"]
+    );
 
     // Each of these fails before any work, naming what is wrong.
     let refused = |name: &str, text: &str| {

@@ -33,6 +33,41 @@ pub struct Line {
     pub skipped: usize,
 }
 
+/// What a figure of `lines` (x axis `x`) left out, a line each: rows whose x or y is not a
+/// number, points at or below zero on a log axis, references log axes cannot place.
+pub fn notes(lines: &[Line], x: &str) -> Vec<String> {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let mut out = Vec::new();
+    for l in lines {
+        let off = l.points.len() - l.on_axes();
+        if off > 0 {
+            out.push(format!(
+                "line {}: {off} point{} at or below zero left off the log axes",
+                l.label,
+                plural(off)
+            ));
+        }
+        if l.skipped > 0 {
+            out.push(format!(
+                "line {}: {} row{} left out, {x} or {} not a number there (null: e.g. every instance diverged)",
+                l.label,
+                l.skipped,
+                plural(l.skipped),
+                l.metric
+            ));
+        }
+    }
+    for l in lines {
+        for r in l.references.iter().filter(|r| !r.drawn) {
+            out.push(format!(
+                "reference {} = {:e} on line {} left out: log axes cannot place it near the data",
+                r.column, r.value, l.label
+            ));
+        }
+    }
+    out
+}
+
 impl Line {
     /// The points log axes can place (x and y finite and above zero): those drawn, and those a
     /// fit runs through.

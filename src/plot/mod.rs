@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::io::write_atomically;
 
-pub use data::{lines, read_results, results_file, Line, Reference};
+pub use data::{lines, notes, read_results, results_file, Line, Reference};
 pub use draw::draw;
 
 /// One figure's request.

@@ -19,6 +19,9 @@ pub struct Figures {
     /// Figures that could not be drawn, each with why (a column that is not there, a filter
     /// that keeps no row, nothing positive to put on log axes…).
     pub failed: Vec<String>,
+    /// What the figures drawn left out (see [`crate::plot::notes`]), each after its figure's
+    /// name.
+    pub notes: Vec<String>,
 }
 
 /// Refuses, before any work, a `[[figure]]` that reads a column the sweep's results will not
@@ -116,7 +119,15 @@ pub(super) fn draw_figures(out: &Path, figures: &[crate::plot::Figure]) -> Figur
     let mut done = Figures::default();
     for figure in figures {
         match crate::plot::plot(out, figure, out) {
-            Ok(_) => done.drawn += 1,
+            Ok((_, lines)) => {
+                done.drawn += 1;
+                let name = figure.stem();
+                (done.notes).extend(
+                    crate::plot::notes(&lines, &figure.x)
+                        .into_iter()
+                        .map(|n| format!("{name}: {n}")),
+                );
+            }
             Err(e) => done.failed.push(format!("figure {}: {e}", figure.stem())),
         }
     }
