@@ -87,13 +87,13 @@ pub fn progress_bar(work: u64, show: bool) -> ProgressBar {
     bar
 }
 
-/// A spinner with the time elapsed, for work of no known length (the exact oracle); hidden
-/// unless `show` (and, as every bar, when stderr is not a terminal).
+/// A spinner with the time elapsed, for work of no known length (the exact oracle); shown
+/// only with `show` on a terminal (in a log, a line saying the oracle started is noise).
 pub fn spinner(message: &str, show: bool) -> ProgressBar {
-    if !show {
+    if !show || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(None, draw_target());
+    let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
             .expect("a valid template"),
