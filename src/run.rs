@@ -78,12 +78,13 @@ pub fn progress_bar(work: u64, show: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(work), draw_target());
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} eta {eta}",
-        )
-        .expect("a valid template"),
-    );
+    // A log gets plain text: no spinner glyph, no bar drawn in block characters.
+    let template = if std::io::stderr().is_terminal() {
+        "{spinner} [{elapsed_precise}] {wide_bar} {percent}% {msg} eta {eta}"
+    } else {
+        "[{elapsed_precise}] {percent}% {msg} eta {eta}"
+    };
+    bar.set_style(ProgressStyle::with_template(template).expect("a valid template"));
     bar
 }
 
