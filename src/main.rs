@@ -200,6 +200,13 @@ fn report_figures(figures: &icq::sweep::Figures, out: &std::path::Path) -> Resul
     }
 }
 
+/// The model file the config at `path` names in `[model] file`, if any (relative to the
+/// config's folder): an input a command must not write over either.
+fn model_file_of(path: &std::path::Path, input: &icq::config::Input) -> Option<PathBuf> {
+    let file = input.config.model.file.as_ref()?;
+    Some(path.parent().unwrap_or(std::path::Path::new("")).join(file))
+}
+
 /// Says that `command` (which `does` the base settings) leaves a config's `[sweep]` aside.
 fn warn_of_sweep(path: &std::path::Path, input: &icq::config::Input, command: &str, does: &str) {
     if input.config.sweep.is_some() {
@@ -253,10 +260,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     ),
                 });
             }
-            if let Some(path) = &json {
-                icq::io::writable_file(path, "--json", &input).map_err(bad_input)?;
+            let path = input;
+            if let Some(out) = &json {
+                icq::io::writable_file(out, "--json", &path).map_err(bad_input)?;
             }
-            let input = load_input(&input).map_err(bad_input)?;
+            let input = load_input(&path).map_err(bad_input)?;
+            if let (Some(out), Some(model)) = (&json, model_file_of(&path, &input)) {
+                icq::io::writable_file(out, "--json", &model).map_err(bad_input)?;
+            }
             let start = Instant::now();
             let oracle = Oracle::new(&input.model).map_err(bad_input)?;
             let options = OracleOptions {
@@ -566,7 +577,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Model { command } => match command {
             ModelCommand::Export { input, output } => {
                 icq::io::writable_file(&output, "--output", &input).map_err(bad_input)?;
-                let input = load_input(&input).map_err(bad_input)?;
+                let path = input;
+                let input = load_input(&path).map_err(bad_input)?;
+                if let Some(model) = model_file_of(&path, &input) {
+                    icq::io::writable_file(&output, "--output", &model).map_err(bad_input)?;
+                }
                 icq::model::save_model_file(&input.model, &output).map_err(failed)?;
                 println!(
                     "wrote {} ({} joint states)",

@@ -1204,6 +1204,26 @@ fn output_files_are_checked_before_any_work() {
     }
     assert_eq!(std::fs::read_to_string(&cfg).unwrap(), text);
     assert_eq!(std::fs::read_to_string(&afile).unwrap(), "x");
+    // The model file a config names is an input too.
+    let model = dir.join("m.json");
+    let (cfg_s, model_s) = (cfg.to_str().unwrap(), model.to_str().unwrap());
+    let exported = icq(&["model", "export", cfg_s, "-o", model_s]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    let before = std::fs::read_to_string(&model).unwrap();
+    let with_file = dir.join("with-file.toml");
+    std::fs::write(&with_file, "[model]\nfile = \"m.json\"\n").unwrap();
+    let with_s = with_file.to_str().unwrap();
+    for args in [
+        ["oracle", with_s, "--json", model_s].as_slice(),
+        ["model", "export", with_s, "-o", model_s].as_slice(),
+    ] {
+        let o = icq(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("m.json is the input file"), "{err}");
+        assert!(o.stdout.is_empty(), "{args:?}");
+    }
+    assert_eq!(std::fs::read_to_string(&model).unwrap(), before);
 }
 
 /// `icq merge` of a folder that is not there is bad input naming it, and makes no `--out`.
