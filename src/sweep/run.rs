@@ -134,9 +134,10 @@ pub fn sweep(
         units: &units,
         mine: &mine,
     };
-    let mut wrote = false;
-    let done = run_units(&job, &mut wrote);
-    if done.is_err() && !wrote {
+    let done = run_units(&job);
+    // A sweep that fails before writing anything leaves no folder it made: removing a folder
+    // fails once it holds a file, so what holds a unit's rows or the results stays.
+    if done.is_err() {
         if made_parts {
             let _ = std::fs::remove_dir(out.join("parts"));
         }
@@ -186,8 +187,8 @@ struct Done {
 }
 
 /// Checks the output folder of `job`, then runs the units left to run and writes their rows,
-/// the results files and the manifest; `wrote` is set once the first file is written.
-fn run_units(job: &Job<'_>, wrote: &mut bool) -> Result<Done> {
+/// the results files and the manifest.
+fn run_units(job: &Job<'_>) -> Result<Done> {
     let Job {
         path,
         out,
@@ -212,7 +213,7 @@ fn run_units(job: &Job<'_>, wrote: &mut bool) -> Result<Done> {
     if shard.is_none() {
         check_foreign_results(out)?;
     }
-    let recorded = check_grid(out, units, &keys)?;
+    let mut recorded = check_grid(out, units, &keys)?;
     let todo: Vec<&&Unit> = mine
         .iter()
         .filter(|u| !part_path(out, u.index).exists())
@@ -314,10 +315,10 @@ fn run_units(job: &Job<'_>, wrote: &mut bool) -> Result<Done> {
                 let rows = unit_rows(unit, &ctx, &own);
                 // The grid is recorded with the first unit, so that the units that follow it
                 // are always of a known grid.
-                if !*wrote && !recorded {
+                if !recorded {
                     record_grid(out, job.units, &keys)?;
+                    recorded = true;
                 }
-                *wrote = true;
                 write_atomically(&part_path(out, unit.index), to_jsonl(&rows).as_bytes())?;
                 finished += 1;
             }
@@ -325,7 +326,6 @@ fn run_units(job: &Job<'_>, wrote: &mut bool) -> Result<Done> {
     }
     bar.finish_and_clear();
     // A shard leaves its parts for `icq merge`; a whole grid writes its results now.
-    *wrote = true;
     let rows = match shard {
         None => collect(&[out.to_path_buf()], out, units.len(), None)?,
         Some(_) => 0,
