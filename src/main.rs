@@ -377,7 +377,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             println!();
             print!("{}", icq::run::summary_table(&report));
             if let Some(last) = report.checkpoints.last() {
-                let diverged = last.iter().filter(|m| !m.q_err.is_finite()).count();
+                let diverged = last.iter().filter(|m| m.diverged()).count();
                 if diverged > 0 {
                     eprintln!(
                         "warning: {diverged} of {} instances diverged (non-finite Q-values; the table averages the others, and their rows hold no errors and no policy_gap): lower the step size or set [learner] clip",

@@ -37,6 +37,14 @@ pub struct Metrics {
     pub updates: Vec<u32>,
 }
 
+impl Metrics {
+    /// Whether the instance diverged: a Q-value on μ's support is not finite, so neither is
+    /// its error (the means over instances leave it out, and runs and sweeps count it).
+    pub fn diverged(&self) -> bool {
+        !self.q_err.is_finite()
+    }
+}
+
 /// Metrics of every instance; the policy gap for the first `policy_gap_instances` of each
 /// seed only (greedy policies shared by several instances are evaluated once).
 pub fn checkpoint_metrics(

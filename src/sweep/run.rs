@@ -56,10 +56,7 @@ pub(super) fn unit_rows(unit: &Unit, ctx: &Record, checkpoints: &[Vec<Metrics>])
                 );
             }
             // The instances those means leave out.
-            r.push(
-                "diverged",
-                ms.iter().filter(|m| !m.q_err.is_finite()).count(),
-            );
+            r.push("diverged", ms.iter().filter(|m| m.diverged()).count());
             r
         })
         .collect()
@@ -308,7 +305,7 @@ fn run_units(job: &Job<'_>) -> Result<Done> {
                 ctx.set("seed", unit.seed);
                 if own
                     .last()
-                    .is_some_and(|ms| ms.iter().any(|m| !m.q_err.is_finite()))
+                    .is_some_and(|ms| ms.iter().any(Metrics::diverged))
                 {
                     diverged += 1;
                 }
