@@ -22,12 +22,18 @@ pub struct Fit {
 /// and the rounding in the mean of n equal ln x leaves a spread of ~1e-16, not 0.
 const MIN_LN_X_SPREAD: f64 = 1e-9;
 
+/// Whether log–log axes can place the point (x, y): both finite and above zero. The points a
+/// fit runs through, and those a figure draws.
+pub fn on_log_axes(&(x, y): &(f64, f64)) -> bool {
+    x.is_finite() && y.is_finite() && x > 0.0 && y > 0.0
+}
+
 /// The least-squares slope of ln y against ln x; `None` with fewer than two usable points or
 /// a single distinct x (x values agreeing to about one part in 10⁹ count as one).
 pub fn fit_loglog(points: &[(f64, f64)]) -> Option<Fit> {
     let logs: Vec<(f64, f64)> = points
         .iter()
-        .filter(|(x, y)| x.is_finite() && y.is_finite() && *x > 0.0 && *y > 0.0)
+        .filter(|p| on_log_axes(p))
         .map(|(x, y)| (x.ln(), y.ln()))
         .collect();
     let n = logs.len();

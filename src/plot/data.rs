@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::Figure;
 use crate::error::{Error, Result};
-use crate::fit::{fit_loglog, Fit};
+use crate::fit::{fit_loglog, on_log_axes, Fit};
 
 /// One line of a figure and its fit.
 #[derive(Clone, Debug)]
@@ -72,9 +72,7 @@ impl Line {
     /// The points log axes can place (x and y finite and above zero): those drawn, and those a
     /// fit runs through.
     pub fn on_axes(&self) -> usize {
-        (self.points.iter())
-            .filter(|(x, y)| x.is_finite() && y.is_finite() && *x > 0.0 && *y > 0.0)
-            .count()
+        self.points.iter().filter(|p| on_log_axes(p)).count()
     }
 }
 
@@ -374,8 +372,6 @@ fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result
         let group = figure.group.as_ref().map_or("all".to_string(), |g| {
             format!("{g} = {}", r.get(g).map_or("-".to_string(), cell))
         });
-        // A row whose x or y is not a number (null, or missing in rows merged from another
-        // sweep) is skipped, and counted.
         let number = figure
             .group
             .as_ref()
@@ -385,6 +381,8 @@ fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result
         let seen = refs
             .entry(group.clone())
             .or_insert_with(|| vec![Vec::new(); figure.reference.len()]);
+        // A row whose x or y is not a number (null, or missing in rows merged from another
+        // sweep) is skipped, and counted.
         let value = |key: &str| r.get(key).and_then(Value::as_f64);
         let (Some(x), Some(y)) = (value(&figure.x), value(y)) else {
             *skipped.entry(group.clone()).or_default() += 1;
@@ -506,7 +504,7 @@ fn place_references(mut lines: Vec<Line>) -> Vec<Line> {
     let ys = lines
         .iter()
         .flat_map(|l| l.points.iter())
-        .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
+        .filter(|p| on_log_axes(p))
         .map(|p| p.1);
     let (lo, hi) = ys.fold((f64::INFINITY, 0.0f64), |(a, b), y| (a.min(y), b.max(y)));
     for r in lines.iter_mut().flat_map(|l| l.references.iter_mut()) {

@@ -13,6 +13,7 @@ use plotters::style::{register_font, FontStyle};
 use super::axis::{tick, LnAxis};
 use super::{Figure, Line};
 use crate::error::{Error, Result};
+use crate::fit::on_log_axes;
 use crate::io::write_atomically;
 
 fn plot_err(e: impl std::fmt::Display) -> Error {
@@ -118,7 +119,7 @@ fn draw_on<DB: DrawingBackend>(
     let positive: Vec<(f64, f64)> = lines
         .iter()
         .flat_map(|l| l.points.iter().copied())
-        .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
+        .filter(on_log_axes)
         .collect();
     let names: Vec<(String, String)> = figure.y.iter().map(|y| figure.axis_names(y)).collect();
     let y_name = names
@@ -183,7 +184,7 @@ fn draw_on<DB: DrawingBackend>(
         let color = COLORS[i % COLORS.len()];
         // Per x: mean, min and max over the rows (the seeds) at that x.
         let mut by_x: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
-        for &(x, y) in line.points.iter().filter(|(x, y)| *x > 0.0 && *y > 0.0) {
+        for &(x, y) in line.points.iter().filter(|p| on_log_axes(p)) {
             by_x.entry(x.to_bits()).or_default().push(y);
         }
         let stats: Vec<(f64, f64, f64, f64)> = by_x
