@@ -85,15 +85,9 @@ pub(super) fn grid_id(keys: &[String]) -> String {
     format!("{:016x}", fnv1a(keys.join("\n").as_bytes()))
 }
 
-/// Whether `dir` holds a finished unit of any sweep.
+/// Whether `dir` holds a finished unit of any sweep (a file [`unit_files`] names).
 pub(super) fn has_parts(dir: &Path) -> bool {
-    std::fs::read_dir(dir.join("parts")).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            e.file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with("unit-") && n.ends_with(".jsonl"))
-        })
-    })
+    unit_files(dir).is_ok_and(|files| !files.is_empty())
 }
 
 /// The unit files of `dir` (`parts/unit-NNNNNN.jsonl`) by index; none where it has no
