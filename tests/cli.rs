@@ -696,9 +696,23 @@ fn run_writes_one_row_per_instance_and_checkpoint() {
     assert_eq!(rows[9]["instance"], 4);
     let updates = rows[9]["updates_0"].as_u64().unwrap() + rows[9]["updates_1"].as_u64().unwrap();
     assert_eq!(updates, 300, "one update per epoch");
-    // The fixed handoff order's exact gap is beside every row; no policy beats V*.
+    // The fixed handoff order's exact gap (the oracle's for [1, 0]) is beside every row.
+    let model = icq::config::load_input(&cfg).unwrap().model;
+    let options = icq::oracle::OracleOptions {
+        pipeline: Some(vec![1, 0]),
+        ..Default::default()
+    };
+    let exact = icq::oracle::Oracle::new(&model)
+        .unwrap()
+        .analyze(&options)
+        .unwrap()
+        .pipeline_policy_gap
+        .unwrap();
     let gap = rows[0]["pipeline_policy_gap"].as_f64().expect("a gap");
-    assert!(gap >= -1e-9, "{gap}");
+    assert!(
+        (gap - exact).abs() <= 1e-12 * exact.abs(),
+        "{gap} ≠ {exact}"
+    );
     assert!(rows
         .iter()
         .all(|r| r["pipeline_policy_gap"] == rows[0]["pipeline_policy_gap"]));
@@ -881,19 +895,27 @@ fn a_closed_pipe_ends_quietly() {
         model.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_icq"))
+    // A pipe whose read end is closed before icq starts: its first write meets no reader.
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors `pipe` writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just made by `pipe` and are owned here alone.
+    let (read, write) = unsafe {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    };
+    drop(read);
+    let o = Command::new(env!("CARGO_BIN_EXE_icq"))
         .args(["oracle", model.to_str().unwrap()])
-        .stdout(Stdio::piped())
+        .stdout(Stdio::from(write))
         .stderr(Stdio::piped())
-        .spawn()
+        .output()
         .unwrap();
-    drop(child.stdout.take());
-    let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
     assert!(!err.contains("panicked"), "{err}");
-    // Killed by SIGPIPE, or done before its first write reached the closed pipe.
-    assert!(
-        o.status.signal() == Some(libc::SIGPIPE) || o.status.success(),
+    assert_eq!(
+        o.status.signal(),
+        Some(libc::SIGPIPE),
         "{:?}: {err}",
         o.status
     );
@@ -1276,4 +1298,177 @@ fn progress_goes_to_logs_as_lines() {
     );
     let results = |out: &str| std::fs::read(dir.join(out).join("results.csv")).unwrap();
     assert_eq!(results("every"), results("none"));
+}
+
+/// `icq run --backend wgpu` (lavapipe in CI) writes the rows the CPU backend writes: every
+/// column equal but `backend` and the four metrics that carry Q arithmetic, which agree to the
+/// parity tolerance of `tests/gpu_parity.rs` (1e-4 relative). `--backend auto` on a machine
+/// whose only adapter is a software one takes the CPU and says why.
+#[test]
+fn run_on_wgpu_writes_the_cpu_rows() {
+    let dir = scratch("run-wgpu");
+    let cfg = dir.join("w.toml");
+    std::fs::write(
+        &cfg,
+        "[model]\nagents = 3\nartifact_states = 8\ninterface_states = 4\nprivate_states = 2\n\
+         interface_noise = 0.2\nmodel_seed = 5\n\
+         [learner]\nnetwork = { mlp = { width = 8, depth = 1 } }\nstep_size = { constant = { alpha = 0.05 } }\n\
+         [run]\ninstances = 6\nepochs = 400\ncheckpoints = 2\nseed = 5\n",
+    )
+    .unwrap();
+    let run = |backend: &str| {
+        let out = dir.join(backend);
+        let o = icq(&[
+            "run",
+            cfg.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ]);
+        (o, out)
+    };
+    let (o, on_wgpu) = run("wgpu");
+    if !o.status.success() {
+        let err = stderr(&o);
+        assert!(
+            !icq::backend::gpu::adapter_required(),
+            "ICQ_REQUIRE_ADAPTER=1 but: {err}"
+        );
+        eprintln!("skipped: {err}");
+        return;
+    }
+    let wgpu_said = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (o, on_cpu) = run("cpu");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = |dir: &Path| -> Vec<serde_json::Map<String, Value>> {
+        std::fs::read_to_string(dir.join("checkpoints.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (g, c) = (rows(&on_wgpu), rows(&on_cpu));
+    assert_eq!(g.len(), 12, "6 instances × 2 checkpoints");
+    assert_eq!(g.len(), c.len());
+    let near = ["q_err", "q_err_obs", "q_err_sup", "mean_abs_y"];
+    for (i, (g, c)) in g.iter().zip(&c).enumerate() {
+        assert_eq!(
+            g.keys().collect::<Vec<_>>(),
+            c.keys().collect::<Vec<_>>(),
+            "row {i}"
+        );
+        assert_eq!(
+            (&g["backend"], &c["backend"]),
+            (&json!("wgpu"), &json!("cpu"))
+        );
+        for (key, x) in g.iter().filter(|(k, _)| *k != "backend") {
+            let y = &c[key];
+            if near.contains(&key.as_str()) {
+                let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
+                assert!(
+                    (x - y).abs() <= 1e-4 * y.abs(),
+                    "row {i}, {key}: wgpu {x} cpu {y}"
+                );
+            } else {
+                assert_eq!(x, y, "row {i}, {key}");
+            }
+        }
+    }
+    // auto: a software adapter (wgpu's device type `Cpu`) is no reason to leave the CPU.
+    if wgpu_said.contains(", Cpu,") {
+        let o = icq(&["run", cfg.to_str().unwrap(), "--backend", "auto", "--quiet"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let said = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            said.starts_with("backend    cpu")
+                && said.contains("auto: no hardware GPU adapter found")
+                && said.contains("--backend wgpu runs on it"),
+            "{said}"
+        );
+    }
+}
+
+/// `icq plot`'s flags reach the figure: `--where` keeps only its rows, `--name` names the
+/// files, `--reference` draws a column's line, `--excess` fits the excess over the smallest
+/// x, `--out` puts it all in another folder. The rows are made so that each flag changes the
+/// fitted slope: study `a` has q_err_obs = 0.1·t^0.5, study `b` q_err_obs = 0.1·t^2, and
+/// q_err_obs² − q_err_obs²(t₀) = 0.01·(t − t₀) in study `a`.
+#[test]
+fn plot_flags_reach_the_figure() {
+    let dir = scratch("plot-flags");
+    let mut rows = String::new();
+    for (study, power) in [("a", 0.5f64), ("b", 2.0)] {
+        for t in [1.0f64, 2.0, 4.0, 8.0, 16.0] {
+            let y = 0.1 * t.powf(power);
+            rows += &format!(
+                "{{\"study\":\"{study}\",\"t_mix\":{t},\"q_err_obs\":{y},\"interface_term\":0.05}}\n"
+            );
+        }
+    }
+    std::fs::write(dir.join("results.jsonl"), rows).unwrap();
+    let out = dir.join("figs");
+    let plot = |extra: &[&str]| {
+        let base = [
+            "plot",
+            dir.to_str().unwrap(),
+            "--x",
+            "t_mix",
+            "--y",
+            "q_err_obs",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let o = icq(&[base.as_slice(), extra].concat());
+        assert_eq!(o.status.code(), Some(0), "{extra:?}: {}", stderr(&o));
+        let fits = std::fs::read_to_string(out.join("fits.csv")).unwrap();
+        let last = fits.lines().last().unwrap().to_string();
+        let cells: Vec<String> = last.split(',').map(str::to_string).collect();
+        (cells[0].clone(), cells[4].parse::<f64>().unwrap())
+    };
+    let (name, slope) = plot(&["--where", "study=a", "--name", "only_a"]);
+    assert_eq!(name, "only_a");
+    assert!((slope - 0.5).abs() < 1e-9, "{slope}");
+    assert!(out.join("only_a.svg").exists() && out.join("only_a.png").exists());
+    let (_, slope) = plot(&["--where", "study=b", "--name", "only_b"]);
+    assert!((slope - 2.0).abs() < 1e-9, "{slope}");
+    let (_, slope) = plot(&["--where", "study=a", "--excess", "--name", "excess_a"]);
+    assert!((slope - 1.0).abs() < 1e-9, "{slope}");
+    // The reference line is drawn (its value's label is in the figure) and changes no fit.
+    let (_, slope) = plot(&[
+        "--where",
+        "study=a",
+        "--reference",
+        "interface_term",
+        "--name",
+        "with_reference",
+    ]);
+    assert!((slope - 0.5).abs() < 1e-9, "{slope}");
+    let with = std::fs::read_to_string(out.join("with_reference.svg")).unwrap();
+    let without = std::fs::read_to_string(out.join("only_a.svg")).unwrap();
+    assert!(with.contains("interface_term") && !without.contains("interface_term"));
+    assert!(!dir.join("fits.csv").exists(), "--out holds the figures");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `icq oracle --tolerance` outside (0, 1) is bad input naming the flag, before any work.
+#[test]
+fn oracle_tolerance_outside_zero_one_is_refused() {
+    for t in ["0", "-1", "1", "NaN", "2.5"] {
+        let o = icq(&[
+            "oracle",
+            "examples/oracle.toml",
+            &format!("--tolerance={t}"),
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{t}: {err}");
+        assert!(
+            err.contains("--tolerance: expected 0 < tolerance < 1"),
+            "{t}: {err}"
+        );
+        assert!(o.stdout.is_empty(), "{t}");
+    }
+    let o = icq(&["oracle", "examples/oracle.toml", "--tolerance=1e-8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -27,7 +27,7 @@ fi
   echo "nvrtc: ${nvrtc:-not found}"; date -u; } >"$OUT/gpu.txt" 2>&1
 
 ICQ_REQUIRE_ADAPTER=1 ICQ_REQUIRE_CUDA=1 ICQ_REQUIRE_NVRTC=1 \
-    timeout 300 "$bin/gpu_parity" --test-threads 1 >"$OUT/parity.txt" 2>&1
+    timeout 300 "$bin/gpu_parity" --include-ignored --test-threads 1 >"$OUT/parity.txt" 2>&1
 echo "gpu_parity exit $?" >>"$OUT/parity.txt"
 ICQ_REQUIRE_NVRTC=1 timeout 120 "$bin/cuda_kernels" >>"$OUT/parity.txt" 2>&1
 echo "cuda_kernels exit $?" >>"$OUT/parity.txt"
