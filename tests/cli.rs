@@ -1472,3 +1472,76 @@ fn oracle_tolerance_outside_zero_one_is_refused() {
     let o = icq(&["oracle", "examples/oracle.toml", "--tolerance=1e-8"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+/// A stop while `icq sweep` writes its results (or `icq merge` its merged ones) removes the
+/// temporary files first, then ends the process as the signal would; the finished units stay,
+/// and `--resume` writes the results.
+#[cfg(unix)]
+#[test]
+fn a_stop_while_a_sweep_writes_its_results_leaves_no_partial_file() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = scratch("sweep-stop");
+    let config = dir.join("c.toml");
+    // 250 units of 200 checkpoints: 50 000 rows, about two seconds of writing.
+    let seeds: Vec<String> = (0..250).map(|s| s.to_string()).collect();
+    std::fs::write(
+        &config,
+        format!(
+            "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\n\
+             [run]\ninstances = 1\nepochs = 200\ncheckpoints = 200\nbackend = \"cpu\"\n\
+             policy_gap_instances = 0\n[sweep]\nseeds = [{}]\n",
+            seeds.join(", ")
+        ),
+    )
+    .unwrap();
+    let stop_while_writing = |args: &[&str], out: &Path| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_icq"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let partial = |out: &Path| {
+            std::fs::read_dir(out).is_ok_and(|entries| {
+                entries.flatten().any(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    name.starts_with("results.") && name.ends_with(".partial")
+                })
+            })
+        };
+        let started = std::time::Instant::now();
+        let writing = loop {
+            if partial(out) {
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() || started.elapsed().as_secs() > 300 {
+                break false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert!(writing, "{args:?} ended before its results showed");
+        // SAFETY: a plain kill(2) of the child this test spawned.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{args:?}: {status:?}");
+        assert!(!partial(out), "{args:?} left a temporary file");
+    };
+    let out = dir.join("out");
+    let c = config.to_str().unwrap();
+    let o = out.to_str().unwrap();
+    stop_while_writing(&["sweep", c, "--out", o, "--quiet"], &out);
+    assert!(out.join("parts").join("unit-000249.jsonl").exists());
+    assert!(!out.join("results.csv").exists());
+    let done = icq(&["sweep", c, "--out", o, "--quiet", "--resume"]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    assert!(out.join("results.parquet").exists());
+    let merged = dir.join("merged").join("here");
+    stop_while_writing(&["merge", o, "--out", merged.to_str().unwrap()], &merged);
+    assert!(
+        !dir.join("merged").exists(),
+        "the folders the merge made are gone"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -480,13 +480,18 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
     }
     let (units, config, grid) =
         sweep.ok_or_else(|| Error::invalid("merge", "no sweep manifest in the given folders"))?;
-    // A merge refused (another sweep's folder, units missing) removes the folders it made.
+    // A merge refused (another sweep's folder, units missing) or stopped by Ctrl-C removes
+    // the folders it made; a stop removes its temporary files first, then the signal ends
+    // the process (see `StopGuard`).
     let made = crate::io::missing_folders(out);
     crate::io::writable_dir(out, "--out")?;
+    let stop = crate::io::StopGuard::new();
     let rows = crate::records::rows_fit(out, "results")
         .and_then(|()| check_merge_out(dirs, out, &config, grid.as_deref()))
         .and_then(|()| collect(dirs, out, units as usize, None))
-        .inspect_err(|_| crate::io::remove_empty_folders(&made))?;
+        .inspect_err(|_| crate::io::remove_empty_folders(&made));
+    drop(stop);
+    let rows = rows?;
     let figures = figures_in(&config, Path::new("manifest.json"))?;
     let manifest = serde_json::json!({
         "config": config,

@@ -322,9 +322,16 @@ fn run_units(job: &Job<'_>) -> Result<Done> {
         }
     }
     bar.finish_and_clear();
-    // A shard leaves its parts for `icq merge`; a whole grid writes its results now.
+    // A shard leaves its parts for `icq merge`; a whole grid writes its results now. Ctrl-C
+    // while they are written stops the writing and removes its temporary files before the
+    // signal ends the process (see `StopGuard`); the finished units stay for `--resume`.
     let rows = match shard {
-        None => collect(&[out.to_path_buf()], out, units.len(), None)?,
+        None => {
+            let stop = crate::io::StopGuard::new();
+            let rows = collect(&[out.to_path_buf()], out, units.len(), None);
+            drop(stop);
+            rows?
+        }
         Some(_) => 0,
     };
     let manifest = serde_json::json!({
