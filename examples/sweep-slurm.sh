@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A Slurm job array that runs one shard of a sweep per task, unchanged:
 #   sbatch --array=0-7 examples/sweep-slurm.sh examples/sweep.toml out/sweep
-# icq reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT and takes its own slice of the grid.
+# icq reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT (from SLURM_ARRAY_TASK_MIN in steps of
+# SLURM_ARRAY_TASK_STEP: --array=1-8 works as well) and takes its own slice of the grid.
 # When every task has finished:
 #   icq merge out/sweep/shard-* --out out/sweep/all
 #SBATCH --job-name=icq-sweep

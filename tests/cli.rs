@@ -934,6 +934,8 @@ fn shard_from_the_environment() {
         for var in [
             "SLURM_ARRAY_TASK_ID",
             "SLURM_ARRAY_TASK_COUNT",
+            "SLURM_ARRAY_TASK_MIN",
+            "SLURM_ARRAY_TASK_STEP",
             "JOB_COMPLETION_INDEX",
             "ICQ_SHARDS",
         ] {
@@ -965,6 +967,23 @@ fn shard_from_the_environment() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("3 units in the grid, 3 here,"), "{out}");
     assert!(dir.join("one").join("results.csv").exists(), "{out}");
+    // `sbatch --array=1-3`: task 3 is the third shard; `--array=0-4:2`: task 4 is the third.
+    for (name, min, step, id) in [("from1", "1", "1", "3"), ("step2", "0", "2", "4")] {
+        let o = sweep(
+            name,
+            &[
+                ("SLURM_ARRAY_TASK_ID", id),
+                ("SLURM_ARRAY_TASK_COUNT", "3"),
+                ("SLURM_ARRAY_TASK_MIN", min),
+                ("SLURM_ARRAY_TASK_STEP", step),
+            ],
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("3 units in the grid, 1 here (shard 3/3)"),
+            "{name}: {}",
+            stderr(&o)
+        );
+    }
     let o = sweep("k8s", &[("JOB_COMPLETION_INDEX", "0"), ("ICQ_SHARDS", "2")]);
     assert!(
         String::from_utf8_lossy(&o.stdout).contains("3 units in the grid, 2 here (shard 1/2)"),
@@ -979,7 +998,32 @@ fn shard_from_the_environment() {
         (&[("JOB_COMPLETION_INDEX", "1")][..], "ICQ_SHARDS"),
         (
             &[("JOB_COMPLETION_INDEX", "2"), ("ICQ_SHARDS", "2")][..],
-            "JOB_COMPLETION_INDEX: expected an index below the shard count",
+            "JOB_COMPLETION_INDEX: expected one of the 2 shards' indices, found 2",
+        ),
+        (
+            &[
+                ("SLURM_ARRAY_TASK_ID", "8"),
+                ("SLURM_ARRAY_TASK_COUNT", "8"),
+            ][..],
+            "SLURM_ARRAY_TASK_ID: expected one of the 8 shards' indices, found 8 (an array \
+             from 0 in steps of 1: its tasks are 0, 1, … 7; for other arrays pass --shard k/n)",
+        ),
+        (
+            &[
+                ("SLURM_ARRAY_TASK_ID", "3"),
+                ("SLURM_ARRAY_TASK_COUNT", "3"),
+                ("SLURM_ARRAY_TASK_MIN", "0"),
+                ("SLURM_ARRAY_TASK_STEP", "2"),
+            ][..],
+            "found 3 (an array from 0 in steps of 2: its tasks are 0, 2, … 4;",
+        ),
+        (
+            &[
+                ("SLURM_ARRAY_TASK_ID", "1"),
+                ("SLURM_ARRAY_TASK_COUNT", "3"),
+                ("SLURM_ARRAY_TASK_MIN", "one"),
+            ][..],
+            "SLURM_ARRAY_TASK_MIN: expected a task number, found \"one\"",
         ),
         (
             &[("JOB_COMPLETION_INDEX", "0"), ("ICQ_SHARDS", "x")][..],

@@ -32,9 +32,11 @@ impl Shard {
         Ok(Self { k, n })
     }
 
-    /// The shard named by the environment: Slurm job arrays (`SLURM_ARRAY_TASK_ID` from 0 and
-    /// `SLURM_ARRAY_TASK_COUNT`) or Kubernetes Indexed Jobs (`JOB_COMPLETION_INDEX` from 0 and
-    /// `ICQ_SHARDS`, the completion count); `None` when neither is set.
+    /// The shard named by the environment: Slurm job arrays (`SLURM_ARRAY_TASK_ID`, counted
+    /// from `SLURM_ARRAY_TASK_MIN` in steps of `SLURM_ARRAY_TASK_STEP` (0 and 1 where unset),
+    /// and `SLURM_ARRAY_TASK_COUNT`, so `--array=0-7` and `--array=1-8` both make eight
+    /// shards) or Kubernetes Indexed Jobs (`JOB_COMPLETION_INDEX` from 0 and `ICQ_SHARDS`, the
+    /// completion count); `None` when neither is set.
     pub fn from_env() -> Result<Option<Self>> {
         let var = |name: &str| std::env::var(name).ok();
         let pair =
@@ -56,13 +58,8 @@ impl Shard {
         let Some((id, count, name)) = pair else {
             return Ok(None);
         };
-        let bad = || {
-            Error::invalid(
-                name,
-                format!("expected an index below the shard count, found {id} of {count}"),
-            )
-        };
-        let count_name = if name == "SLURM_ARRAY_TASK_ID" {
+        let slurm = name == "SLURM_ARRAY_TASK_ID";
+        let count_name = if slurm {
             "SLURM_ARRAY_TASK_COUNT"
         } else {
             "ICQ_SHARDS"
@@ -73,12 +70,41 @@ impl Shard {
                 format!("expected the number of shards, found {count:?}"),
             )
         })?;
-        let id: usize = id.parse().map_err(|_| bad())?;
-        if id >= count {
+        let number = |field: &str, default: usize| -> Result<usize> {
+            match var(field).filter(|_| slurm) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| {
+                    Error::invalid(field, format!("expected a task number, found {v:?}"))
+                }),
+            }
+        };
+        let (min, step) = (
+            number("SLURM_ARRAY_TASK_MIN", 0)?,
+            number("SLURM_ARRAY_TASK_STEP", 1)?.max(1),
+        );
+        let bad = || {
+            let array = if slurm {
+                format!(
+                    " (an array from {min} in steps of {step}: its tasks are {min}, {}, … {}; \
+                     for other arrays pass --shard k/n)",
+                    min + step,
+                    min + step * count.saturating_sub(1)
+                )
+            } else {
+                String::new()
+            };
+            Error::invalid(
+                name,
+                format!("expected one of the {count} shards' indices, found {id}{array}"),
+            )
+        };
+        let id: usize = id.trim().parse().map_err(|_| bad())?;
+        let offset = id.checked_sub(min).ok_or_else(bad)?;
+        if offset % step != 0 || offset / step >= count {
             return Err(bad());
         }
         Ok(Some(Self {
-            k: id + 1,
+            k: offset / step + 1,
             n: count,
         }))
     }
