@@ -353,17 +353,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 report.updates_per_second
             );
             let a = &report.analysis;
+            let t_mix = |m: &icq::oracle::Mixing| m.t_mix.map_or("never".into(), |t| t.to_string());
+            // With another sampler than the trajectory, t_mix is that sampler's chain's (as the
+            // rows' t_mix column), the trajectory's beside it.
+            let mixing = match &a.sampler_mixing {
+                None => t_mix(&a.mixing),
+                Some(m) => format!(
+                    "{} ({} sampler; trajectory {})",
+                    t_mix(m),
+                    m.sampler,
+                    t_mix(&a.mixing)
+                ),
+            };
             println!(
-                "oracle     ‖Q*‖_μ = {:.4}, interface term {:.3e}, ε_φ = {:.3e}, δ_φ = {:.3e}, t_mix = {}",
+                "oracle     ‖Q*‖_μ = {:.4}, interface term {:.3e}, ε_φ = {:.3e}, δ_φ = {:.3e}, t_mix = {mixing}",
                 a.q_star_norm,
                 a.interface_term,
                 a.eps_phi,
                 a.delta_phi,
-                a.sampler_mixing
-                    .as_ref()
-                    .unwrap_or(&a.mixing)
-                    .t_mix
-                    .map_or("never".into(), |t| t.to_string())
             );
             if input.config.learner.samples_off_mu() {
                 println!("note       {}", icq::learn::OFF_MU_NOTE);

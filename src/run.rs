@@ -269,9 +269,10 @@ fn knobs(input: &Input, backend: &str) -> Record {
     r.push("mode", l.mode.label());
     r.push("encoding", l.encoding.label());
     r.push("network", l.network.label());
+    // A table has no width or depth: null, not 0, which a log axis would have to leave out.
     let (width, depth) = match l.network {
-        Network::Tabular => (0, 0),
-        Network::Mlp { width, depth } => (width, depth),
+        Network::Tabular => (Value::Null, Value::Null),
+        Network::Mlp { width, depth } => (width.into(), depth.into()),
     };
     r.push("width", width);
     r.push("depth", depth);
@@ -286,8 +287,18 @@ fn knobs(input: &Input, backend: &str) -> Record {
     r.push("behavior", l.behavior.label());
     r.push("sampler", l.sampler.label());
     r.push("weights", l.weights.label());
-    r.push("instances", input.config.run.instances);
-    r.push("seed", input.config.run.seed);
+    let run = &input.config.run;
+    r.push("instances", run.instances);
+    r.push("epochs", run.epochs);
+    let checkpoints = run
+        .checkpoint_epochs()
+        .map_or(Value::Null, |c| c.len().into());
+    r.push("checkpoints", checkpoints);
+    r.push(
+        "policy_gap_instances",
+        run.policy_gap_instances.min(run.instances),
+    );
+    r.push("seed", run.seed);
     r.push("backend", backend);
     r
 }

@@ -182,6 +182,18 @@ fn an_axis_of_pipelines() {
             .as_f64()
             .unwrap()
     };
+    // The run's settings are columns; a table has no width or depth.
+    for r in &rows {
+        assert_eq!(
+            (&r["epochs"], &r["checkpoints"], &r["policy_gap_instances"]),
+            (
+                &serde_json::json!(600),
+                &serde_json::json!(2),
+                &serde_json::json!(5)
+            )
+        );
+        assert!(r["width"].is_null() && r["depth"].is_null(), "{r}");
+    }
     // Each row carries its own order's exact gap (the oracle's, tested by hand in
     // oracle_hand.rs), not the other order's: both synthetic agents keeping control forever
     // ([0, 1]) differs from the 0 ⇄ 1 cycle.

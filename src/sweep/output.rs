@@ -34,9 +34,10 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// rows (2: embeddings with a stream of their own, Σ|y| per launch on the GPU kernels, the
 /// `ais_bound` column; 3: the `interface_error_sup` column, μ's support from the chain's closed
 /// classes, the AIS bound's span over visited observations; 4: means over finite values only,
-/// the `diverged` column, no policy gap for a diverged instance, μ renormalised each step),
-/// so that a sweep never resumes with rows of an older build.
-const RESULTS_VERSION: u32 = 4;
+/// the `diverged` column, no policy gap for a diverged instance, μ renormalised each step;
+/// 5: the `epochs`, `checkpoints` and `policy_gap_instances` columns, a table's `width` and
+/// `depth` null), so that a sweep never resumes with rows of an older build.
+const RESULTS_VERSION: u32 = 5;
 
 /// What a unit computes, as a hash: the results version, its place in the grid, its seed and
 /// axis values, and its whole model, learner and run settings (all but the backend, which
