@@ -379,6 +379,20 @@ fn resume_refuses_another_sweeps_folder() {
     // The same sweep resumes (nothing to do), also on another backend.
     let r = sweep(&path, &out, None, true, Some("cpu"), false).unwrap();
     assert_eq!((r.units, r.skipped), (12, 12));
+    // The manifest's backend is this invocation's (none ran), `backends` the rows': a unit
+    // run on another backend (its rows say so) is listed.
+    let unit = out.join("parts/unit-000005.jsonl");
+    let text = std::fs::read_to_string(&unit).unwrap();
+    std::fs::write(
+        &unit,
+        text.replace("\"backend\":\"cpu\"", "\"backend\":\"wgpu\""),
+    )
+    .unwrap();
+    sweep(&path, &out, None, true, Some("cpu"), false).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert!(manifest["backend"].is_null(), "{manifest}");
+    assert_eq!(manifest["backends"], serde_json::json!(["cpu", "wgpu"]));
     // Units without a grid record cannot be checked, so they are refused too.
     std::fs::remove_file(out.join("parts/grid.json")).unwrap();
     let e = sweep(&path, &out, None, true, None, false).unwrap_err();

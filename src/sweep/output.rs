@@ -232,8 +232,12 @@ fn missing_shards(missing: &[usize], units: usize, n: usize) -> Option<Vec<usize
 /// Reads the part files of `dirs`, checks each unit appears once (and, for a whole grid, that
 /// none is missing), and writes `out/results.csv`, `out/results.jsonl` and
 /// `out/results.parquet` in unit order.
-/// Returns the number of rows.
-pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>) -> Result<usize> {
+pub fn collect(
+    dirs: &[PathBuf],
+    out: &Path,
+    units: usize,
+    shard: Option<Shard>,
+) -> Result<Collected> {
     let mut parts: BTreeMap<usize, (PathBuf, Vec<Record>)> = BTreeMap::new();
     for dir in dirs {
         for (index, path) in unit_files(dir)? {
@@ -312,7 +316,32 @@ pub fn collect(dirs: &[PathBuf], out: &Path, units: usize, shard: Option<Shard>)
     }
     let rows: Vec<Record> = parts.into_values().flat_map(|(_, rows)| rows).collect();
     write_rows(out, "results", &rows)?;
-    Ok(rows.len())
+    Ok(Collected {
+        backends: backends_of(&rows),
+        rows: rows.len(),
+    })
+}
+
+/// What [`collect`] wrote.
+pub struct Collected {
+    /// Rows written.
+    pub rows: usize,
+    /// The values of their `backend` column, each once, in the order first seen: more than
+    /// one when a `--resume` (or a shard) ran on another backend.
+    pub backends: Vec<String>,
+}
+
+/// The values of the `backend` column of `rows`, each once, in the order first seen.
+fn backends_of(rows: &[Record]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for r in rows {
+        if let Some(Value::String(b)) = r.0.iter().find(|(k, _)| k == "backend").map(|(_, v)| v) {
+            if !seen.contains(b) {
+                seen.push(b.clone());
+            }
+        }
+    }
+    seen
 }
 
 /// The sweep manifests (`manifest*.json`) in `dir`, each parsed: the document, or the reason
@@ -492,7 +521,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
         .and_then(|()| collect(dirs, out, units as usize, None))
         .inspect_err(|_| crate::io::remove_empty_folders(&made));
     drop(stop);
-    let rows = rows?;
+    let collected = rows?;
+    let rows = collected.rows;
     let figures = figures_in(&config, Path::new("manifest.json"))?;
     let manifest = serde_json::json!({
         "config": config,
@@ -501,6 +531,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
         "units": units,
         "grid": grid,
         "merged_from": dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
+        "backends": collected.backends,
     });
     write_atomically(
         &out.join("manifest.json"),

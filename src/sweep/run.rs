@@ -325,25 +325,29 @@ fn run_units(job: &Job<'_>) -> Result<Done> {
     // A shard leaves its parts for `icq merge`; a whole grid writes its results now. Ctrl-C
     // while they are written stops the writing and removes its temporary files before the
     // signal ends the process (see `StopGuard`); the finished units stay for `--resume`.
-    let rows = match shard {
+    let collected = match shard {
         None => {
             let stop = crate::io::StopGuard::new();
-            let rows = collect(&[out.to_path_buf()], out, units.len(), None);
+            let collected = collect(&[out.to_path_buf()], out, units.len(), None);
             drop(stop);
-            rows?
+            Some(collected?)
         }
-        Some(_) => 0,
+        Some(_) => None,
     };
+    let rows = collected.as_ref().map_or(0, |c| c.rows);
     let manifest = serde_json::json!({
         "config": text,
         "config_path": path.display().to_string(),
         "icq_version": env!("CARGO_PKG_VERSION"),
         "git_revision": option_env!("ICQ_GIT_REVISION").unwrap_or("unknown"),
-        "backend": backend_used,
+        // This invocation's backend and wall time (a resume runs only the units left; none
+        // ran where the backend is null); `backends`, the rows' backend column.
+        "backend": (!backend_used.is_empty()).then_some(backend_used),
         "units": units.len(),
         "grid": grid,
         "shard": shard.map(|s| format!("{}/{}", s.k, s.n)),
         "wall_seconds": start.elapsed().as_secs_f64(),
+        "backends": collected.map(|c| c.backends),
     });
     let name = match shard {
         None => "manifest.json".to_string(),
