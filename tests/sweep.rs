@@ -763,7 +763,7 @@ fn memory_is_checked_for_this_shards_units() {
         [learner]\nnetwork = { mlp = { width = 64, depth = 1 } }\n\
         [run]\ninstances = 2\nepochs = 20\nbackend = \"cpu\"\n\
         [sweep]\nseeds = [0]\n\
-        [sweep.big]\ninstances = 4000000000\n[sweep.small]\ninstances = 3\n";
+        [sweep.big]\ninstances = 4000000000\n[sweep.first]\ninstances = 3\n";
     let path = config(&d, text);
     let err = sweep(&path, &d.join("all"), None, false, None, false)
         .unwrap_err()
@@ -938,4 +938,25 @@ fn a_users_results_file_is_not_overwritten() {
     let own = d.join("own");
     sweep(&path, &own, None, false, None, false).unwrap();
     sweep(&path, &own, None, true, None, false).unwrap();
+}
+
+/// A grid point beyond the exact oracle's limits is refused before the first unit runs,
+/// naming the point, rather than after the points before it have run.
+#[test]
+fn a_point_too_large_for_the_oracle_fails_before_any_unit() {
+    let d = dir("too-large");
+    // Two studies of different epochs, so two batches: the second's oracle would run only
+    // after the first batch's units were written.
+    let text = CONFIG.split("[sweep]").next().unwrap().to_string()
+        + "[sweep]\nseeds = [1]\n[sweep.first]\nprivate_states = [1]\n\
+           [sweep.second]\nepochs = 700\nprivate_states = [200]\n";
+    let out = d.join("out");
+    let e = sweep(&config(&d, &text), &out, None, false, None, false).unwrap_err();
+    let e = e.to_string();
+    assert!(
+        e.contains("sweep grid point 1 (private_states = 200)")
+            && e.contains("the model has 640000 joint states"),
+        "{e}"
+    );
+    assert!(!out.exists(), "nothing was written");
 }

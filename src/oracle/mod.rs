@@ -201,8 +201,9 @@ pub struct Oracle {
 }
 
 impl Oracle {
-    /// Prepares a validated model.
-    pub fn new(model: &Model) -> Result<Self> {
+    /// Refuses a model beyond the oracle's size limits (joint states, an option's local
+    /// space) before any work: a sweep checks every grid point with it up front.
+    pub fn check_size(model: &Model) -> Result<()> {
         let space = model.space();
         if space.states > MAX_STATES {
             return Err(Error::TooLarge(format!(
@@ -222,6 +223,13 @@ impl Oracle {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Prepares a validated model.
+    pub fn new(model: &Model) -> Result<Self> {
+        Self::check_size(model)?;
+        let space = model.space();
         let kernels = OptionKernel::all(model)?;
         let rho0 = space.initial_law(model);
         Ok(Self {

@@ -224,6 +224,12 @@ fn run_units(job: &Job<'_>) -> Result<Done> {
             ),
         ));
     }
+    // Every grid point left to run fits the exact oracle, checked before the first unit
+    // runs: a point beyond its limits would otherwise fail after the points before it.
+    let mut checked = std::collections::BTreeSet::new();
+    for unit in todo.iter().filter(|u| checked.insert(u.point)) {
+        crate::oracle::Oracle::check_size(&unit.input.model).map_err(|e| e.at(unit.place()))?;
+    }
     // One bar over the whole sweep, advancing by instance-epochs trained (so that a batch of
     // many grid points moves it as it runs); the message counts finished units.
     let mut work = 0u64;
