@@ -277,6 +277,16 @@ fn a_failed_figure_leaves_no_file() {
         assert!(plot(&dir, &f, &dir).is_err(), "{f:?}");
     }
     assert!(written(&dir).is_empty(), "{:?}", written(&dir));
+    // A figure drawn but not written (its SVG's name is taken by a folder) writes no PNG.
+    let f = figure("t_mix", "q_err_obs");
+    std::fs::create_dir(dir.join("q_err_obs_vs_t_mix.svg")).unwrap();
+    assert!(plot(&dir, &f, &dir).is_err());
+    assert_eq!(written(&dir), ["q_err_obs_vs_t_mix.svg"]);
+    std::fs::remove_dir(dir.join("q_err_obs_vs_t_mix.svg")).unwrap();
+    // Nor an SVG when the PNG's name is taken.
+    std::fs::create_dir(dir.join("q_err_obs_vs_t_mix.png")).unwrap();
+    assert!(plot(&dir, &f, &dir).is_err());
+    assert_eq!(written(&dir), ["q_err_obs_vs_t_mix.png"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

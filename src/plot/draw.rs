@@ -3,6 +3,7 @@
 //! corner that covers the fewest marks ([`legend_corner`]), to SVG and PNG in the embedded font.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::Path;
 
 use plotters::coord::{CoordTranslate, Shift};
@@ -14,7 +15,7 @@ use super::axis::{tick, LnAxis};
 use super::{Figure, Line};
 use crate::error::{Error, Result};
 use crate::fit::on_log_axes;
-use crate::io::write_atomically;
+use crate::io::Partial;
 
 fn plot_err(e: impl std::fmt::Display) -> Error {
     Error::Plot(e.to_string())
@@ -49,8 +50,8 @@ fn font() -> Result<()> {
 }
 
 /// Draws `lines` as an SVG at `svg` and a PNG at `png`. Both are rendered in memory first and
-/// then written through [`write_atomically`], so a figure that fails to draw leaves no file
-/// behind, half-written or stale-named.
+/// then written through temporary files ([`Partial`]), so a figure that fails to draw or to
+/// be written leaves no file behind, half-written or stale-named.
 pub fn draw(svg: &Path, png: &Path, figure: &Figure, lines: &[Line]) -> Result<()> {
     font()?;
     let mut text = String::new();
@@ -74,8 +75,20 @@ pub fn draw(svg: &Path, png: &Path, figure: &Figure, lines: &[Line]) -> Result<(
         writer.write_image_data(&pixels).map_err(plot_err)?;
         writer.finish().map_err(plot_err)?;
     }
-    write_atomically(png, &encoded)?;
-    write_atomically(svg, text.as_bytes())
+    // Both written in full before either takes its name; the SVG named first, and taken
+    // back if the PNG cannot be, so a failure leaves neither.
+    let mut png_file = Partial::create(png)?;
+    png_file
+        .write_all(&encoded)
+        .map_err(|e| png_file.error(e))?;
+    let mut svg_file = Partial::create(svg)?;
+    svg_file
+        .write_all(text.as_bytes())
+        .map_err(|e| svg_file.error(e))?;
+    svg_file.keep()?;
+    png_file.keep().inspect_err(|_| {
+        let _ = std::fs::remove_file(svg);
+    })
 }
 
 /// The corner of a plotting area of `area` pixels (width, height) where a legend box of `size`
