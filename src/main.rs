@@ -327,7 +327,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         |range| report.rows(range),
                         &|| bar.inc(1),
                     );
-                    bar.finish_and_clear();
+                    icq::run::finish_bar(&bar, "rows written");
                     if wrote.is_err() {
                         icq::io::remove_empty_folders(&made);
                     }

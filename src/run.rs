@@ -88,6 +88,19 @@ pub fn progress_bar(work: u64, show: bool) -> ProgressBar {
     bar
 }
 
+/// Ends a bar of [`progress_bar`]: cleared from a terminal; in a log, where the lines come
+/// only now and then and may have stopped anywhere, one last line says `done` (the work's
+/// whole, `[elapsed] 100% done`).
+pub fn finish_bar(bar: &ProgressBar, done: &str) {
+    let in_log = !bar.is_hidden() && !std::io::stderr().is_terminal();
+    let seconds = bar.elapsed().as_secs();
+    bar.finish_and_clear();
+    if in_log {
+        let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+        eprintln!("[{h:02}:{m:02}:{s:02}] 100% {done}");
+    }
+}
+
 /// A spinner with the time elapsed, for work of no known length (the exact oracle); shown
 /// only with `show` on a terminal (in a log, a line saying the oracle started is noise).
 pub fn spinner(message: &str, show: bool) -> ProgressBar {
@@ -389,7 +402,7 @@ pub fn run_seeds(
         place: None,
     };
     let mut reports = run_points(chosen, why, &[point], ticker)?;
-    bar.finish_and_clear();
+    finish_bar(&bar, "trained");
     Ok(reports.remove(0))
 }
 

@@ -1314,7 +1314,8 @@ fn merge_of_a_missing_folder_is_bad_input() {
 }
 
 /// With stderr not a terminal (a batch job's log), progress comes as whole lines, the first
-/// at once and then one per `ICQ_PROGRESS_SECONDS` (0: none); the results do not change.
+/// at once, then one per `ICQ_PROGRESS_SECONDS` (0: none), and a last one when the work is
+/// done; the results do not change.
 #[test]
 fn progress_goes_to_logs_as_lines() {
     let dir = scratch("log-lines");
@@ -1333,6 +1334,9 @@ fn progress_goes_to_logs_as_lines() {
     let lines: Vec<&str> = every.lines().filter(|l| l.contains('%')).collect();
     assert!(lines.len() >= 2, "{every}");
     assert!(lines.iter().all(|l| !l.contains('\r')), "{every}");
+    // However long between lines, the last says the work is done.
+    let hourly = sweep("3600", "hourly");
+    assert!(hourly.trim_end().ends_with("100% 3/3 units"), "{hourly}");
     let none = sweep("0", "none");
     assert!(!none.contains('%'), "{none}");
     let bad = sweep("abc", "bad");

@@ -327,7 +327,7 @@ fn run_units(job: &Job<'_>) -> Result<Done> {
             }
         }
     }
-    bar.finish_and_clear();
+    crate::run::finish_bar(&bar, &format!("{finished}/{} units", todo.len()));
     // A shard leaves its parts for `icq merge`; a whole grid writes its results now. Ctrl-C
     // while they are written stops the writing and removes its temporary files before the
     // signal ends the process (see `StopGuard`); the finished units stay for `--resume`.
