@@ -351,6 +351,18 @@ fn resume_after_a_kill_loses_and_repeats_nothing() {
     std::fs::write(killed.join("parts/unit-000003.jsonl"), "").unwrap();
     let e = sweep(&path, &killed, None, true, None, false).unwrap_err();
     assert!(e.to_string().contains("unit-000003.jsonl is empty"), "{e}");
+    // One cut off in its second row is named by that line, with what to do.
+    let whole = read(&reference.join("parts/unit-000003.jsonl"));
+    let cut = whole.lines().next().unwrap().len() + 1 + 40;
+    std::fs::write(killed.join("parts/unit-000003.jsonl"), &whole[..cut]).unwrap();
+    let e = sweep(&path, &killed, None, true, None, false).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("unit-000003.jsonl: line 2 is not a whole row (")
+            && e.to_string()
+                .contains("remove it and run its sweep again with --resume"),
+        "{e}"
+    );
 }
 
 /// A folder holding another sweep's units is refused, with or without `--resume`: a unit is

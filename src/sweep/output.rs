@@ -246,13 +246,22 @@ pub fn collect(
                 path: path.clone(),
                 cause: source,
             })?;
+            // Each line is parsed alone, so serde's position is within the line: the line's
+            // own number goes in the message, with what to do about a damaged unit.
             let rows = text
                 .lines()
-                .map(|l| {
+                .enumerate()
+                .map(|(i, l)| {
                     let v: serde_json::Map<String, Value> =
                         serde_json::from_str(l).map_err(|e| Error::Parse {
                             path: path.clone(),
-                            message: e.to_string(),
+                            message: format!(
+                                "line {} is not a whole row ({}, column {}): the unit file is \
+                                 damaged; remove it and run its sweep again with --resume",
+                                i + 1,
+                                e.to_string().split(" at line ").next().unwrap_or_default(),
+                                e.column()
+                            ),
                         })?;
                     Ok(Record(v.into_iter().collect()))
                 })
