@@ -268,6 +268,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             if let (Some(out), Some(model)) = (&json, model_file_of(&path, &input)) {
                 icq::io::writable_file(out, "--json", &model).map_err(bad_input)?;
             }
+            warn_of_sweep(&path, &input, "icq oracle", "analyses");
             let start = Instant::now();
             let oracle = Oracle::new(&input.model).map_err(bad_input)?;
             let options = OracleOptions {
@@ -600,6 +601,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
             ModelCommand::Check { input } => {
                 let path = input.clone();
                 let input = load_input(&input).map_err(bad_input)?;
+                // A sweep's grid is checked as `icq sweep` checks it before any work: every
+                // point's settings and model; nothing is called valid before that.
+                let grid = match input.config.sweep {
+                    None => None,
+                    Some(_) => {
+                        let text = std::fs::read_to_string(&path)
+                            .with_context(|| format!("reading {}", path.display()))
+                            .map_err(failed)?;
+                        let units = icq::sweep::expand(&text, &path).map_err(bad_input)?;
+                        Some((units.last().map_or(0, |u| u.point + 1), units.len()))
+                    }
+                };
                 let space = input.model.space();
                 println!(
                     "{}: valid; {} agents, {} artifact states, {} options, {} joint states",
@@ -609,6 +622,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     input.model.options.len(),
                     space.states
                 );
+                if let Some((points, units)) = grid {
+                    println!(
+                        "sweep: valid; {points} grid point{}, {units} unit{}",
+                        if points == 1 { "" } else { "s" },
+                        if units == 1 { "" } else { "s" }
+                    );
+                }
                 Ok(())
             }
         },

@@ -1593,3 +1593,51 @@ fn a_stop_while_a_sweep_writes_its_results_leaves_no_partial_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `icq model check` on a sweep config checks its grid as `icq sweep` would before any work
+/// (a bad axis or a point's bad value is bad input, and nothing is called valid); `icq oracle`
+/// says it analyses the base settings alone.
+#[test]
+fn model_check_checks_a_sweeps_grid() {
+    let dir = scratch("check-sweep");
+    let base = "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\n[sweep]\n";
+    let check = |name: &str, sweep: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{base}{sweep}")).unwrap();
+        icq(&["model", "check", path.to_str().unwrap()])
+    };
+    for (name, sweep, want) in [
+        (
+            "axis.toml",
+            "bogus_axis = [1]\n",
+            "sweep.bogus_axis: not a knob",
+        ),
+        (
+            "value.toml",
+            "interface_noise = [0.1, 1.5]\n",
+            "sweep grid point 1 (interface_noise = 1.5): model.interface_noise",
+        ),
+    ] {
+        let o = check(name, sweep);
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        assert!(stderr(&o).contains(want), "{name}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{name}: nothing called valid");
+    }
+    let o = check(
+        "good.toml",
+        "interface_noise = [0.1, 0.2]\nseeds = [0, 1, 2]\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("sweep: valid; 2 grid points, 6 units"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    let o = icq(&["oracle", dir.join("good.toml").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("which `icq oracle` leaves aside"),
+        "{}",
+        stderr(&o)
+    );
+}
