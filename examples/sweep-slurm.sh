@@ -3,6 +3,8 @@
 #   sbatch --array=0-7 examples/sweep-slurm.sh examples/sweep.toml out/sweep
 # icq reads SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT (from SLURM_ARRAY_TASK_MIN in steps of
 # SLURM_ARRAY_TASK_STEP: --array=1-8 works as well) and takes its own slice of the grid.
+# To rerun failed tasks, submit the whole array again (finished shards have nothing left to do);
+# a task submitted alone cannot say which shard it was, and icq refuses it.
 # When every task has finished:
 #   icq merge out/sweep/shard-* --out out/sweep/all
 #SBATCH --job-name=icq-sweep

@@ -328,8 +328,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         |range| report.rows(range),
                         &|| bar.inc(1),
                     );
-                    icq::run::finish_bar(&bar, "rows written");
-                    if wrote.is_err() {
+                    if wrote.is_ok() {
+                        icq::run::finish_bar(&bar, "rows written");
+                    } else {
+                        bar.finish_and_clear();
                         icq::io::remove_empty_folders(&made);
                     }
                     drop(stop);
@@ -601,15 +603,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
             ModelCommand::Check { input } => {
                 let path = input.clone();
                 let input = load_input(&input).map_err(bad_input)?;
-                // A sweep's grid is checked as `icq sweep` checks it before any work: every
-                // point's settings and model; nothing is called valid before that.
+                // A sweep's grid is checked as `icq sweep` checks it before any work (its
+                // points, figures, memory and oracle sizes); nothing is called valid before.
                 let grid = match input.config.sweep {
                     None => None,
                     Some(_) => {
                         let text = std::fs::read_to_string(&path)
                             .with_context(|| format!("reading {}", path.display()))
                             .map_err(failed)?;
-                        let units = icq::sweep::expand(&text, &path).map_err(bad_input)?;
+                        let units = icq::sweep::check(&text, &path).map_err(bad_input)?;
                         Some((units.last().map_or(0, |u| u.point + 1), units.len()))
                     }
                 };

@@ -775,7 +775,7 @@ fn memory_is_checked_for_this_shards_units() {
         [learner]\nnetwork = { mlp = { width = 64, depth = 1 } }\n\
         [run]\ninstances = 2\nepochs = 20\nbackend = \"cpu\"\n\
         [sweep]\nseeds = [0]\n\
-        [sweep.big]\ninstances = 4000000000\n[sweep.first]\ninstances = 3\n";
+        [sweep.big]\ninstances = 4000000000\n[sweep.small]\ninstances = 3\n";
     let path = config(&d, text);
     let err = sweep(&path, &d.join("all"), None, false, None, false)
         .unwrap_err()
@@ -971,4 +971,19 @@ fn a_point_too_large_for_the_oracle_fails_before_any_unit() {
         "{e}"
     );
     assert!(!out.exists(), "nothing was written");
+}
+
+/// A file in `parts/` whose name is no unit's (`unit-abc.jsonl`) is no finished unit: the
+/// folder is not refused as holding units without a grid record, and the file joins nothing.
+#[test]
+fn a_file_named_like_no_unit_is_no_finished_unit() {
+    let d = dir("no-unit-name");
+    let out = d.join("out");
+    std::fs::create_dir_all(out.join("parts")).unwrap();
+    std::fs::write(out.join("parts/unit-abc.jsonl"), "{\"q_err\":1e9}\n").unwrap();
+    let text = CONFIG.split("[sweep]").next().unwrap().to_string() + "[sweep]\nseeds = [1]\n";
+    let report = sweep(&config(&d, &text), &out, None, false, None, false).unwrap();
+    assert_eq!(report.rows, 2, "one unit of two checkpoints");
+    let rows = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(!rows.contains("1000000000"), "{rows}");
 }

@@ -33,5 +33,5 @@ mod shard;
 pub use figures::Figures;
 pub use grid::{expand, Unit};
 pub use output::{collect, merge};
-pub use run::{sweep, SweepReport};
+pub use run::{check, sweep, SweepReport};
 pub use shard::Shard;

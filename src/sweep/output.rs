@@ -344,7 +344,7 @@ pub struct Collected {
 fn backends_of(rows: &[Record]) -> Vec<String> {
     let mut seen: Vec<String> = Vec::new();
     for r in rows {
-        if let Some(Value::String(b)) = r.0.iter().find(|(k, _)| k == "backend").map(|(_, v)| v) {
+        if let Some(Value::String(b)) = r.get("backend") {
             if !seen.contains(b) {
                 seen.push(b.clone());
             }
@@ -525,12 +525,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
     let made = crate::io::missing_folders(out);
     crate::io::writable_dir(out, "--out")?;
     let stop = crate::io::StopGuard::new();
-    let rows = crate::records::rows_fit(out, "results")
+    let collected = crate::records::rows_fit(out, "results")
         .and_then(|()| check_merge_out(dirs, out, &config, grid.as_deref()))
         .and_then(|()| collect(dirs, out, units as usize, None))
         .inspect_err(|_| crate::io::remove_empty_folders(&made));
     drop(stop);
-    let collected = rows?;
+    let collected = collected?;
     let rows = collected.rows;
     let figures = figures_in(&config, Path::new("manifest.json"))?;
     let manifest = serde_json::json!({

@@ -87,6 +87,28 @@ pub struct SweepReport {
     pub off_mu: usize,
 }
 
+/// Every check `icq sweep` makes of the config at `path` (text `text`) before any work, on the
+/// whole grid: every point's settings and model, the figures' columns, each unit's memory and
+/// each point's size for the exact oracle. Returns the grid's units (`icq model check`).
+pub fn check(text: &str, path: &Path) -> Result<Vec<Unit>> {
+    let units = expand(text, path)?;
+    check_figure_columns(&figures_in(text, path)?, &units)?;
+    let all: Vec<&Unit> = units.iter().collect();
+    check_unit_memory(&all)?;
+    check_oracle_sizes(&all)?;
+    Ok(units)
+}
+
+/// Every grid point of `units` fits the exact oracle, checked before the first unit runs: a
+/// point beyond its limits would otherwise fail after the points before it.
+fn check_oracle_sizes(units: &[&Unit]) -> Result<()> {
+    let mut checked = std::collections::BTreeSet::new();
+    for unit in units.iter().filter(|u| checked.insert(u.point)) {
+        crate::oracle::Oracle::check_size(&unit.input.model).map_err(|e| e.at(unit.place()))?;
+    }
+    Ok(())
+}
+
 /// Runs the sweep of the config at `path` into `out`. A sweep that fails before it writes its
 /// first unit leaves no file, and removes the folders it made.
 pub fn sweep(
@@ -224,12 +246,8 @@ fn run_units(job: &Job<'_>) -> Result<Done> {
             ),
         ));
     }
-    // Every grid point left to run fits the exact oracle, checked before the first unit
-    // runs: a point beyond its limits would otherwise fail after the points before it.
-    let mut checked = std::collections::BTreeSet::new();
-    for unit in todo.iter().filter(|u| checked.insert(u.point)) {
-        crate::oracle::Oracle::check_size(&unit.input.model).map_err(|e| e.at(unit.place()))?;
-    }
+    let left: Vec<&Unit> = todo.iter().map(|u| **u).collect();
+    check_oracle_sizes(&left)?;
     // One bar over the whole sweep, advancing by instance-epochs trained (so that a batch of
     // many grid points moves it as it runs); the message counts finished units.
     let mut work = 0u64;
@@ -331,6 +349,8 @@ fn run_units(job: &Job<'_>) -> Result<Done> {
     // A shard leaves its parts for `icq merge`; a whole grid writes its results now. Ctrl-C
     // while they are written stops the writing and removes its temporary files before the
     // signal ends the process (see `StopGuard`); the finished units stay for `--resume`.
+    // The guard ends the process here, before `sweep`'s clean-up of the folders it made; by
+    // now those hold the finished units, which that clean-up would leave anyway.
     let collected = match shard {
         None => {
             let stop = crate::io::StopGuard::new();

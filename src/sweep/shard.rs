@@ -78,17 +78,35 @@ impl Shard {
                 }),
             }
         };
+        // An array of one task is, as a rule, one task of a larger array submitted again:
+        // its shard of that array cannot be told, and taking it for the whole grid would run
+        // every unit into that task's folder.
+        if slurm && count == 1 {
+            return Err(Error::invalid(
+                count_name,
+                "an array of one task cannot say which shard of the sweep it is (resubmitted \
+                 alone, a task of a larger array has SLURM_ARRAY_TASK_COUNT = 1): resubmit \
+                 the whole array, whose finished shards have nothing left to do with --resume, \
+                 or pass --shard k/n",
+            ));
+        }
         let (min, step) = (
             number("SLURM_ARRAY_TASK_MIN", 0)?,
             number("SLURM_ARRAY_TASK_STEP", 1)?.max(1),
         );
         let bad = || {
             let array = if slurm {
+                let task = |j: usize| j.saturating_mul(step).saturating_add(min);
+                let tasks = match count {
+                    0..=3 => (0..count)
+                        .map(|j| task(j).to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    _ => format!("{}, {}, … {}", task(0), task(1), task(count - 1)),
+                };
                 format!(
-                    " (an array from {min} in steps of {step}: its tasks are {min}, {}, … {}; \
-                     for other arrays pass --shard k/n)",
-                    min + step,
-                    min + step * count.saturating_sub(1)
+                    " (an array from {min} in steps of {step}: its tasks are {tasks}; for \
+                     other arrays pass --shard k/n)"
                 )
             } else {
                 String::new()
