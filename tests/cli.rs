@@ -1156,6 +1156,47 @@ fn plot_prints_a_dash_for_an_interval_it_cannot_compute() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Whether `dir` holds a temporary file whose name starts with `prefix`.
+#[cfg(unix)]
+fn holds_partial(dir: &Path, prefix: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(prefix) && name.ends_with(".partial")
+        })
+    })
+}
+
+/// Runs icq with `args`, sends it SIGTERM as soon as `writing()` holds, and checks that the
+/// signal ended it (after its clean-up).
+#[cfg(unix)]
+fn stop_while(args: &[&str], writing: impl Fn() -> bool) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_icq"))
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let caught = loop {
+        if writing() {
+            break true;
+        }
+        if child.try_wait().unwrap().is_some() || started.elapsed().as_secs() > 300 {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert!(caught, "{args:?} ended before its files showed");
+    // SAFETY: a plain kill(2) of the child this test spawned.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{args:?}: {status:?}");
+}
+
 /// A stop (SIGTERM, as Ctrl-C's SIGINT) while `icq run --out` writes its rows ends the process
 /// as the signal would, but only after the temporary files are removed, and the folders the
 /// run made with them: 200 000 rows take seconds to write, and the signal comes as soon as the
@@ -1163,7 +1204,6 @@ fn plot_prints_a_dash_for_an_interval_it_cannot_compute() {
 #[cfg(unix)]
 #[test]
 fn a_stop_while_writing_leaves_nothing_behind() {
-    use std::os::unix::process::ExitStatusExt;
     let dir = scratch("stop");
     let config = dir.join("c.toml");
     std::fs::write(
@@ -1173,35 +1213,10 @@ fn a_stop_while_writing_leaves_nothing_behind() {
     )
     .unwrap();
     let out = dir.join("made").join("out");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_icq"))
-        .args(["run", config.to_str().unwrap(), "--quiet", "--out"])
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    let writing = loop {
-        let partial = std::fs::read_dir(&out).is_ok_and(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().ends_with(".partial"))
-        });
-        if partial {
-            break true;
-        }
-        if child.try_wait().unwrap().is_some() || started.elapsed().as_secs() > 300 {
-            break false;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
-    assert!(writing, "the run ended before its files showed");
-    // SAFETY: a plain kill(2) of the child this test spawned.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-    }
-    let status = child.wait().unwrap();
-    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    let (c, o) = (config.to_str().unwrap(), out.to_str().unwrap());
+    stop_while(&["run", c, "--quiet", "--out", o], || {
+        holds_partial(&out, "")
+    });
     assert!(
         !dir.join("made").exists(),
         "the folders the run made are gone"
@@ -1536,7 +1551,6 @@ fn oracle_tolerance_outside_zero_one_is_refused() {
 #[cfg(unix)]
 #[test]
 fn a_stop_while_a_sweep_writes_its_results_leaves_no_partial_file() {
-    use std::os::unix::process::ExitStatusExt;
     let dir = scratch("sweep-stop");
     let config = dir.join("c.toml");
     // 250 units of 200 checkpoints: 50 000 rows, about two seconds of writing.
@@ -1552,38 +1566,8 @@ fn a_stop_while_a_sweep_writes_its_results_leaves_no_partial_file() {
     )
     .unwrap();
     let stop_while_writing = |args: &[&str], out: &Path| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_icq"))
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let partial = |out: &Path| {
-            std::fs::read_dir(out).is_ok_and(|entries| {
-                entries.flatten().any(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    name.starts_with("results.") && name.ends_with(".partial")
-                })
-            })
-        };
-        let started = std::time::Instant::now();
-        let writing = loop {
-            if partial(out) {
-                break true;
-            }
-            if child.try_wait().unwrap().is_some() || started.elapsed().as_secs() > 300 {
-                break false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        };
-        assert!(writing, "{args:?} ended before its results showed");
-        // SAFETY: a plain kill(2) of the child this test spawned.
-        unsafe {
-            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let status = child.wait().unwrap();
-        assert_eq!(status.signal(), Some(libc::SIGTERM), "{args:?}: {status:?}");
-        assert!(!partial(out), "{args:?} left a temporary file");
+        stop_while(args, || holds_partial(out, "results."));
+        assert!(!holds_partial(out, ""), "{args:?} left a temporary file");
     };
     let out = dir.join("out");
     let c = config.to_str().unwrap();
