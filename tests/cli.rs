@@ -1224,6 +1224,46 @@ fn a_stop_while_writing_leaves_nothing_behind() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A sweep stopped while its first unit trains (Ctrl-C, a scheduler's stop) leaves no folder:
+/// the folder is checked up front and made with the first file written.
+#[cfg(unix)]
+#[test]
+fn a_sweep_stopped_before_its_first_unit_leaves_no_folder() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let dir = scratch("stop-first");
+    let config = dir.join("c.toml");
+    // About a minute of training on two cores: the stop comes long before it ends.
+    std::fs::write(
+        &config,
+        "[model]\nagents = 2\nartifact_states = 8\ninterface_states = 4\n\
+         [run]\ninstances = 4096\nepochs = 200000\ncheckpoints = 1\nbackend = \"cpu\"\n\
+         [sweep]\nseeds = [0]\n",
+    )
+    .unwrap();
+    let out = dir.join("made").join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_icq"))
+        .args(["sweep", config.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .env("ICQ_PROGRESS_SECONDS", "0.001")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The progress line comes once the checks are done and the unit is training.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let training = lines.any(|l| l.is_ok_and(|l| l.contains("0/1 units; running")));
+    assert!(training, "no progress line");
+    // SAFETY: a plain kill(2) of the child this test spawned.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+    assert!(!dir.join("made").exists(), "a folder was left");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The output file of `icq model export -o` and `icq oracle --json` is checked before any
 /// work: never the input itself, and in a folder that can be one.
 #[test]

@@ -139,9 +139,11 @@ pub fn sweep(
         .filter(|u| shard.is_none_or(|s| s.takes(u.index)))
         .collect();
     check_unit_memory(&mine)?;
+    // The folder is checked here and made with the first file written, so that a sweep
+    // stopped before its first unit (Ctrl-C while it trains) leaves no folder behind.
     let made = crate::io::missing_folders(out);
     let made_parts = !out.join("parts").exists();
-    crate::io::writable_dir(out, "--out")?;
+    crate::io::can_write_dir(out, "--out")?;
     let job = Job {
         path,
         out,
@@ -226,10 +228,11 @@ fn run_units(job: &Job<'_>) -> Result<Done> {
     // parts/ deleted) by its manifest, whose results this sweep would replace.
     let keys = grid_keys(units);
     let grid = grid_id(&keys);
-    if !has_parts(out) {
+    let exists = out.is_dir();
+    if exists && !has_parts(out) {
         check_manifests(out, text, Some(&grid))?;
     }
-    if shard.is_none() {
+    if exists && shard.is_none() {
         check_foreign_results(out)?;
     }
     let mut recorded = check_grid(out, units, &keys)?;
