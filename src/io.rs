@@ -14,6 +14,20 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     file.keep()
 }
 
+/// [`write_atomically`], but a pending stop (see [`StopGuard`]) does not stop it: for a small
+/// file that completes what is already written (a sweep's manifest after its results), so
+/// that a stop between the two does not leave the one without the other.
+pub fn write_atomically_through_stop(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = Partial::create(path)?;
+    let written = file
+        .file
+        .as_mut()
+        .expect("open until kept")
+        .write_all(bytes);
+    written.map_err(|e| file.error(e))?;
+    file.keep()
+}
+
 /// A file written through a temporary one beside it: [`Partial::keep`] renames it into place,
 /// and one dropped before that is removed, so a failure never leaves half a file under the
 /// final name. The temporary name is unique to the process, the moment and the call, so

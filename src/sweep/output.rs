@@ -529,7 +529,8 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
         .and_then(|()| check_merge_out(dirs, out, &config, grid.as_deref()))
         .and_then(|()| collect(dirs, out, units as usize, None))
         .inspect_err(|_| crate::io::remove_empty_folders(&made));
-    drop(stop);
+    // A stop ends the process now if the results were not written, else once the manifest
+    // that goes with them is written (below).
     let collected = collected?;
     let rows = collected.rows;
     let figures = figures_in(&config, Path::new("manifest.json"))?;
@@ -542,12 +543,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(usize, Figures)> {
         "merged_from": dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>(),
         "backends": collected.backends,
     });
-    write_atomically(
+    crate::io::write_atomically_through_stop(
         &out.join("manifest.json"),
         serde_json::to_string_pretty(&manifest)
             .expect("json")
             .as_bytes(),
     )?;
+    drop(stop);
     Ok((rows, draw_figures(out, &figures)))
 }
 

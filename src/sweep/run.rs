@@ -352,15 +352,13 @@ fn run_units(job: &Job<'_>) -> Result<Done> {
     // A shard leaves its parts for `icq merge`; a whole grid writes its results now. Ctrl-C
     // while they are written stops the writing and removes its temporary files before the
     // signal ends the process (see `StopGuard`); the finished units stay for `--resume`.
-    // The guard ends the process here, before `sweep`'s clean-up of the folders it made; by
-    // now those hold the finished units, which that clean-up would leave anyway.
+    // Ctrl-C while the results are written stops the writing and removes its temporary
+    // files; the signal then ends the process (see `StopGuard`) once the manifest that goes
+    // with written results is there too, or at once if they were not. It ends it here, before
+    // `sweep`'s clean-up of the folders it made, which by now hold the finished units.
+    let stop = shard.is_none().then(crate::io::StopGuard::new);
     let collected = match shard {
-        None => {
-            let stop = crate::io::StopGuard::new();
-            let collected = collect(&[out.to_path_buf()], out, units.len(), None);
-            drop(stop);
-            Some(collected?)
-        }
+        None => Some(collect(&[out.to_path_buf()], out, units.len(), None)?),
         Some(_) => None,
     };
     let rows = collected.as_ref().map_or(0, |c| c.rows);
@@ -382,12 +380,13 @@ fn run_units(job: &Job<'_>) -> Result<Done> {
         None => "manifest.json".to_string(),
         Some(s) => format!("manifest-shard-{}-of-{}.json", s.k, s.n),
     };
-    write_atomically(
+    crate::io::write_atomically_through_stop(
         &out.join(name),
         serde_json::to_string_pretty(&manifest)
             .expect("json")
             .as_bytes(),
     )?;
+    drop(stop);
     Ok(Done {
         todo: todo.len(),
         batches: packed.len(),
