@@ -9,9 +9,7 @@ use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` through a temporary file beside it and a rename (see [`Partial`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut file = Partial::create(path)?;
-    file.write_all(bytes).map_err(|e| file.error(e))?;
-    file.keep()
+    Partial::holding(path, bytes)?.keep()
 }
 
 /// [`write_atomically`], but a pending stop (see [`StopGuard`]) does not stop it: for a small
@@ -60,6 +58,14 @@ impl Partial {
             tmp,
             file: Some(BufWriter::new(file)),
         })
+    }
+
+    /// The temporary file for `path`, holding `bytes`, not yet under its name: for files that
+    /// take their names together ([`Partial::keep`] each) or not at all.
+    pub fn holding(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let mut file = Self::create(path)?;
+        file.write_all(bytes).map_err(|e| file.error(e))?;
+        Ok(file)
     }
 
     /// `cause` as an error writing this file.

@@ -3,7 +3,6 @@
 //! corner that covers the fewest marks ([`legend_corner`]), to SVG and PNG in the embedded font.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use plotters::coord::{CoordTranslate, Shift};
@@ -77,14 +76,8 @@ pub fn draw(svg: &Path, png: &Path, figure: &Figure, lines: &[Line]) -> Result<(
     }
     // Both written in full before either takes its name; the SVG named first, and taken
     // back if the PNG cannot be, so a failure leaves neither.
-    let mut png_file = Partial::create(png)?;
-    png_file
-        .write_all(&encoded)
-        .map_err(|e| png_file.error(e))?;
-    let mut svg_file = Partial::create(svg)?;
-    svg_file
-        .write_all(text.as_bytes())
-        .map_err(|e| svg_file.error(e))?;
+    let png_file = Partial::holding(png, &encoded)?;
+    let svg_file = Partial::holding(svg, text.as_bytes())?;
     svg_file.keep()?;
     png_file.keep().inspect_err(|_| {
         let _ = std::fs::remove_file(svg);

@@ -141,8 +141,7 @@ pub fn sweep(
     check_unit_memory(&mine)?;
     // The folder is checked here and made with the first file written, so that a sweep
     // stopped before its first unit (Ctrl-C while it trains) leaves no folder behind.
-    let made = crate::io::missing_folders(out);
-    let made_parts = !out.join("parts").exists();
+    let made = crate::io::missing_folders(&out.join("parts"));
     crate::io::can_write_dir(out, "--out")?;
     let job = Job {
         path,
@@ -159,9 +158,6 @@ pub fn sweep(
     // A sweep that fails before writing anything leaves no folder it made: removing a folder
     // fails once it holds a file, so what holds a unit's rows or the results stays.
     if done.is_err() {
-        if made_parts {
-            let _ = std::fs::remove_dir(out.join("parts"));
-        }
         crate::io::remove_empty_folders(&made);
     }
     let done = done?;
