@@ -2,7 +2,10 @@
 # The GPU checks of a short visit to a GPU machine, in one command: the parity tests of the WGSL and CUDA
 # kernels against the CPU backend on the real adapter and device, then `icq bench` for the
 # cpu, wgpu and cuda backends on the same machine at B = 2^10 … 2^20 (quickstart and bench
-# configurations; bench-f16 on cuda). Results go to ${OUT:-out/gpu}: gpu.txt, parity.txt, bench.jsonl.
+# configurations; bench-f16 on cuda), the JAX peer on the same GPU where python3 has JAX, the
+# CUDA kernel's registers and spills (ptxas -v) and one launch under Nsight Compute where ncu is
+# there. Results go to ${OUT:-out/gpu}: gpu.txt, parity.txt, bench.jsonl, bench.err, peers.jsonl,
+# ptxas.txt, ncu.txt.
 #
 # Needs the binaries of benches/gpu/build.sh in target/gpu/ (the GPU machine has no Rust),
 # libnvrtc (found through python3's nvidia packages) and a Vulkan loader for wgpu.
@@ -15,6 +18,9 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 EPOCHS=${EPOCHS:-200}
 bin=target/gpu
 mkdir -p "$OUT"
+# A PTX cache of this visit alone, read back below for the register report.
+export ICQ_CACHE_DIR
+ICQ_CACHE_DIR=$(mktemp -d)
 nvrtc=$(python3 scripts/nvrtc_lib_dir.py)
 export LD_LIBRARY_PATH="${nvrtc}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # The test binaries look for examples/ where they were built.
@@ -27,12 +33,13 @@ fi
   echo "nvrtc: ${nvrtc:-not found}"; date -u; } >"$OUT/gpu.txt" 2>&1
 
 ICQ_REQUIRE_ADAPTER=1 ICQ_REQUIRE_CUDA=1 ICQ_REQUIRE_NVRTC=1 \
-    timeout 300 "$bin/gpu_parity" --include-ignored --test-threads 1 >"$OUT/parity.txt" 2>&1
+    timeout 180 "$bin/gpu_parity" --include-ignored --test-threads 1 >"$OUT/parity.txt" 2>&1
 echo "gpu_parity exit $?" >>"$OUT/parity.txt"
 ICQ_REQUIRE_NVRTC=1 timeout 120 "$bin/cuda_kernels" >>"$OUT/parity.txt" 2>&1
 echo "cuda_kernels exit $?" >>"$OUT/parity.txt"
 
-# The benches stop once 7 minutes have gone by, so the whole script fits one 10-minute call.
+# The benches stop once 5 minutes have gone by, the JAX peer and ncu soon after, so the whole
+# script ends within about 7 minutes.
 # The wgpu rows take the memory bandwidth the CUDA device reports for their roofline
 # fraction, when wgpu's adapter is that card (its name contains the CUDA device's).
 peak=""
@@ -42,7 +49,7 @@ wgpu_device=$(timeout 60 "$bin/icq" bench examples/quickstart.toml --backend wgp
 for config in examples/quickstart.toml examples/bench.toml; do
     for backend in cuda wgpu cpu; do
         for log2 in 10 14 17 20; do
-            if [ "$SECONDS" -gt 420 ]; then echo "time budget spent: stopped" >>"$OUT/bench.err"; break 3; fi
+            if [ "$SECONDS" -gt 300 ]; then echo "time budget spent: stopped" >>"$OUT/bench.err"; break 3; fi
             # The CPU only at the smaller sizes (it is the baseline, not the subject).
             if [ "$backend" = cpu ] && [ "$log2" -gt 14 ]; then continue; fi
             extra=()
@@ -62,10 +69,43 @@ for config in examples/quickstart.toml examples/bench.toml; do
 done
 # f16 weight storage on the CUDA backend against the f32 rows above.
 for log2 in 17 20; do
-    if [ "$SECONDS" -gt 420 ]; then echo "time budget spent: stopped" >>"$OUT/bench.err"; break; fi
+    if [ "$SECONDS" -gt 300 ]; then echo "time budget spent: stopped" >>"$OUT/bench.err"; break; fi
     line=$(timeout 120 "$bin/icq" bench examples/bench-f16.toml --backend cuda \
         --instances $((1 << log2)) --epochs "$EPOCHS" --json 2>>"$OUT/bench.err")
     echo "{\"config\":\"examples/bench-f16.toml\",\"result\":${line:-null}}" >>"$OUT/bench.jsonl"
 done
+
+# Registers, stack and spills of each CUDA kernel the benches compiled, for sm_90.
+if command -v ptxas >/dev/null; then
+    for f in "$ICQ_CACHE_DIR"/*.ptx; do
+        [ -e "$f" ] || continue
+        sed -n '/icq: PTX below/,/icq: end of PTX/p' "$f" | sed '1d;$d' >"$f.plain"
+        echo "== $(basename "$f") $(grep -m1 -o 'ICQ_[A-Z0-9_]*' "$f" | sort -u | tr '\n' ' ')"
+        ptxas -arch=sm_90 -v "$f.plain" -o /dev/null 2>&1
+    done >"$OUT/ptxas.txt"
+fi
+
+# The JAX peer (benches/peers/icq_jax.py) on the GPU at the bench configuration, beside the
+# cuda rows of bench.jsonl at the same B and E.
+if python3 -c 'import jax' 2>/dev/null; then
+    "$bin/icq" model export examples/bench.toml -o "$ICQ_CACHE_DIR/bench.json" >/dev/null
+    for log2 in 14 17 20; do
+        if [ "$SECONDS" -gt 330 ]; then echo "time budget spent: JAX stopped" >>"$OUT/bench.err"; break; fi
+        line=$(timeout 120 python3 benches/peers/icq_jax.py --model "$ICQ_CACHE_DIR/bench.json" \
+            --instances $((1 << log2)) --epochs "$EPOCHS" --width 32 --alpha 0.05 --seed 0 \
+            --warmup-epochs 5 2>>"$OUT/bench.err" | tail -n 1)
+        echo "{\"peer\":\"jax\",\"instances\":$((1 << log2)),\"result\":${line:-null}}" >>"$OUT/peers.jsonl"
+    done
+fi
+
+# One CUDA launch at B = 2^20 under Nsight Compute (clocks left as they are).
+if command -v ncu >/dev/null && [ "$SECONDS" -lt 360 ]; then
+    timeout 60 ncu --clock-control none --launch-skip 2 --launch-count 1 \
+        --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
+        --section LaunchStats --section ComputeWorkloadAnalysis \
+        "$bin/icq" bench examples/bench.toml --backend cuda --instances $((1 << 20)) \
+        --epochs 256 >"$OUT/ncu.txt" 2>&1
+    echo "ncu exit $?" >>"$OUT/ncu.txt"
+fi
 tail -n 5 "$OUT/parity.txt"
-cat "$OUT/bench.jsonl"
+cat "$OUT/bench.jsonl" "$OUT/peers.jsonl" 2>/dev/null

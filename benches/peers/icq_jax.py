@@ -278,6 +278,7 @@ def main(argv=None):
         "mean_abs_target": float(jnp.abs(carry["last_y"]).mean()) if E > 0 else float("nan"),
         "compile_seconds": compile_seconds,
         "warmup_epochs": args.warmup_epochs,
+        "device": str(jax.devices()[0]),
     }))
 
 
