@@ -91,7 +91,7 @@ if python3 -c 'import jax' 2>/dev/null; then
     "$bin/icq" model export examples/bench.toml -o "$ICQ_CACHE_DIR/bench.json" >/dev/null
     for log2 in 14 17 20; do
         if [ "$SECONDS" -gt 330 ]; then echo "time budget spent: JAX stopped" >>"$OUT/bench.err"; break; fi
-        line=$(timeout 120 python3 benches/peers/icq_jax.py --model "$ICQ_CACHE_DIR/bench.json" \
+        line=$(JAX_PLATFORMS=cuda timeout 120 python3 benches/peers/icq_jax.py --model "$ICQ_CACHE_DIR/bench.json" \
             --instances $((1 << log2)) --epochs "$EPOCHS" --width 32 --alpha 0.05 --seed 0 \
             --warmup-epochs 5 2>>"$OUT/bench.err" | tail -n 1)
         echo "{\"peer\":\"jax\",\"instances\":$((1 << log2)),\"result\":${line:-null}}" >>"$OUT/peers.jsonl"
