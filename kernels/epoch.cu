@@ -102,8 +102,10 @@ ICQ_FN icq_param param_store(float f) { return f; }
 // sit in an array of their own in local memory (`hidden` in run_instance), which leaves the
 // rest of the context in registers. Unrolling those loops so the layers could live in registers
 // was measured too (H200, width 32): NVRTC took eight times as long and the epoch ran 15% slower,
-// at 211 registers a thread. Loops over actions are unrolled to the batch's largest action
-// count, so q stays in registers and q[action] is a select. The host build keeps plain loops.
+// at 211 registers a thread. Up to eight actions, loops over actions are unrolled to the
+// batch's largest action count, so q stays in registers and q[action] is a select; beyond,
+// q joins the hidden layers (unrolling sixteen took NVRTC 20 s at width 32 instead of 3 s).
+// The host build keeps plain loops.
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define FOR_W(k, w) _Pragma("unroll 1") for (unsigned int k = 0u; k < (w); k++)
 #define ICQ_UNROLL_8 _Pragma("unroll")
@@ -111,9 +113,11 @@ ICQ_FN icq_param param_store(float f) { return f; }
 #define FOR_W(k, w) for (unsigned int k = 0u; k < (w); k++)
 #define ICQ_UNROLL_8
 #endif
-#if (defined(__CUDACC__) || defined(__CUDACC_RTC__)) && ICQ_ACTIONS <= 16
+#if (defined(__CUDACC__) || defined(__CUDACC_RTC__)) && ICQ_ACTIONS <= 8
+#define ICQ_Q_IN_REGISTERS 1
 #define FOR_A(a, n) _Pragma("unroll") for (unsigned int a = 0u; a < ICQ_ACTIONS; a++) if (a < (n))
 #else
+#define ICQ_Q_IN_REGISTERS 0
 #define FOR_A(a, n) for (unsigned int a = 0u; a < ICQ_ACTIONS && a < (n); a++)
 #endif
 
@@ -133,7 +137,11 @@ struct Ctx {
     icq_u4 ctr, block;
     unsigned int lane;
     float abs_y;
+#if ICQ_Q_IN_REGISTERS
     float q[ICQ_ACTIONS];
+#else
+    float* q;
+#endif
     // The hidden layers and their gradients, in an array of their own (local memory, as their
     // run-time indices require), so that the rest of the context stays in registers.
     float *h1, *g1, *h2, *g2;
@@ -497,11 +505,14 @@ ICQ_FN void run_instance(const Dispatch* D, const EpochParams* G, const unsigned
         else hi = mid;
     }
     Ctx c;
-    float hidden[4 * ICQ_WIDTH];
+    float hidden[4 * ICQ_WIDTH + (ICQ_Q_IN_REGISTERS ? 0 : ICQ_ACTIONS)];
     c.h1 = hidden;
     c.g1 = hidden + ICQ_WIDTH;
     c.h2 = hidden + 2 * ICQ_WIDTH;
     c.g2 = hidden + 3 * ICQ_WIDTH;
+#if !ICQ_Q_IN_REGISTERS
+    c.q = hidden + 4 * ICQ_WIDTH;
+#endif
     c.P = &G[lo];
     c.MU = MU;
     c.MF = MF;
