@@ -64,6 +64,20 @@ fn nvrtc_ready() -> bool {
     false
 }
 
+/// The size of the `epochs` kernel's local-memory frame, from its PTX declaration
+/// `.local .align A .b8 __local_depot0[N];` (0 when it has none).
+#[cfg(feature = "cuda")]
+fn local_depot_bytes(ptx: &str) -> u32 {
+    ptx.split("__local_depot0[")
+        .nth(1)
+        .map(|rest| {
+            rest[..rest.find(']').expect("a closing bracket")]
+                .parse()
+                .expect("a size")
+        })
+        .unwrap_or(0)
+}
+
 #[cfg(feature = "cuda")]
 #[test]
 fn every_kernel_variant_compiles_to_ptx() {
@@ -71,9 +85,9 @@ fn every_kernel_variant_compiles_to_ptx() {
     if !nvrtc_ready() {
         return;
     }
-    // Tabular (width 1), and MLP widths, for a few action counts, f32 parameters for two
-    // target architectures and f16 ones for one.
-    for (width, actions) in [(1, 3), (32, 3), (64, 2), (128, 8)] {
+    // Tabular (width 1), and MLP widths, for a few action counts (past eight the Q-values are
+    // not unrolled), f32 parameters for two target architectures and f16 ones for one.
+    for (width, actions) in [(1, 3), (32, 3), (64, 2), (128, 8), (32, 12)] {
         for f16 in [false, true] {
             let archs: &[_] = if f16 {
                 &[Some("compute_80")]
@@ -97,6 +111,16 @@ fn every_kernel_variant_compiles_to_ptx() {
                     ptx.contains("cvt.rn.f16.f32"),
                     f16,
                     "{shape:?}: f16 conversions"
+                );
+                // Local memory holds the hidden layers and their gradients (four f32 arrays of
+                // the width), and past eight actions the Q-values, and nothing else: the rest
+                // of the per-thread context is in registers. A context that fell back to local
+                // memory whole (as it did before, 816 bytes at width 32) would show here.
+                let local = 16 * width + if actions > 8 { 4 * actions } else { 0 };
+                assert_eq!(
+                    local_depot_bytes(&ptx),
+                    local,
+                    "{shape:?}/{arch:?}: bytes of local memory per thread"
                 );
             }
         }
