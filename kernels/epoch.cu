@@ -21,8 +21,8 @@
 #endif
 
 // Mirror `Dispatch` and `EpochParams` in src/backend/device.rs field for field. A chunk holds
-// the instances of one or more plans in groups; each thread copies its group's entry of the
-// group table into its context (see shaders/epoch.wgsl).
+// the instances of one or more plans in groups; each thread finds its group's entry of the
+// group table and reads it through a pointer in its context (see shaders/epoch.wgsl).
 struct Dispatch {
     unsigned int instances, epochs, epoch0, groups;
 };
@@ -101,10 +101,11 @@ ICQ_FN icq_param param_store(float f) { return f; }
 // On the device, loops over hidden units stay rolled and the hidden layers and their gradients
 // sit in an array of their own in local memory (`hidden` in run_instance), which leaves the
 // rest of the context in registers. Unrolling those loops so the layers could live in registers
-// was measured too (H200, width 32): NVRTC took eight times as long and the epoch ran 15% slower,
-// at 211 registers a thread. Up to eight actions, loops over actions are unrolled to the
-// batch's largest action count, so q stays in registers and q[action] is a select; beyond,
-// q joins the hidden layers (unrolling sixteen took NVRTC 20 s at width 32 instead of 3 s).
+// was measured too (H200, width 32): the epoch ran 14% slower at 211 registers a thread, and
+// the first run took 35 s of NVRTC instead of 4. Up to eight actions, loops over actions are
+// unrolled to the batch's largest action count, so q stays in registers and q[action] is a
+// select; beyond, q joins the hidden layers (unrolling sixteen took NVRTC 20 s at width 32
+// instead of 3 s, on a 2-core development machine).
 // The host build keeps plain loops.
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
 #define FOR_W(k, w) _Pragma("unroll 1") for (unsigned int k = 0u; k < (w); k++)

@@ -80,7 +80,7 @@ if command -v ptxas >/dev/null; then
     for f in "$ICQ_CACHE_DIR"/*.ptx; do
         [ -e "$f" ] || continue
         sed -n '/icq: PTX below/,/icq: end of PTX/p' "$f" | sed '1d;$d' >"$f.plain"
-        echo "== $(basename "$f") $(grep -m1 -o 'ICQ_[A-Z0-9_]*' "$f" | sort -u | tr '\n' ' ')"
+        echo "== $(basename "$f"): $(head -n 4 "$f" | grep '^#define ICQ_' | tr '\n' ' ')"
         ptxas -arch=sm_90 -v "$f.plain" -o /dev/null 2>&1
     done >"$OUT/ptxas.txt"
 fi
