@@ -1,13 +1,16 @@
 //! Criterion benches of the backends: handoff updates (one epoch of one instance) per second
 //! at the performance configuration (`examples/bench.toml`), tabular and MLP learners, two
 //! batch sizes. Groups `cpu/epoch` and `wgpu/epoch` (the latter only where wgpu finds an
-//! adapter; on a software one its figures mean nothing).
+//! adapter; on a software one its figures mean nothing), and `device/setup`: the host's share
+//! of a GPU batch's upload, its instances' records and parameters drawn and laid out
+//! instance-minor.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use icq::backend::cpu::Cpu;
+use icq::backend::device::initial_instances;
 use icq::backend::gpu::AdapterChoice;
 use icq::backend::wgpu::Wgpu;
 use icq::backend::Backend;
@@ -65,5 +68,19 @@ fn epochs(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, epochs);
+fn setup(c: &mut Criterion) {
+    let input = load_input(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench.toml"))
+        .expect("examples/bench.toml loads");
+    let mut group = c.benchmark_group("device/setup");
+    group.sample_size(10);
+    let instances = 16_384u32;
+    let plan = Plan::new(&input.model, &input.config.learner, instances, 0, None).expect("plan");
+    group.throughput(Throughput::Elements(u64::from(instances)));
+    group.bench_function(BenchmarkId::new("initial_instances", instances), |b| {
+        b.iter(|| initial_instances(&plan, 0, instances))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, epochs, setup);
 criterion_main!(benches);
