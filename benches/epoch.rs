@@ -1,9 +1,9 @@
 //! Criterion benches of the backends: handoff updates (one epoch of one instance) per second
 //! at the performance configuration (`examples/bench.toml`), tabular and MLP learners, two
 //! batch sizes. Groups `cpu/epoch` and `wgpu/epoch` (the latter only where wgpu finds an
-//! adapter; on a software one its figures mean nothing), and `device/setup`: the host's share
-//! of a GPU batch's upload, its instances' records and parameters drawn and laid out
-//! instance-minor.
+//! adapter; on a software one its figures mean nothing), and `device/setup`: the host drawing
+//! a GPU batch's initial records and parameters and laying them out instance-minor
+//! (`initial_instances`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};

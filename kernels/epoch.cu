@@ -116,7 +116,7 @@ ICQ_FN icq_param param_store(float f) { return f; }
 #endif
 #if (defined(__CUDACC__) || defined(__CUDACC_RTC__)) && ICQ_ACTIONS <= 8
 #define ICQ_Q_IN_REGISTERS 1
-#define FOR_A(a, n) _Pragma("unroll") for (unsigned int a = 0u; a < ICQ_ACTIONS; a++) if (a < (n))
+#define FOR_A(a, n) _Pragma("unroll") for (unsigned int a = 0u; a < ICQ_ACTIONS; a++) if (a >= (n)) {} else
 #else
 #define ICQ_Q_IN_REGISTERS 0
 #define FOR_A(a, n) for (unsigned int a = 0u; a < ICQ_ACTIONS && a < (n); a++)

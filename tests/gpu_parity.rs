@@ -278,6 +278,11 @@ parity_tests! {
     ];
     // Plans of different models (actions, agents, terminal options), widths, modes and
     // samplers packed in one batch: every group finds its own parameters and buffers.
+    // Ten actions: past the eight the CUDA kernel keeps Q in registers for.
+    parity_many_actions: &[
+        ("[model]\nagents = 10\nartifact_states = 8\ninterface_states = 4\nprivate_states = 1\nmodel_seed = 9\n", "[learner]\nnetwork = { mlp = { width = 8, depth = 1 } }\nstep_size = { constant = { alpha = 0.05 } }\nbehavior = { epsilon_greedy = { epsilon = 0.3 } }\n"),
+        ("[model]\nagents = 10\nartifact_states = 8\ninterface_states = 4\nprivate_states = 1\nmodel_seed = 9\n", "[learner]\nnetwork = \"tabular\"\nstep_size = { constant = { alpha = 0.1 } }\n"),
+    ];
     parity_mixed_batch: &[
         (SYNTH, SCALAR_DEEP_CLIPPED),
         (HANDOFF, INDEPENDENT_TABULAR),

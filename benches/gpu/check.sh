@@ -4,7 +4,7 @@
 # cpu, wgpu and cuda backends on the same machine at B = 2^10 … 2^20 (quickstart and bench
 # configurations; bench-f16 on cuda), the JAX peer on the same GPU where python3 has JAX, the
 # CUDA kernel's registers and spills (ptxas -v) and one launch under Nsight Compute where ncu is
-# there. Results go to ${OUT:-out/gpu}: gpu.txt, parity.txt, bench.jsonl, bench.err, peers.jsonl,
+# there (each output says so where its tool is missing). Results go to ${OUT:-out/gpu}: gpu.txt, parity.txt, bench.jsonl, bench.err, peers.jsonl,
 # ptxas.txt, ncu.txt.
 #
 # Needs the binaries of benches/gpu/build.sh in target/gpu/ (the GPU machine has no Rust),
@@ -18,9 +18,6 @@ export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 EPOCHS=${EPOCHS:-200}
 bin=target/gpu
 mkdir -p "$OUT"
-# A PTX cache of this visit alone, read back below for the register report.
-export ICQ_CACHE_DIR
-ICQ_CACHE_DIR=$(mktemp -d)
 nvrtc=$(python3 scripts/nvrtc_lib_dir.py)
 export LD_LIBRARY_PATH="${nvrtc}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 # The test binaries look for examples/ where they were built.
@@ -38,8 +35,12 @@ echo "gpu_parity exit $?" >>"$OUT/parity.txt"
 ICQ_REQUIRE_NVRTC=1 timeout 120 "$bin/cuda_kernels" >>"$OUT/parity.txt" 2>&1
 echo "cuda_kernels exit $?" >>"$OUT/parity.txt"
 
-# The benches stop once 5 minutes have gone by, the JAX peer and ncu soon after, so the whole
-# script ends within about 7 minutes.
+# A PTX cache of the benches alone, read back below for the register report.
+export ICQ_CACHE_DIR
+ICQ_CACHE_DIR=$(mktemp -d)
+
+# No bench starts after 5 minutes, no JAX run after 8; with each step's own limit the whole
+# script takes about 6 minutes, 10 at worst.
 # The wgpu rows take the memory bandwidth the CUDA device reports for their roofline
 # fraction, when wgpu's adapter is that card (its name contains the CUDA device's).
 peak=""
@@ -75,37 +76,44 @@ for log2 in 17 20; do
     echo "{\"config\":\"examples/bench-f16.toml\",\"result\":${line:-null}}" >>"$OUT/bench.jsonl"
 done
 
-# Registers, stack and spills of each CUDA kernel the benches compiled, for sm_90.
+# Registers, stack and spills of each CUDA kernel the benches compiled, for this GPU.
+arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d .)
 if command -v ptxas >/dev/null; then
     for f in "$ICQ_CACHE_DIR"/*.ptx; do
         [ -e "$f" ] || continue
         sed -n '/icq: PTX below/,/icq: end of PTX/p' "$f" | sed '1d;$d' >"$f.plain"
         echo "== $(basename "$f"): $(head -n 4 "$f" | grep '^#define ICQ_' | tr '\n' ' ')"
-        ptxas -arch=sm_90 -v "$f.plain" -o /dev/null 2>&1
+        timeout 30 ptxas -arch="sm_${arch:-90}" -v "$f.plain" -o /dev/null 2>&1
     done >"$OUT/ptxas.txt"
-fi
-
-# The JAX peer (benches/peers/icq_jax.py) on the GPU at the bench configuration, beside the
-# cuda rows of bench.jsonl at the same B and E.
-if python3 -c 'import jax' 2>/dev/null; then
-    "$bin/icq" model export examples/bench.toml -o "$ICQ_CACHE_DIR/bench.json" >/dev/null
-    for log2 in 14 17 20; do
-        if [ "$SECONDS" -gt 330 ]; then echo "time budget spent: JAX stopped" >>"$OUT/bench.err"; break; fi
-        line=$(JAX_PLATFORMS=cuda timeout 120 python3 benches/peers/icq_jax.py --model "$ICQ_CACHE_DIR/bench.json" \
-            --instances $((1 << log2)) --epochs "$EPOCHS" --width 32 --alpha 0.05 --seed 0 \
-            --warmup-epochs 5 2>>"$OUT/bench.err" | tail -n 1)
-        echo "{\"peer\":\"jax\",\"instances\":$((1 << log2)),\"result\":${line:-null}}" >>"$OUT/peers.jsonl"
-    done
+else
+    echo "ptxas not found" >"$OUT/ptxas.txt"
 fi
 
 # One CUDA launch at B = 2^20 under Nsight Compute (clocks left as they are).
-if command -v ncu >/dev/null && [ "$SECONDS" -lt 360 ]; then
-    timeout 60 ncu --clock-control none --launch-skip 2 --launch-count 1 \
+if command -v ncu >/dev/null; then
+    timeout -k 10 90 ncu --clock-control none --launch-skip 2 --launch-count 1 \
         --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
         --section LaunchStats --section ComputeWorkloadAnalysis \
         "$bin/icq" bench examples/bench.toml --backend cuda --instances $((1 << 20)) \
         --epochs 256 >"$OUT/ncu.txt" 2>&1
     echo "ncu exit $?" >>"$OUT/ncu.txt"
+else
+    echo "ncu not found" >"$OUT/ncu.txt"
+fi
+
+# The JAX peer (benches/peers/icq_jax.py) on the GPU at the bench configuration, beside the
+# cuda rows of bench.jsonl at the same B and E.
+if timeout 60 python3 -c 'import jax' 2>/dev/null; then
+    timeout 30 "$bin/icq" model export examples/bench.toml -o "$ICQ_CACHE_DIR/bench.json" >/dev/null
+    for log2 in 14 17 20; do
+        if [ "$SECONDS" -gt 480 ]; then echo "time budget spent: JAX stopped" >>"$OUT/bench.err"; break; fi
+        line=$(JAX_PLATFORMS=cuda timeout 60 python3 benches/peers/icq_jax.py --model "$ICQ_CACHE_DIR/bench.json" \
+            --instances $((1 << log2)) --epochs "$EPOCHS" --width 32 --alpha 0.05 --seed 0 \
+            --warmup-epochs 5 2>>"$OUT/bench.err" | tail -n 1)
+        echo "{\"peer\":\"jax\",\"instances\":$((1 << log2)),\"result\":${line:-null}}" >>"$OUT/peers.jsonl"
+    done
+else
+    echo "no JAX in python3: the JAX peer was not run" >>"$OUT/bench.err"
 fi
 tail -n 5 "$OUT/parity.txt"
 cat "$OUT/bench.jsonl" "$OUT/peers.jsonl" 2>/dev/null

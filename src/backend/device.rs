@@ -530,6 +530,10 @@ impl Chunk {
 
     /// The chunk's initial records and parameters, as the host initialises them.
     pub fn initial(&self, batch: &BatchPlan) -> (Vec<u32>, Vec<f32>) {
+        if let ([group], [g]) = (&self.groups[..], &self.plans[..]) {
+            // One group: its arrays are the chunk's (no second copy of the parameters).
+            return initial_instances(&batch.plans[*g], group.instance0, group.instances);
+        }
         let (mut inst, mut params) = (Vec::new(), Vec::new());
         for (group, &g) in self.groups.iter().zip(&self.plans) {
             let (i, p) = initial_instances(&batch.plans[g], group.instance0, group.instances);
