@@ -346,12 +346,10 @@ fn run_units(job: &Job<'_>) -> Result<Done> {
     }
     crate::run::finish_bar(&bar, &format!("{finished}/{} units", todo.len()));
     // A shard leaves its parts for `icq merge`; a whole grid writes its results now. Ctrl-C
-    // while they are written stops the writing and removes its temporary files before the
-    // signal ends the process (see `StopGuard`); the finished units stay for `--resume`.
-    // Ctrl-C while the results are written stops the writing and removes its temporary
-    // files; the signal then ends the process (see `StopGuard`) once the manifest that goes
-    // with written results is there too, or at once if they were not. It ends it here, before
-    // `sweep`'s clean-up of the folders it made, which by now hold the finished units.
+    // while they are written stops the writing and removes its temporary files; the signal
+    // then ends the process (see `StopGuard`) once the manifest that goes with written results
+    // is there too, or at once if they were not. It ends it here, before `sweep`'s clean-up of
+    // the folders it made, which by now hold the finished units (they stay for `--resume`).
     let stop = shard.is_none().then(crate::io::StopGuard::new);
     let collected = match shard {
         None => Some(collect(&[out.to_path_buf()], out, units.len(), None)?),
