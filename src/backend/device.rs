@@ -392,24 +392,34 @@ pub fn record_fields(units: usize, agents: usize) -> usize {
 /// (Instance by instance, on one thread, with a write per row for each instance, this took
 /// most of a large batch's set-up.)
 pub fn initial_instances(plan: &Plan, start: u32, len: u32) -> (Vec<u32>, Vec<f32>) {
-    initial_instances_in_blocks(plan, start, len, 1 << 22)
+    let n = len as usize;
+    let mut inst = vec![0u32; inst_fields(plan) * n];
+    let mut params = vec![0.0f32; plan.layout.params * n];
+    initial_instances_into(plan, start, &mut inst, &mut params, BLOCK_FLOATS);
+    (inst, params)
 }
 
-/// [`initial_instances`] with blocks of `block_floats` parameters (at least one instance).
-fn initial_instances_in_blocks(
+/// Parameters per block of [`initial_instances_into`]: 16 MB.
+const BLOCK_FLOATS: usize = 1 << 22;
+
+/// [`initial_instances`] into `inst` and `params`, zeroed and holding the records and
+/// parameters of the instances from `start` (as many as `inst` has records), in blocks of
+/// `block_floats` parameters (at least one instance).
+fn initial_instances_into(
     plan: &Plan,
     start: u32,
-    len: u32,
+    inst: &mut [u32],
+    params: &mut [f32],
     block_floats: usize,
-) -> (Vec<u32>, Vec<f32>) {
-    let (p, f, n) = (plan.layout.params, inst_fields(plan), len as usize);
-    let mut params = vec![0.0f32; p * n];
-    let mut inst = vec![0u32; f * n];
+) {
+    let p = plan.layout.params;
+    let n = inst.len() / inst_fields(plan);
+    debug_assert_eq!(params.len(), p * n);
     for (b, state) in inst[..n].iter_mut().enumerate() {
         *state = plan.initial_state(start + b as u32) as u32;
     }
     if p == 0 || n == 0 {
-        return (inst, params);
+        return;
     }
     let per_block = (block_floats / p).clamp(1, n);
     let mut block = vec![0.0f32; p * per_block];
@@ -427,7 +437,6 @@ fn initial_instances_in_blocks(
             }
         });
     }
-    (inst, params)
 }
 
 /// Instance-minor parameters (`instances` blocks of `params` floats) made instance-major,
@@ -530,15 +539,20 @@ impl Chunk {
 
     /// The chunk's initial records and parameters, as the host initialises them.
     pub fn initial(&self, batch: &BatchPlan) -> (Vec<u32>, Vec<f32>) {
-        if let ([group], [g]) = (&self.groups[..], &self.plans[..]) {
-            // One group: its arrays are the chunk's (no second copy of the parameters).
-            return initial_instances(&batch.plans[*g], group.instance0, group.instances);
-        }
-        let (mut inst, mut params) = (Vec::new(), Vec::new());
+        // Each group drawn straight into its part of the chunk's buffers.
+        let mut inst = vec![0u32; self.inst_words];
+        let mut params = vec![0.0f32; self.param_words];
         for (group, &g) in self.groups.iter().zip(&self.plans) {
-            let (i, p) = initial_instances(&batch.plans[g], group.instance0, group.instances);
-            inst.extend(i);
-            params.extend(p);
+            let plan = &batch.plans[g];
+            let n = group.instances as usize;
+            let (i0, p0) = (group.inst_base as usize, group.param_base as usize);
+            initial_instances_into(
+                plan,
+                group.instance0,
+                &mut inst[i0..i0 + inst_fields(plan) * n],
+                &mut params[p0..p0 + plan.layout.params * n],
+                BLOCK_FLOATS,
+            );
         }
         (inst, params)
     }
@@ -655,7 +669,9 @@ pub fn from_f16_bits(bits: &[u16]) -> Vec<f32> {
 
 #[cfg(test)]
 mod tests {
-    use super::{initial_instances_in_blocks, inst_fields, launches, params_instance_major};
+    use super::{
+        initial_instances, initial_instances_into, inst_fields, launches, params_instance_major,
+    };
     use crate::learn::plan::Plan;
     use crate::learn::{LearnerConfig, Network};
     use crate::model::synthetic::Synthetic;
@@ -675,9 +691,15 @@ mod tests {
         let (start, n) = (1_000u32, 8_200usize);
         let p = plan.layout.params;
         // Blocks of 1 000 instances: eight whole blocks and a part.
-        let (inst, params) = initial_instances_in_blocks(&plan, start, n as u32, 1_000 * p);
-        assert_eq!(inst.len(), inst_fields(&plan) * n);
-        assert_eq!(params.len(), p * n);
+        let mut inst = vec![0u32; inst_fields(&plan) * n];
+        let mut params = vec![0.0f32; p * n];
+        initial_instances_into(&plan, start, &mut inst, &mut params, 1_000 * p);
+        // The same as one block (the default size holds them all), allocated by the caller.
+        let (whole_inst, whole_params) = initial_instances(&plan, start, n as u32);
+        assert_eq!(whole_inst.len(), inst_fields(&plan) * n);
+        assert_eq!(whole_params.len(), p * n);
+        assert_eq!(whole_inst, inst);
+        assert_eq!(whole_params, params);
         let mut own = vec![0.0f32; p];
         for b in 0..n {
             let global = start + b as u32;
