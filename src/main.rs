@@ -501,9 +501,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             // path that is not there is bad input, as a missing config is to the other commands.
             let file = icq::plot::results_file(&results).map_err(bad_input)?;
             let out = out.unwrap_or_else(|| file.parent().map(PathBuf::from).unwrap_or_default());
+            // A figure that fails leaves no folder either: the ones made here go again.
+            let made = icq::io::missing_folders(&out);
             icq::io::writable_dir(&out, "--out").map_err(bad_input)?;
-            let (svg, lines) =
-                icq::plot::plot(&file, &figure, &out).map_err(bad_input_or_failure)?;
+            let (svg, lines) = icq::plot::plot(&file, &figure, &out)
+                .inspect_err(|_| icq::io::remove_empty_folders(&made))
+                .map_err(bad_input_or_failure)?;
             // The first column as wide as the longest line name (at least 32).
             let w = lines
                 .iter()
@@ -589,6 +592,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 icq::io::writable_file(&output, "--output", &input).map_err(bad_input)?;
                 let path = input;
                 let input = load_input(&path).map_err(bad_input)?;
+                warn_of_sweep(&path, &input, "icq model export", "writes the model of");
                 if let Some(model) = model_file_of(&path, &input) {
                     icq::io::writable_file(&output, "--output", &model).map_err(bad_input)?;
                 }
@@ -629,6 +633,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         "sweep: valid; {points} grid point{}, {units} unit{}",
                         if points == 1 { "" } else { "s" },
                         if units == 1 { "" } else { "s" }
+                    );
+                } else if let Err(e) = icq::oracle::Oracle::check_size(&input.model) {
+                    // Valid, and `icq bench` runs it, but the commands that need Q* refuse it.
+                    println!(
+                        "oracle: {e}; `icq oracle` and `icq run` refuse this model, `icq bench` runs it"
                     );
                 }
                 Ok(())

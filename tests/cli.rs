@@ -1043,6 +1043,52 @@ fn shard_from_the_environment() {
     }
 }
 
+/// `icq model check` calls a model beyond the exact oracle valid (`icq bench` runs it) and says
+/// that `icq oracle` and `icq run` refuse it; `icq model export` says it leaves a `[sweep]` aside.
+#[test]
+fn model_check_and_export_say_what_other_commands_will_do() {
+    let dir = scratch("check-big");
+    let big = dir.join("big.toml");
+    std::fs::write(
+        &big,
+        "[model]\nagents = 4\nartifact_states = 4096\ninterface_states = 8\nprivate_states = 4\n",
+    )
+    .unwrap();
+    let o = icq(&["model", "check", big.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("4194304 joint states"), "{out}");
+    assert!(
+        out.contains(
+            "oracle: the model has 4194304 joint states; the exact oracle handles at most 200000; \
+             `icq oracle` and `icq run` refuse this model, `icq bench` runs it"
+        ),
+        "{out}"
+    );
+    let o = icq(&["oracle", big.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // Within the limits, nothing is said of the oracle.
+    let o = icq(&["model", "check", "examples/quickstart.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("oracle"));
+
+    let out = dir.join("base.json");
+    let o = icq(&[
+        "model",
+        "export",
+        "examples/sweep.toml",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("which `icq model export` leaves aside"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `icq bench` refuses to time nothing.
 #[test]
 fn bench_needs_work() {
@@ -1055,7 +1101,8 @@ fn bench_needs_work() {
 
 /// `icq plot` refuses up front, with exit code 2 and a message naming the culprit, and writes
 /// nothing: an output folder that is a file, an input that is not there, a CSV where the JSON
-/// lines are read, a group that is the x axis, and a checkpoint with x = epoch.
+/// lines are read, a group that is the x axis, and a checkpoint with x = epoch; a metric that
+/// is not a column, found once the results are read, leaves none of the folders it made.
 #[test]
 fn plot_refuses_bad_paths_and_contradictions_up_front() {
     let dir = scratch("plot-refusals");
@@ -1078,7 +1125,8 @@ fn plot_refuses_bad_paths_and_contradictions_up_front() {
     let d = dir.to_str().unwrap();
     let missing = dir.join("no-such-sweep");
     let csv = dir.join("results.csv");
-    let cases: [(Vec<&str>, &[&str]); 5] = [
+    let nested = dir.join("figures").join("deeper");
+    let cases: [(Vec<&str>, &[&str]); 6] = [
         (
             vec![
                 d,
@@ -1109,6 +1157,18 @@ fn plot_refuses_bad_paths_and_contradictions_up_front() {
                 "checkpoint: checkpoint 3 with x = epoch",
                 "x = epoch plots every checkpoint",
             ],
+        ),
+        (
+            vec![
+                d,
+                "--x",
+                "t_mix",
+                "--y",
+                "nope",
+                "--out",
+                nested.to_str().unwrap(),
+            ],
+            &["nope: not a column of the results; columns: checkpoint, epoch, t_mix, q_err"],
         ),
     ];
     for (args, want) in cases {

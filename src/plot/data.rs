@@ -244,16 +244,20 @@ pub fn lines(rows: &[Map<String, Value>], figure: &Figure) -> Result<Vec<Line>> 
 fn metric_lines(rows: &[Map<String, Value>], figure: &Figure, y: &str) -> Result<Vec<Line>> {
     // Every column of any row: rows merged from other sweeps may lack some.
     let mut seen = std::collections::HashSet::new();
-    let columns: Vec<&String> = rows
+    let columns: Vec<&str> = rows
         .iter()
         .flat_map(Map::keys)
         .filter(|k| seen.insert(*k))
+        .map(String::as_str)
         .collect();
     for key in figure.columns() {
-        if !columns.contains(&key) {
+        if !columns.contains(&key.as_str()) {
             return Err(Error::invalid(
                 key.clone(),
-                format!("not a column of the results; columns: {columns:?}"),
+                format!(
+                    "not a column of the results; columns: {}",
+                    columns.join(", ")
+                ),
             ));
         }
     }
