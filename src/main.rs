@@ -501,7 +501,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             // path that is not there is bad input, as a missing config is to the other commands.
             let file = icq::plot::results_file(&results).map_err(bad_input)?;
             let out = out.unwrap_or_else(|| file.parent().map(PathBuf::from).unwrap_or_default());
-            // A figure that fails leaves no folder either: the ones made here go again.
+            // A figure that fails before writing anything leaves none of the folders made here.
             let made = icq::io::missing_folders(&out);
             icq::io::writable_dir(&out, "--out").map_err(bad_input)?;
             let (svg, lines) = icq::plot::plot(&file, &figure, &out)
@@ -634,11 +634,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         if points == 1 { "" } else { "s" },
                         if units == 1 { "" } else { "s" }
                     );
-                } else if let Err(e) = icq::oracle::Oracle::check_size(&input.model) {
-                    // Valid, and `icq bench` runs it, but the commands that need Q* refuse it.
-                    println!(
-                        "oracle: {e}; `icq oracle` and `icq run` refuse this model, `icq bench` runs it"
-                    );
+                } else if let Err(e) = Oracle::check_size(&input.model) {
+                    // Valid, but the commands that need the oracle refuse it: `icq bench` too
+                    // where its reset sampler draws from μ.
+                    let bench = match input.config.learner.sampler {
+                        icq::learn::Sampler::Reset { .. } => {
+                            ", `icq run` and `icq bench` (its reset sampler draws from μ) refuse \
+                             this model"
+                        }
+                        _ => " and `icq run` refuse this model, `icq bench` runs it",
+                    };
+                    println!("oracle: {e}; `icq oracle`{bench}");
                 }
                 Ok(())
             }

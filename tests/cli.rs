@@ -1043,30 +1043,56 @@ fn shard_from_the_environment() {
     }
 }
 
-/// `icq model check` calls a model beyond the exact oracle valid (`icq bench` runs it) and says
-/// that `icq oracle` and `icq run` refuse it; `icq model export` says it leaves a `[sweep]` aside.
+/// `icq model check` calls a model beyond the exact oracle valid and says which commands refuse
+/// it (`icq oracle`, `icq run`, and `icq bench` with the reset sampler), as they then do;
+/// `icq model export` says it leaves a `[sweep]` aside.
 #[test]
 fn model_check_and_export_say_what_other_commands_will_do() {
     let dir = scratch("check-big");
+    let model =
+        "[model]\nagents = 2\nartifact_states = 512\ninterface_states = 8\nprivate_states = 16\n";
     let big = dir.join("big.toml");
+    std::fs::write(&big, model).unwrap();
+    let reset = dir.join("reset.toml");
     std::fs::write(
-        &big,
-        "[model]\nagents = 4\nartifact_states = 4096\ninterface_states = 8\nprivate_states = 4\n",
+        &reset,
+        format!("{model}[learner]\nsampler = {{ reset = {{ rho = 0.1 }} }}\n"),
     )
     .unwrap();
-    let o = icq(&["model", "check", big.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("4194304 joint states"), "{out}");
-    assert!(
-        out.contains(
-            "oracle: the model has 4194304 joint states; the exact oracle handles at most 200000; \
-             `icq oracle` and `icq run` refuse this model, `icq bench` runs it"
+    let too_big =
+        "oracle: the model has 262144 joint states; the exact oracle handles at most 200000";
+    for (path, says, bench_runs) in [
+        (
+            &big,
+            "`icq oracle` and `icq run` refuse this model, `icq bench` runs it",
+            true,
         ),
-        "{out}"
-    );
-    let o = icq(&["oracle", big.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        (
+            &reset,
+            "`icq oracle`, `icq run` and `icq bench` (its reset sampler draws from μ) refuse \
+             this model",
+            false,
+        ),
+    ] {
+        let path = path.to_str().unwrap();
+        let o = icq(&["model", "check", path]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("valid;"), "{out}");
+        assert!(out.contains(&format!("{too_big}; {says}")), "{out}");
+        let o = icq(&["bench", path, "--instances", "1", "--epochs", "1"]);
+        assert_eq!(o.status.success(), bench_runs, "{path}: {}", stderr(&o));
+        let out = dir.join("out");
+        for args in [
+            vec!["oracle", path],
+            vec!["run", path, "--out", out.to_str().unwrap()],
+        ] {
+            let o = icq(&args);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+            assert!(stderr(&o).contains("262144 joint states"), "{}", stderr(&o));
+        }
+        assert!(!out.exists(), "a refused run makes no folder");
+    }
     // Within the limits, nothing is said of the oracle.
     let o = icq(&["model", "check", "examples/quickstart.toml"]);
     assert!(o.status.success(), "{}", stderr(&o));

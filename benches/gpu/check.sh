@@ -2,11 +2,12 @@
 # The GPU checks of a short visit to a GPU machine, in one command: the parity tests of the WGSL and CUDA
 # kernels against the CPU backend on the real adapter and device, then `icq bench` for the
 # cpu, wgpu and cuda backends on the same machine at B = 2^10 … 2^20 (quickstart and bench
-# configurations; bench-f16 on cuda), the JAX peer on the same GPU where python3 has JAX, the
-# CPU backend against the NumPy and JAX peers on the host's CPU cores (benches/peers/run.sh), the
-# CUDA kernel's registers and spills (ptxas -v) and one launch under Nsight Compute where ncu is
-# there (each output says so where its tool is missing). Results go to ${OUT:-out/gpu}: gpu.txt, parity.txt, bench.jsonl, bench.err, peers.jsonl,
-# cpu-peers.txt, ptxas.txt, ncu.txt.
+# configurations; bench-f16 on cuda), the CUDA kernel's registers and spills (ptxas -v), one
+# launch under Nsight Compute where ncu is there, the CPU backend against the NumPy and JAX
+# peers on the host's CPUs (benches/peers/run.sh), and the JAX peer on the same GPU where
+# python3 has JAX (each output says so where its tool is missing). Results go to
+# ${OUT:-out/gpu}: gpu.txt, parity.txt, bench.jsonl, bench.err, ptxas.txt, ncu.txt,
+# cpu-peers.txt, peers.jsonl.
 #
 # Needs the binaries of benches/gpu/build.sh in target/gpu/ (the GPU machine has no Rust),
 # libnvrtc (found through python3's nvidia packages) and a Vulkan loader for wgpu.
@@ -40,8 +41,8 @@ echo "cuda_kernels exit $?" >>"$OUT/parity.txt"
 export ICQ_CACHE_DIR
 ICQ_CACHE_DIR=$(mktemp -d)
 
-# No bench starts after 5 minutes, no JAX run after 8 (on the GPU; after 7.5 on the CPU); with
-# each step's own limit the whole script takes about 7 minutes, 10 at worst.
+# No bench starts after 5 minutes, no CPU-peer run after 6.5, no JAX run on the GPU after 8;
+# with each step's own limit the whole script takes about 7 minutes, 10 at worst.
 # The wgpu rows take the memory bandwidth the CUDA device reports for their roofline
 # fraction, when wgpu's adapter is that card (its name contains the CUDA device's).
 peak=""
@@ -103,13 +104,17 @@ else
 fi
 
 # The CPU target of the learner (README, Performance): icq's cpu backend against the NumPy and
-# JAX peers on this host's CPU cores, at the configuration of examples/bench.toml (B = 4096,
-# E = 200), three runs.
-if timeout 60 python3 -c 'import jax, numpy' 2>/dev/null; then
+# JAX peers on this host's CPUs, at the configuration of examples/bench.toml (B = 4096,
+# E = 200), three runs; none starts after 6.5 minutes, so that they end before the JAX step's
+# last start.
+if [ "$SECONDS" -gt 390 ]; then
+    echo "time budget spent: the CPU peers were not run" >"$OUT/cpu-peers.txt"
+elif timeout 60 python3 -c 'import jax, numpy' 2>/dev/null; then
     for run in 1 2 3; do
-        if [ "$SECONDS" -gt 450 ]; then echo "time budget spent: CPU peers stopped" >>"$OUT/bench.err"; break; fi
-        echo "== run $run ($(nproc) CPU threads, $(date -u))"
+        if [ "$SECONDS" -gt 390 ]; then echo "time budget spent: CPU peers stopped"; break; fi
+        echo "== run $run (nproc $(nproc), $(date -u))"
         ICQ="$bin/icq" timeout 90 bash benches/peers/run.sh 2>&1
+        echo "run.sh exit $?"
     done >"$OUT/cpu-peers.txt"
 else
     echo "no NumPy or JAX in python3: the CPU peers were not run" >"$OUT/cpu-peers.txt"
@@ -117,7 +122,9 @@ fi
 
 # The JAX peer (benches/peers/icq_jax.py) on the GPU at the bench configuration, beside the
 # cuda rows of bench.jsonl at the same B and E.
-if timeout 60 python3 -c 'import jax' 2>/dev/null; then
+if [ "$SECONDS" -gt 480 ]; then
+    echo "time budget spent: the JAX peer was not run" >>"$OUT/bench.err"
+elif timeout 60 python3 -c 'import jax' 2>/dev/null; then
     timeout 30 "$bin/icq" model export examples/bench.toml -o "$ICQ_CACHE_DIR/bench.json" >/dev/null
     for log2 in 14 17 20; do
         if [ "$SECONDS" -gt 480 ]; then echo "time budget spent: JAX stopped" >>"$OUT/bench.err"; break; fi
@@ -131,4 +138,4 @@ else
 fi
 tail -n 5 "$OUT/parity.txt"
 cat "$OUT/bench.jsonl" "$OUT/peers.jsonl" 2>/dev/null
-grep -E '^(== run|icq|no NumPy)' "$OUT/cpu-peers.txt"
+grep -E '^(== run|icq|run.sh exit|no NumPy|time budget)' "$OUT/cpu-peers.txt" || true
