@@ -142,12 +142,13 @@ pub fn oracle_table(model: &Model, a: &Analysis, seconds: f64) -> String {
         );
     }
     if let Some(m) = &a.sampler_mixing {
+        // After the trajectory chain's t_mix and spectral gap, which it stands beside.
         let at = rows
             .iter()
             .position(|(k, _)| *k == "spectral gap")
             .expect("a row");
         rows.insert(
-            at,
+            at + 1,
             (
                 "sampler mixing",
                 format!(
