@@ -183,7 +183,10 @@ fn filters_name_an_unknown_column_and_the_values_of_a_column_that_matches_nothin
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("bogus: not a column"), "{err}");
-    assert!(err.contains("\"interface_noise\""), "{err}");
+    assert!(
+        err.contains("columns: checkpoint, epoch, interface_noise, "),
+        "{err}"
+    );
     let err = plot(&dir, &with("interface_noise", "7"), &dir)
         .unwrap_err()
         .to_string();
