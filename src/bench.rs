@@ -9,7 +9,7 @@ use crate::backend::{Backend, Chosen};
 use crate::config::Input;
 use crate::error::{Error, Result};
 use crate::learn::plan::{BatchPlan, Plan};
-use crate::learn::{Sampler, Weights};
+use crate::learn::Weights;
 use crate::oracle::Oracle;
 
 /// One benchmark measurement.
@@ -106,12 +106,11 @@ pub fn bench(input: &Input, request: BenchRequest<'_>) -> Result<BenchResult> {
         }
     }
     let cfg = &input.config;
-    let mu = match cfg.learner.sampler {
-        Sampler::Reset { .. } => {
-            let oracle = Oracle::new(&input.model)?;
-            Some(oracle.chain().stationary(1_000_000)?.0)
-        }
-        _ => None,
+    let mu = if cfg.learner.sampler.draws_from_mu() {
+        let oracle = Oracle::new(&input.model)?;
+        Some(oracle.chain().stationary(1_000_000)?.0)
+    } else {
+        None
     };
     let plan = Plan::new(
         &input.model,

@@ -637,12 +637,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 } else if let Err(e) = Oracle::check_size(&input.model) {
                     // Valid, but the commands that need the oracle refuse it: `icq bench` too
                     // where its reset sampler draws from μ.
-                    let bench = match input.config.learner.sampler {
-                        icq::learn::Sampler::Reset { .. } => {
-                            ", `icq run` and `icq bench` (its reset sampler draws from μ) refuse \
-                             this model"
-                        }
-                        _ => " and `icq run` refuse this model, `icq bench` runs it",
+                    let bench = if input.config.learner.sampler.draws_from_mu() {
+                        ", `icq run` and `icq bench` (its reset sampler draws from μ) refuse \
+                         this model"
+                    } else {
+                        " and `icq run` refuse this model, `icq bench` runs it"
                     };
                     println!("oracle: {e}; `icq oracle`{bench}");
                 }

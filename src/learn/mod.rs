@@ -44,6 +44,12 @@ impl Sampler {
         }
     }
 
+    /// Whether it draws from the oracle's stationary law μ (`reset`): a run without the oracle
+    /// (`icq bench`) then still needs it.
+    pub fn draws_from_mu(&self) -> bool {
+        matches!(self, Self::Reset { .. })
+    }
+
     /// A short label: `trajectory`, `lazy(0.5)`, `reset(0.9)`.
     pub fn label(&self) -> String {
         match self {
