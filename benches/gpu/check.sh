@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The GPU checks of a short visit to a GPU machine, in one command: the parity tests of the WGSL and CUDA
-# kernels against the CPU backend on the real adapter and device, then `icq bench` for the
-# cpu, wgpu and cuda backends on the same machine at B = 2^10 … 2^20 (quickstart and bench
+# kernels against the CPU backend on the real adapter and device, the CPU backend against the
+# NumPy and JAX peers on the host's CPUs (benches/peers/run.sh), then `icq bench` for the cpu,
+# wgpu and cuda backends on the same machine at B = 2^10 … 2^20 (quickstart and bench
 # configurations; bench-f16 on cuda), the CUDA kernel's registers and spills (ptxas -v), one
-# launch under Nsight Compute where ncu is there, the CPU backend against the NumPy and JAX
-# peers on the host's CPUs (benches/peers/run.sh), and the JAX peer on the same GPU where
-# python3 has JAX (each output says so where its tool is missing). Results go to
+# launch under Nsight Compute where ncu is there, and the JAX peer on the same GPU where python3
+# has JAX (each output says so where its tool is missing). Results go to
 # ${OUT:-out/gpu}: gpu.txt, parity.txt, bench.jsonl, bench.err, ptxas.txt, ncu.txt,
 # cpu-peers.txt, peers.jsonl.
 #
@@ -37,12 +37,27 @@ echo "gpu_parity exit $?" >>"$OUT/parity.txt"
 ICQ_REQUIRE_NVRTC=1 timeout 120 "$bin/cuda_kernels" >>"$OUT/parity.txt" 2>&1
 echo "cuda_kernels exit $?" >>"$OUT/parity.txt"
 
+# The CPU target of the learner (README, Performance): icq's cpu backend against the NumPy and
+# JAX peers on this host's CPUs, at the configuration of examples/bench.toml (B = 4096,
+# E = 200), three runs, before the benches so that the budget below cannot crowd them out; none
+# starts after 3.5 minutes.
+if timeout 60 python3 -c 'import jax, numpy' 2>/dev/null; then
+    for run in 1 2 3; do
+        if [ "$SECONDS" -gt 210 ]; then echo "time budget spent: CPU peers stopped"; break; fi
+        echo "== run $run (nproc $(nproc), $(date -u))"
+        ICQ="$bin/icq" timeout 90 bash benches/peers/run.sh 2>&1
+        echo "run.sh exit $?"
+    done >"$OUT/cpu-peers.txt"
+else
+    echo "no NumPy or JAX in python3: the CPU peers were not run" >"$OUT/cpu-peers.txt"
+fi
+
 # A PTX cache of the benches alone, read back below for the register report.
 export ICQ_CACHE_DIR
 ICQ_CACHE_DIR=$(mktemp -d)
 
-# No bench starts after 5 minutes, no CPU-peer run after 6.5, no JAX run on the GPU after 8;
-# with each step's own limit the whole script takes about 7 minutes, 10 at worst.
+# No bench starts after 5.5 minutes, no JAX run on the GPU after 8; with each step's own limit
+# the whole script takes about 7 minutes, 10 at worst.
 # The wgpu rows take the memory bandwidth the CUDA device reports for their roofline
 # fraction, when wgpu's adapter is that card (its name contains the CUDA device's).
 peak=""
@@ -52,7 +67,7 @@ wgpu_device=$(timeout 60 "$bin/icq" bench examples/quickstart.toml --backend wgp
 for config in examples/quickstart.toml examples/bench.toml; do
     for backend in cuda wgpu cpu; do
         for log2 in 10 14 17 20; do
-            if [ "$SECONDS" -gt 300 ]; then echo "time budget spent: stopped" >>"$OUT/bench.err"; break 3; fi
+            if [ "$SECONDS" -gt 330 ]; then echo "time budget spent: stopped" >>"$OUT/bench.err"; break 3; fi
             # The CPU only at the smaller sizes (it is the baseline, not the subject).
             if [ "$backend" = cpu ] && [ "$log2" -gt 14 ]; then continue; fi
             extra=()
@@ -72,7 +87,7 @@ for config in examples/quickstart.toml examples/bench.toml; do
 done
 # f16 weight storage on the CUDA backend against the f32 rows above.
 for log2 in 17 20; do
-    if [ "$SECONDS" -gt 300 ]; then echo "time budget spent: stopped" >>"$OUT/bench.err"; break; fi
+    if [ "$SECONDS" -gt 330 ]; then echo "time budget spent: stopped" >>"$OUT/bench.err"; break; fi
     line=$(timeout 120 "$bin/icq" bench examples/bench-f16.toml --backend cuda \
         --instances $((1 << log2)) --epochs "$EPOCHS" --json 2>>"$OUT/bench.err")
     echo "{\"config\":\"examples/bench-f16.toml\",\"result\":${line:-null}}" >>"$OUT/bench.jsonl"
@@ -101,23 +116,6 @@ if command -v ncu >/dev/null; then
     echo "ncu exit $?" >>"$OUT/ncu.txt"
 else
     echo "ncu not found" >"$OUT/ncu.txt"
-fi
-
-# The CPU target of the learner (README, Performance): icq's cpu backend against the NumPy and
-# JAX peers on this host's CPUs, at the configuration of examples/bench.toml (B = 4096,
-# E = 200), three runs; none starts after 6.5 minutes, so that they end before the JAX step's
-# last start.
-if [ "$SECONDS" -gt 390 ]; then
-    echo "time budget spent: the CPU peers were not run" >"$OUT/cpu-peers.txt"
-elif timeout 60 python3 -c 'import jax, numpy' 2>/dev/null; then
-    for run in 1 2 3; do
-        if [ "$SECONDS" -gt 390 ]; then echo "time budget spent: CPU peers stopped"; break; fi
-        echo "== run $run (nproc $(nproc), $(date -u))"
-        ICQ="$bin/icq" timeout 90 bash benches/peers/run.sh 2>&1
-        echo "run.sh exit $?"
-    done >"$OUT/cpu-peers.txt"
-else
-    echo "no NumPy or JAX in python3: the CPU peers were not run" >"$OUT/cpu-peers.txt"
 fi
 
 # The JAX peer (benches/peers/icq_jax.py) on the GPU at the bench configuration, beside the
