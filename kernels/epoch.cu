@@ -4,8 +4,9 @@
 // Compiled by NVRTC for the device with -DICQ_WIDTH=<hidden width> -DICQ_ACTIONS=<A>, and as
 // plain C++ on the host (the test shim: `icq_epochs_host` runs the same instance function in a
 // loop), where the arrays take their largest sizes; with -DICQ_F16 (NVRTC and a second host
-// build) parameters are stored as f16. Per-instance data is instance-minor within
-// a group: field f of the group's instance b is at base + f·n + b, n the group's instances.
+// build) parameters are stored as f16. Per-instance data lies by group, n the group's
+// instances: record field f of instance b at base + f·n + b (instance-minor), parameter j in
+// tiles of eight at base + (⌊j/8⌋·n + b)·8 + j mod 8 (`param_index` in src/backend/device.rs).
 
 #include "philox.cuh"
 
@@ -191,9 +192,14 @@ ICQ_FN unsigned int pending_field(const Ctx* c, unsigned int agent, unsigned int
 
 // ---- networks -------------------------------------------------------------------------
 
-ICQ_FN float param(const Ctx* c, unsigned int b, unsigned int j) { return param_load(c->PARAMS[c->P->param_base + j * c->P->instances + b]); }
+// Parameter j of instance b: a thread's run of consecutive parameters shares a memory sector
+// whatever unit and input its neighbours are at.
+ICQ_FN unsigned int param_at(const Ctx* c, unsigned int b, unsigned int j) {
+    return c->P->param_base + ((j >> 3u) * c->P->instances + b) * 8u + (j & 7u);
+}
+ICQ_FN float param(const Ctx* c, unsigned int b, unsigned int j) { return param_load(c->PARAMS[param_at(c, b, j)]); }
 ICQ_FN void param_sub(Ctx* c, unsigned int b, unsigned int j, float d) {
-    unsigned int i = c->P->param_base + j * c->P->instances + b;
+    unsigned int i = param_at(c, b, j);
     c->PARAMS[i] = param_store(param_load(c->PARAMS[i]) - d);
 }
 ICQ_FN unsigned int unit_field(const Ctx* c, unsigned int unit, unsigned int f) { return c->MU[c->P->off_units + unit * UNIT_FIELDS + f]; }

@@ -7,8 +7,10 @@
 //
 // A chunk holds the instances of one or more plans (each its own model and learner), in
 // groups: the group table `G` gives each group's parameters, and every invocation works on a
-// private copy `P` of its group's entry. Per-instance data is instance-minor within a group:
-// field f of the group's instance b is at base + f·n + b, n the group's instances here.
+// private copy `P` of its group's entry. Per-instance data lies by group, n the group's
+// instances here: record field f of instance b at base + f·n + b (instance-minor), parameter j
+// in tiles of eight at base + (⌊j/8⌋·n + b)·8 + j mod 8 (`param_index` in
+// src/backend/device.rs).
 
 struct Dispatch {
     instances: u32,
@@ -153,14 +155,20 @@ var<private> G1: array<f32, WIDTH>;
 var<private> G2: array<f32, WIDTH>;
 var<private> Q: array<f32, ACTIONS>;
 
+// Parameter j of instance b: an invocation's run of consecutive parameters shares a memory
+// sector whatever unit and input its neighbours are at.
+fn param_at(b: u32, j: u32) -> u32 {
+    return P.param_base + ((j >> 3u) * P.instances + b) * 8u + (j & 7u);
+}
+
 fn param(b: u32, j: u32) -> f32 {
-    return PARAMS[P.param_base + j * P.instances + b];
+    return PARAMS[param_at(b, j)];
 }
 
 // Every parameter write goes through the storage: with f16 weights the value is rounded to
 // the nearest f16 (ties to even; kept in an f32 word).
 fn param_add(b: u32, j: u32, d: f32) {
-    let i = P.param_base + j * P.instances + b;
+    let i = param_at(b, j);
     var v = PARAMS[i] - d;
     if (P.weights == 1u) {
         v = round_f16(v);

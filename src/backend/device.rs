@@ -2,8 +2,8 @@
 //! (mirrored in `shaders/epoch.wgsl` and `kernels/epoch.cu`), the model and learner tables of a
 //! batch's plans packed into one `u32` buffer and one `f32` buffer shared by all instances, and
 //! the chunks a batch is cut into — each a table of groups (the slice of one plan it holds) with
-//! their records and parameters one instance-minor block after the other — and the way back
-//! from chunk buffers to per-plan Q tables and counters.
+//! their records (instance-minor) and parameters (in tiles, see [`param_index`]) one block after
+//! the other — and the way back from chunk buffers to per-plan Q tables and counters.
 
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
@@ -383,18 +383,41 @@ pub fn record_fields(units: usize, agents: usize) -> usize {
     5 + units + 5 * agents
 }
 
-/// Instance records and parameters of instances `start..start + len`, instance-minor, as the
-/// host initialises them (the CPU backend's own initial states and parameters).
+/// Parameters per tile: a group's parameters j = 8t … 8t + 7 of one instance lie together (32
+/// bytes of f32, one memory sector), the tiles of all its instances side by side.
+pub const PARAM_TILE: usize = 8;
+
+/// Where parameter `j` of instance `b` of a group of `n` instances lies in the group's
+/// parameter block: tile ⌊j/8⌋ of every instance in turn, eight values each,
+/// `(⌊j/8⌋·n + b)·8 + j mod 8`. Neighbouring invocations reading the same parameter touch
+/// neighbouring sectors, and one invocation reading a run of its own parameters (a hidden
+/// layer's column, an output row) touches one sector per eight values, whichever unit and input
+/// its neighbours are at. (Plain instance-minor, `j·n + b`, made every such read by a thread
+/// whose unit or input differed from its neighbours' a sector of its own.) The kernels' `param`
+/// computes the same.
+pub fn param_index(j: usize, b: usize, n: usize) -> usize {
+    (j / PARAM_TILE * n + b) * PARAM_TILE + j % PARAM_TILE
+}
+
+/// Values of the parameter block of a group of `n` instances with `params` parameters each:
+/// whole tiles (the last tile's unused values stay zero).
+pub fn param_words(params: usize, n: usize) -> usize {
+    params.div_ceil(PARAM_TILE) * PARAM_TILE * n
+}
+
+/// Instance records (instance-minor) and parameters (tiled, [`param_index`]) of instances
+/// `start..start + len`, as the host initialises them (the CPU backend's own initial states
+/// and parameters).
 ///
 /// Instances go in blocks of about 16 MB of parameters: a block's parameters are drawn in
-/// parallel, instance-major, then copied into every row of the instance-minor layout in
-/// parallel, one contiguous run per row.
+/// parallel, instance-major, then copied into every row of tiles in parallel, one contiguous
+/// run per row.
 /// (Instance by instance, on one thread, with a write per row for each instance, this took
 /// most of a large batch's set-up.)
 pub fn initial_instances(plan: &Plan, start: u32, len: u32) -> (Vec<u32>, Vec<f32>) {
     let n = len as usize;
     let mut inst = vec![0u32; inst_fields(plan) * n];
-    let mut params = vec![0.0f32; plan.layout.params * n];
+    let mut params = vec![0.0f32; param_words(plan.layout.params, n)];
     initial_instances_into(plan, start, &mut inst, &mut params, BLOCK_FLOATS);
     (inst, params)
 }
@@ -414,7 +437,7 @@ fn initial_instances_into(
 ) {
     let p = plan.layout.params;
     let n = inst.len() / inst_fields(plan);
-    debug_assert_eq!(params.len(), p * n);
+    debug_assert_eq!(params.len(), param_words(p, n));
     for (b, state) in inst[..n].iter_mut().enumerate() {
         *state = plan.initial_state(start + b as u32) as u32;
     }
@@ -431,25 +454,32 @@ fn initial_instances_into(
             plan.layout.init(seed, local, own);
         });
         let block = &*block;
-        params.par_chunks_mut(n).enumerate().for_each(|(j, row)| {
-            for (i, v) in row[b0..b0 + count].iter_mut().enumerate() {
-                *v = block[i * p + j];
-            }
-        });
+        params
+            .par_chunks_mut(PARAM_TILE * n)
+            .enumerate()
+            .for_each(|(t, row)| {
+                let (j0, j1) = (t * PARAM_TILE, ((t + 1) * PARAM_TILE).min(p));
+                let tiles = row[PARAM_TILE * b0..PARAM_TILE * (b0 + count)].chunks_mut(PARAM_TILE);
+                for (i, tile) in tiles.enumerate() {
+                    tile[..j1 - j0].copy_from_slice(&block[i * p + j0..i * p + j1]);
+                }
+            });
     }
 }
 
-/// Instance-minor parameters (`instances` blocks of `params` floats) made instance-major,
-/// instances in parallel.
-pub fn params_instance_major(minor: &[f32], params: usize, instances: usize) -> Vec<f32> {
+/// A group's tiled parameter block ([`param_index`]; `instances` instances of `params`
+/// parameters) made instance-major, instances in parallel.
+pub fn params_instance_major(tiled: &[f32], params: usize, instances: usize) -> Vec<f32> {
+    debug_assert_eq!(tiled.len(), param_words(params, instances));
     let mut major = vec![0.0f32; params * instances];
     if params > 0 {
         major
             .par_chunks_mut(params)
             .enumerate()
             .for_each(|(b, own)| {
-                for (j, v) in own.iter_mut().enumerate() {
-                    *v = minor[j * instances + b];
+                for (t, run) in own.chunks_mut(PARAM_TILE).enumerate() {
+                    let at = param_index(t * PARAM_TILE, b, instances);
+                    run.copy_from_slice(&tiled[at..at + run.len()]);
                 }
             });
     }
@@ -457,7 +487,8 @@ pub fn params_instance_major(minor: &[f32], params: usize, instances: usize) -> 
 }
 
 /// One chunk of a batch on a device: global instances `start..start + len`, cut into groups
-/// by plan, each group's records and parameters one instance-minor block after the other.
+/// by plan, each group's records (instance-minor) and parameters (tiled) one block after the
+/// other.
 #[derive(Clone, Debug)]
 pub struct Chunk {
     /// Global index of the chunk's first instance.
@@ -504,7 +535,7 @@ impl Chunk {
             });
             chunk.plans.push(g);
             chunk.inst_words += inst_fields(plan) * n as usize;
-            chunk.param_words += plan.layout.params * n as usize;
+            chunk.param_words += param_words(plan.layout.params, n as usize);
             if chunk.inst_words.max(chunk.param_words) > u32::MAX as usize {
                 return Err(Error::TooLarge(format!(
                     "instances {start}..{end} of the batch hold {} parameters and {} record words, more than 2³² − 1; run fewer instances at once",
@@ -550,7 +581,7 @@ impl Chunk {
                 plan,
                 group.instance0,
                 &mut inst[i0..i0 + inst_fields(plan) * n],
-                &mut params[p0..p0 + plan.layout.params * n],
+                &mut params[p0..p0 + param_words(plan.layout.params, n)],
                 BLOCK_FLOATS,
             );
         }
@@ -571,7 +602,10 @@ impl Chunk {
             let (base, size) = if records {
                 (group.inst_base as usize, inst_fields(plan) * n)
             } else {
-                (group.param_base as usize, plan.layout.params * n)
+                (
+                    group.param_base as usize,
+                    param_words(plan.layout.params, n),
+                )
             };
             (g, n, &buffer[base..base + size])
         })
@@ -670,18 +704,19 @@ pub fn from_f16_bits(bits: &[u16]) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::{
-        initial_instances, initial_instances_into, inst_fields, launches, params_instance_major,
+        initial_instances, initial_instances_into, inst_fields, launches, param_index, param_words,
+        params_instance_major,
     };
     use crate::learn::plan::Plan;
     use crate::learn::{LearnerConfig, Network};
     use crate::model::synthetic::Synthetic;
 
     /// The blocked, parallel set-up lays out exactly what instance-by-instance drawing gives:
-    /// every instance's own parameters at `j·n + b` and its initial state in the first record
-    /// field, across block boundaries and from a chunk that starts mid-batch; the read-back
-    /// transpose inverts it.
+    /// every instance's own parameters at `(⌊j/8⌋·n + b)·8 + j mod 8` (zeros after the last
+    /// parameter of the last tile) and its initial state in the first record field, across
+    /// block boundaries and from a chunk that starts mid-batch; the read-back inverts it.
     #[test]
-    fn initial_instances_lay_out_each_instance_minor() {
+    fn initial_instances_lay_out_each_instance_in_tiles() {
         let model = Synthetic::default().build().unwrap();
         let learner = LearnerConfig {
             network: Network::Mlp { width: 4, depth: 1 },
@@ -690,14 +725,15 @@ mod tests {
         let plan = Plan::new(&model, &learner, 10_000, 0, None).unwrap();
         let (start, n) = (1_000u32, 8_200usize);
         let p = plan.layout.params;
+        assert_ne!(p % 8, 0, "a last tile part empty");
         // Blocks of 1 000 instances: eight whole blocks and a part.
         let mut inst = vec![0u32; inst_fields(&plan) * n];
-        let mut params = vec![0.0f32; p * n];
+        let mut params = vec![0.0f32; param_words(p, n)];
         initial_instances_into(&plan, start, &mut inst, &mut params, 1_000 * p);
         // The same as one block (the default size holds them all), allocated by the caller.
         let (whole_inst, whole_params) = initial_instances(&plan, start, n as u32);
         assert_eq!(whole_inst.len(), inst_fields(&plan) * n);
-        assert_eq!(whole_params.len(), p * n);
+        assert_eq!(whole_params.len(), p.div_ceil(8) * 8 * n);
         assert_eq!(whole_inst, inst);
         assert_eq!(whole_params, params);
         let mut own = vec![0.0f32; p];
@@ -708,9 +744,16 @@ mod tests {
             plan.layout.init(seed, local, &mut own);
             for (j, &v) in own.iter().enumerate() {
                 assert_eq!(
-                    params[j * n + b].to_bits(),
+                    params[(j / 8 * n + b) * 8 + j % 8].to_bits(),
                     v.to_bits(),
                     "instance {b}, parameter {j}"
+                );
+            }
+            for j in p..p.div_ceil(8) * 8 {
+                assert_eq!(
+                    params[param_index(j, b, n)],
+                    0.0,
+                    "instance {b}, padding {j}"
                 );
             }
         }

@@ -3,9 +3,10 @@
 //!
 //! The tables of a batch's plans are packed once into two read-only buffers (`u32` tables and
 //! `f32` values) shared by every instance; each chunk carries a group table (one entry per plan
-//! slice it holds) and per-instance records and parameters instance-minor within a group (field
-//! f of the group's instance b at base + f·n + b), so neighbouring invocations read
-//! neighbouring words. A batch larger than the adapter's storage-binding limit is split into
+//! slice it holds) and per-instance records instance-minor within a group (field f of the
+//! group's instance b at base + f·n + b), so neighbouring invocations read neighbouring words,
+//! and parameters in tiles of eight (`device::param_index`), so an invocation's run of its own
+//! parameters shares a memory sector. A batch larger than the adapter's storage-binding limit is split into
 //! chunks with buffers of their own.
 //! Initial states and parameters come from the host (the CPU backend's own initialisation);
 //! Q tables are read back at checkpoints only and evaluated by the CPU forward pass.
@@ -14,7 +15,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::device::{
-    gather_counters, gather_params, gather_q, gather_states, inst_fields, Chunk, DeviceModel,
+    gather_counters, gather_params, gather_q, gather_states, inst_fields, param_words, Chunk,
+    DeviceModel,
 };
 use super::gpu::{AdapterChoice, GpuContext};
 use super::sources::epoch_wgsl;
@@ -126,7 +128,7 @@ impl Wgpu {
         let widest = batch
             .plans
             .iter()
-            .map(|p| p.layout.params.max(inst_fields(p)))
+            .map(|p| param_words(p.layout.params, 1).max(inst_fields(p)))
             .max()
             .unwrap_or(1);
         let per_instance = 4 * widest as u64;
