@@ -38,8 +38,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Whether the instance diverged: a Q-value on μ's support is not finite, so neither is
-    /// its error (the means over instances leave it out, and runs and sweeps count it).
+    /// Whether the instance diverged: one of its Q-values (any input, on μ's support or not)
+    /// is not finite. Its errors are then NaN and it has no policy gap: the means over
+    /// instances leave it out, and runs and sweeps count it.
     pub fn diverged(&self) -> bool {
         !self.q_err.is_finite()
     }
@@ -64,6 +65,14 @@ pub fn checkpoint_metrics(
         .collect();
     let row = |b: usize, s: usize| q.row(b, plan.unit_of(s), plan.state_input[s] as usize);
     let instances = plan.instances as usize;
+    // A Q-value that is not finite anywhere (off μ's support too: at a transient state of the
+    // start, say, where the greedy policy starts) makes the whole instance diverged.
+    let block = q.inputs * a;
+    let finite = |b: usize| {
+        q.values[b * block..(b + 1) * block]
+            .iter()
+            .all(|v| v.is_finite())
+    };
     let mut out: Vec<Metrics> = (0..instances)
         .into_par_iter()
         .map(|b| {
@@ -87,6 +96,9 @@ pub fn checkpoint_metrics(
                 sq += analysis.mu[s] * e / a as f64;
                 sq_obs += analysis.mu[s] * e_obs / a as f64;
             }
+            if !finite(b) {
+                (sq, sq_obs, sup) = (f64::NAN, f64::NAN, f64::NAN);
+            }
             let updates = counters.updates[b * units..(b + 1) * units].to_vec();
             let total_updates: u64 = updates.iter().map(|&u| u64::from(u)).sum();
             let epochs = counters.epochs[b];
@@ -105,16 +117,10 @@ pub fn checkpoint_metrics(
         .collect();
 
     // Greedy policies, keyed by their actions per joint state, each evaluated once. A diverged
-    // instance (a Q-value not finite) has no greedy policy: its gap stays unknown.
+    // instance has no greedy policy: its gap stays unknown.
     let per_seed = plan.per_seed as usize;
-    let block = q.inputs * a;
-    let finite = |b: usize| {
-        q.values[b * block..(b + 1) * block]
-            .iter()
-            .all(|v| v.is_finite())
-    };
     let with_gap: Vec<usize> = (0..instances)
-        .filter(|&b| b % per_seed < policy_gap_instances && finite(b))
+        .filter(|&b| b % per_seed < policy_gap_instances && !out[b].diverged())
         .collect();
     let policies: Vec<Vec<u32>> = with_gap
         .par_iter()
@@ -284,6 +290,72 @@ mod tests {
         let m = checkpoint_metrics(&plan, &oracle, &analysis, &q, &counters, 3, 1e-12).unwrap();
         assert!(m[0].policy_gap.is_some_and(f64::is_finite), "{:?}", m[0]);
         assert_eq!((m[1].policy_gap, m[2].policy_gap), (None, None));
+    }
+
+    /// A Q-value that is not finite off μ's support still makes the instance diverged: here
+    /// artifact state 0 is only the start (both options move to state 1 and stay), so μ puts
+    /// no mass on it, but the greedy policy starts there. The instance's errors are NaN, it has
+    /// no policy gap, and it counts as diverged; the other instance is untouched.
+    #[test]
+    fn a_value_not_finite_off_the_support_is_divergence() {
+        use crate::model::{Agent, Duration, Initial, Model, OptionSpec};
+        let option = |reward: f64| OptionSpec {
+            executor: 0,
+            duration: Duration::Fixed { steps: 1 },
+            artifact_transition: vec![vec![0.0, 1.0], vec![0.0, 1.0]],
+            private_transition: vec![vec![1.0]],
+            reward: vec![vec![reward], vec![reward]],
+            terminal: false,
+        };
+        let model = Model {
+            gamma: 0.9,
+            agents: vec![Agent {
+                private_states: 1,
+                interface: vec![0, 1],
+            }],
+            artifact_states: 2,
+            actions: 2,
+            options: vec![option(1.0), option(0.5)],
+            action_options: vec![vec![0, 1]],
+            initial: Initial {
+                agent: 0,
+                artifact: vec![1.0, 0.0],
+                private: vec![vec![1.0]],
+            },
+        };
+        let oracle = Oracle::new(&model).unwrap();
+        let analysis = oracle.analyze(&OracleOptions::default()).unwrap();
+        let plan = Plan::new(&model, &LearnerConfig::default(), 2, 0, None).unwrap();
+        let start = (0..plan.space.states)
+            .find(|&s| analysis.mu[s] == 0.0)
+            .expect("a state off the support");
+        let input = plan.state_input[start] as usize;
+        assert!(
+            (0..plan.space.states)
+                .filter(|&s| plan.state_input[s] as usize == input)
+                .all(|s| analysis.mu[s] == 0.0),
+            "the input of the start is seen off the support only"
+        );
+        let mut q = tables(&plan, &[0.0, 0.0], |s| analysis.q_row(s));
+        let at = (q.inputs + q.unit_offset[plan.unit_of(start)] + input) * q.actions;
+        q.values[at] = f32::NAN;
+        let counters = Counters {
+            epochs: vec![1; 2],
+            steps: vec![1; 2],
+            abs_target: vec![0.0; 2],
+            updates: vec![1; 2],
+        };
+        let m = checkpoint_metrics(&plan, &oracle, &analysis, &q, &counters, 2, 1e-12).unwrap();
+        let tol = 1e-6 * analysis.q_star_norm;
+        assert!(!m[0].diverged() && m[0].q_err < tol, "{:?}", m[0]);
+        assert!(
+            m[0].policy_gap.is_some_and(|g| g.abs() < 1e-9),
+            "{:?}",
+            m[0]
+        );
+        assert!(m[1].diverged(), "{:?}", m[1]);
+        assert!(m[1].q_err.is_nan() && m[1].q_err_obs.is_nan() && m[1].q_err_sup.is_nan());
+        assert_eq!(m[1].policy_gap, None);
     }
 
     /// A centralized learner's table set to Q* itself: q_err 0, q_err_obs the interface term,
