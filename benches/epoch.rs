@@ -2,8 +2,8 @@
 //! at the performance configuration (`examples/bench.toml`), tabular and MLP learners, two
 //! batch sizes. Groups `cpu/epoch` and `wgpu/epoch` (the latter only where wgpu finds an
 //! adapter; on a software one its figures mean nothing), and `device/setup`: the host drawing
-//! a GPU batch's initial records and parameters and laying them out instance-minor
-//! (`initial_instances`).
+//! a GPU batch's initial records and parameters and laying them out as the kernels read them:
+//! records instance-minor, parameters in tiles of eight (`initial_instances`, `param_index`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};

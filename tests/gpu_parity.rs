@@ -318,7 +318,8 @@ fn oversized_bindings_are_refused() {
         SYNTH,
         "[learner]\nnetwork = { mlp = { width = 64, depth = 2 } }\nstep_size = { constant = { alpha = 0.01 } }\n",
     );
-    let bytes = 4 * plan.layout.params as u64;
+    // Parameters in whole tiles, as the device holds them.
+    let bytes = 4 * icq::backend::device::param_words(plan.layout.params, 1) as u64;
     let batch = BatchPlan::from(plan);
     let fits = gpu.with_binding_limit(2 * bytes);
     let mut b = fits.upload(&batch).unwrap();
@@ -336,9 +337,7 @@ fn oversized_bindings_are_refused() {
         "[model]\nagents = 3\nartifact_states = 128\ninterface_states = 4\nprivate_states = 1\n",
         "[learner]\nnetwork = \"tabular\"\n",
     );
-    let words = plan
-        .layout
-        .params
+    let words = icq::backend::device::param_words(plan.layout.params, 1)
         .max(icq::backend::device::inst_fields(&plan));
     let limit = 64 << 10;
     assert!(4 * words < limit / 4, "{words} words per instance");

@@ -389,12 +389,13 @@ pub const PARAM_TILE: usize = 8;
 
 /// Where parameter `j` of instance `b` of a group of `n` instances lies in the group's
 /// parameter block: tile ⌊j/8⌋ of every instance in turn, eight values each,
-/// `(⌊j/8⌋·n + b)·8 + j mod 8`. Neighbouring invocations reading the same parameter touch
-/// neighbouring sectors, and one invocation reading a run of its own parameters (a hidden
-/// layer's column, an output row) touches one sector per eight values, whichever unit and input
-/// its neighbours are at. (Plain instance-minor, `j·n + b`, made every such read by a thread
-/// whose unit or input differed from its neighbours' a sector of its own.) The kernels' `param`
-/// computes the same.
+/// `(⌊j/8⌋·n + b)·8 + j mod 8`. One invocation reading a run of its own parameters (a hidden
+/// layer's column, an output row) touches one tile per eight values, plus one where the run
+/// does not start on a tile (units' blocks do not, unless their size is a multiple of eight),
+/// whichever unit and input its neighbours are at; a tile of f32 is one 32-byte memory sector
+/// (of f16, half of one). Plain instance-minor, `j·n + b`, made every such read by a thread
+/// whose unit or input differed from its neighbours' a sector of its own. The kernels'
+/// `param_at` computes the same.
 pub fn param_index(j: usize, b: usize, n: usize) -> usize {
     (j / PARAM_TILE * n + b) * PARAM_TILE + j % PARAM_TILE
 }
@@ -538,7 +539,7 @@ impl Chunk {
             chunk.param_words += param_words(plan.layout.params, n as usize);
             if chunk.inst_words.max(chunk.param_words) > u32::MAX as usize {
                 return Err(Error::TooLarge(format!(
-                    "instances {start}..{end} of the batch hold {} parameters and {} record words, more than 2³² − 1; run fewer instances at once",
+                    "instances {start}..{end} of the batch hold {} parameter words and {} record words, more than 2³² − 1; run fewer instances at once",
                     chunk.param_words, chunk.inst_words
                 )));
             }

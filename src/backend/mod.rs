@@ -22,7 +22,8 @@ use crate::learn::plan::BatchPlan;
 /// every input (read back at each) and its metrics at every checkpoint (kept to the end).
 pub fn instance_bytes(layout: &NetLayout, agents: usize, checkpoints: usize) -> u64 {
     let units = layout.units.len();
-    let words = layout.params + device::record_fields(units, agents);
+    // Parameters in the device backends' whole tiles (at most seven more than the CPU's).
+    let words = device::param_words(layout.params, 1) + device::record_fields(units, agents);
     let mut bytes = 4 * words as u64;
     if checkpoints > 0 {
         let inputs: usize = layout.units.iter().map(|u| u.inputs).sum();

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::learn::Sampler;
 use crate::model::{Model, StateSpace};
 
-pub use chain::{total_variation, Chain};
+pub use chain::{total_variation, Chain, SecondEigenvalue};
 pub use interface::InterfaceGap;
 pub use kernels::OptionKernel;
 pub use value::Bellman;
@@ -69,6 +69,10 @@ pub struct Mixing {
     pub t_mix: Option<u64>,
     /// 1 − |λ₂|.
     pub spectral_gap: f64,
+    /// `Some(change)` when the Arnoldi iteration behind `spectral_gap` stopped at its cap of
+    /// 240 Krylov vectors with |λ₂|'s estimate still moving by `change` between its last two
+    /// checks (the gap is then approximate); `None` when it settled to 1e-10 or is exact.
+    pub spectral_gap_unsettled: Option<f64>,
 }
 
 /// Everything the oracle knows about one model.
@@ -285,7 +289,8 @@ impl Oracle {
         let chain = self.chain();
         let (mu, _) = chain.stationary(options.max_stationary_steps)?;
         let mixing_of = |sampler: Sampler| -> Result<Mixing> {
-            let spectral_gap = 1.0 - chain.second_eigenvalue(sampler, &mu, 0);
+            let second = chain.second_eigenvalue(sampler, &mu, 0);
+            let spectral_gap = 1.0 - second.modulus;
             let t_mix = if spectral_gap > NEVER_MIXES {
                 Some(chain.mixing_time(sampler, &mu, options.max_mixing_epochs)?)
             } else {
@@ -295,6 +300,7 @@ impl Oracle {
                 sampler: sampler.label(),
                 t_mix,
                 spectral_gap,
+                spectral_gap_unsettled: second.unsettled,
             })
         };
         let mixing = mixing_of(Sampler::Trajectory)?;

@@ -36,8 +36,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// classes, the AIS bound's span over visited observations; 4: means over finite values only,
 /// the `diverged` column, no policy gap for a diverged instance, μ renormalised each step;
 /// 5: the `epochs`, `checkpoints` and `policy_gap_instances` columns, a table's `width` and
-/// `depth` null), so that a sweep never resumes with rows of an older build.
-const RESULTS_VERSION: u32 = 5;
+/// `depth` null; 6: an instance with a Q-value not finite anywhere, off μ's support too, is
+/// diverged), so that a sweep never resumes with rows of an older build.
+const RESULTS_VERSION: u32 = 6;
 
 /// What a unit computes, as a hash: the results version, its place in the grid, its seed and
 /// axis values, and its whole model, learner and run settings (all but the backend, which
