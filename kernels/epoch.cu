@@ -192,8 +192,9 @@ ICQ_FN unsigned int pending_field(const Ctx* c, unsigned int agent, unsigned int
 
 // ---- networks -------------------------------------------------------------------------
 
-// Parameter j of instance b: a thread's run of consecutive parameters shares a memory sector
-// whatever unit and input its neighbours are at.
+// Parameter j of instance b: a thread's run of consecutive parameters reads one tile of eight
+// per eight values (one more where it starts mid-tile), whatever unit and input its
+// neighbours are at.
 ICQ_FN unsigned int param_at(const Ctx* c, unsigned int b, unsigned int j) {
     return c->P->param_base + ((j >> 3u) * c->P->instances + b) * 8u + (j & 7u);
 }

@@ -155,8 +155,9 @@ var<private> G1: array<f32, WIDTH>;
 var<private> G2: array<f32, WIDTH>;
 var<private> Q: array<f32, ACTIONS>;
 
-// Parameter j of instance b: an invocation's run of consecutive parameters shares a memory
-// sector whatever unit and input its neighbours are at.
+// Parameter j of instance b: an invocation's run of consecutive parameters reads one tile of
+// eight per eight values (one more where it starts mid-tile), whatever unit and input its
+// neighbours are at.
 fn param_at(b: u32, j: u32) -> u32 {
     return P.param_base + ((j >> 3u) * P.instances + b) * 8u + (j & 7u);
 }

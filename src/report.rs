@@ -186,14 +186,11 @@ fn epochs(t: Option<u64>) -> String {
     t.map_or("never (|λ₂| = 1)".into(), |t| format!("{t} epochs"))
 }
 
-/// A spectral gap as the table prints it: six decimals, and how far it may be off when the
+/// A spectral gap as the table prints it: six decimals, and why it is approximate when the
 /// Arnoldi iteration stopped at its cap before settling.
 fn gap(m: &Mixing) -> String {
-    match m.spectral_gap_unsettled {
+    match m.gap_caveat() {
         None => format!("{:.6}", m.spectral_gap),
-        Some(change) => format!(
-            "{:.6}  (approximate: Arnoldi stopped at its 240 Krylov vectors with |λ₂| still moving by {change:.1e})",
-            m.spectral_gap
-        ),
+        Some(caveat) => format!("{:.6}  ({caveat})", m.spectral_gap),
     }
 }

@@ -474,11 +474,11 @@ pub fn run_points(
             })
             .map_err(at)?;
         for m in std::iter::once(&analysis.mixing).chain(&analysis.sampler_mixing) {
-            if let Some(change) = m.spectral_gap_unsettled {
+            if let Some(caveat) = m.gap_caveat() {
                 let place = point.place.map_or(String::new(), |p| format!("{p}: "));
                 progress.bar.suspend(|| {
                     eprintln!(
-                        "warning: {place}the spectral gap of the {} chain is approximate: the Arnoldi iteration stopped at its 240 Krylov vectors with |λ₂| still moving by {change:.1e}",
+                        "warning: {place}the spectral gap of the {} chain is {caveat}",
                         m.sampler
                     )
                 });

@@ -6,8 +6,8 @@
 //! slice it holds) and per-instance records instance-minor within a group (field f of the
 //! group's instance b at base + f·n + b), so neighbouring invocations read neighbouring words,
 //! and parameters in tiles of eight (`device::param_index`), so an invocation's run of its own
-//! parameters shares a memory sector. A batch larger than the adapter's storage-binding limit is split into
-//! chunks with buffers of their own.
+//! parameters reads whole tiles whatever its neighbours read. A batch larger than the
+//! adapter's storage-binding limit is split into chunks with buffers of their own.
 //! Initial states and parameters come from the host (the CPU backend's own initialisation);
 //! Q tables are read back at checkpoints only and evaluated by the CPU forward pass.
 

@@ -73,32 +73,34 @@ pub fn checkpoint_metrics(
             .iter()
             .all(|v| v.is_finite())
     };
+    // ‖Q − Q*‖²_μ, ‖Q − Q*_obs∘o‖²_μ and max |Q − Q*| over μ's support, of a finite instance.
+    let errors = |b: usize| {
+        let (mut sq, mut sq_obs, mut sup) = (0.0f64, 0.0f64, 0.0f64);
+        for &s in &support {
+            let learned = row(b, s);
+            let (star, star_obs) = (analysis.q_row(s), analysis.q_obs_row(s));
+            let (mut e, mut e_obs) = (0.0, 0.0);
+            for act in 0..a {
+                let d = f64::from(learned[act]) - star[act];
+                let d_obs = f64::from(learned[act]) - star_obs[act];
+                e += d * d;
+                e_obs += d_obs * d_obs;
+                sup = sup.max(d.abs());
+            }
+            sq += analysis.mu[s] * e / a as f64;
+            sq_obs += analysis.mu[s] * e_obs / a as f64;
+        }
+        (sq, sq_obs, sup)
+    };
     let mut out: Vec<Metrics> = (0..instances)
         .into_par_iter()
         .map(|b| {
-            let (mut sq, mut sq_obs, mut sup) = (0.0f64, 0.0f64, 0.0f64);
-            for &s in &support {
-                let learned = row(b, s);
-                let (star, star_obs) = (analysis.q_row(s), analysis.q_obs_row(s));
-                let (mut e, mut e_obs) = (0.0, 0.0);
-                for act in 0..a {
-                    let d = f64::from(learned[act]) - star[act];
-                    let d_obs = f64::from(learned[act]) - star_obs[act];
-                    e += d * d;
-                    e_obs += d_obs * d_obs;
-                    // NaN-propagating: a diverged instance must not look converged.
-                    sup = if d.is_nan() || sup.is_nan() {
-                        f64::NAN
-                    } else {
-                        sup.max(d.abs())
-                    };
-                }
-                sq += analysis.mu[s] * e / a as f64;
-                sq_obs += analysis.mu[s] * e_obs / a as f64;
-            }
-            if !finite(b) {
-                (sq, sq_obs, sup) = (f64::NAN, f64::NAN, f64::NAN);
-            }
+            // A diverged instance has no errors: NaN, which the means leave out.
+            let (sq, sq_obs, sup) = if finite(b) {
+                errors(b)
+            } else {
+                (f64::NAN, f64::NAN, f64::NAN)
+            };
             let updates = counters.updates[b * units..(b + 1) * units].to_vec();
             let total_updates: u64 = updates.iter().map(|&u| u64::from(u)).sum();
             let epochs = counters.epochs[b];

@@ -28,7 +28,7 @@ const QUARTER_SLACK: f64 = 1e-12;
 /// Distributions pushed through the chain together when measuring t_mix.
 const ROWS_PER_BLOCK: usize = 32;
 /// Largest Krylov space for the spectral gap.
-const MAX_KRYLOV: usize = 240;
+pub(crate) const MAX_KRYLOV: usize = 240;
 /// The spectral-gap estimate has converged when it moves less than this between checks.
 const GAP_TOLERANCE: f64 = 1e-10;
 

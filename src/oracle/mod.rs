@@ -75,6 +75,19 @@ pub struct Mixing {
     pub spectral_gap_unsettled: Option<f64>,
 }
 
+impl Mixing {
+    /// Why `spectral_gap` is approximate, when it is: the Arnoldi iteration's cap and how far
+    /// the estimate still moved there (the oracle's table and `icq run`'s warning say this).
+    pub fn gap_caveat(&self) -> Option<String> {
+        self.spectral_gap_unsettled.map(|change| {
+            format!(
+                "approximate: the Arnoldi iteration stopped at its {} Krylov vectors with |λ₂| still moving by {change:.1e}",
+                chain::MAX_KRYLOV
+            )
+        })
+    }
+}
+
 /// Everything the oracle knows about one model.
 #[derive(Clone, Debug)]
 pub struct Analysis {
